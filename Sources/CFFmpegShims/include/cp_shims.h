@@ -1,0 +1,26 @@
+// C code that must be compiled: callbacks FFmpeg calls with C calling conventions.
+#ifndef COURSEPACK_SHIMS_H
+#define COURSEPACK_SHIMS_H
+
+#include <stdint.h>
+
+struct AVFormatContext;
+
+// Log sink: receives one formatted line per av_log call at or below the level set.
+typedef void (*cp_log_sink)(int level, const char *line);
+void cp_log_install(int max_level, cp_log_sink sink);
+
+// Interrupt state for AVIOInterruptCB: cancelled by flag, by deadline, or by a process signal.
+typedef struct cp_interrupt cp_interrupt;
+cp_interrupt *cp_interrupt_new(int64_t deadline_us);   // 0 = no deadline; microseconds of av_gettime_relative
+void cp_interrupt_free(cp_interrupt *state);
+void cp_interrupt_cancel(cp_interrupt *state);
+int cp_interrupt_reason(const cp_interrupt *state);    // 0 none, 1 cancelled, 2 deadline, 3 signal
+void cp_interrupt_attach(struct AVFormatContext *ctx, cp_interrupt *state);
+int64_t cp_now_us(void);
+
+// SIGINT/SIGTERM set a process-wide flag that every interrupt callback honours.
+void cp_signals_install(void);
+int cp_signal_received(void);   // the signal number, or 0
+
+#endif

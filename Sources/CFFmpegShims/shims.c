@@ -1,0 +1,89 @@
+#include "cp_shims.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libavformat/avformat.h>
+#include <libavutil/log.h>
+#include <libavutil/time.h>
+
+static _Atomic(cp_log_sink) log_sink = NULL;
+static atomic_int log_max_level = AV_LOG_WARNING;
+
+static void log_trampoline(void *avcl, int level, const char *fmt, va_list vl) {
+    // Filter by level before any formatting work.
+    if (level > atomic_load(&log_max_level)) return;
+    cp_log_sink sink = atomic_load(&log_sink);
+    if (!sink) return;
+    char line[1024];
+    int print_prefix = 1;
+    av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &print_prefix);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+    if (n == 0) return;
+    sink(level, line);
+}
+
+void cp_log_install(int max_level, cp_log_sink sink) {
+    atomic_store(&log_max_level, max_level);
+    atomic_store(&log_sink, sink);
+    av_log_set_level(max_level);
+    av_log_set_callback(log_trampoline);
+}
+
+struct cp_interrupt {
+    atomic_int cancelled;
+    int64_t deadline_us;
+    atomic_int reason;
+};
+
+static atomic_int signal_seen = 0;
+
+static void on_signal(int sig) { atomic_store(&signal_seen, sig); }
+
+void cp_signals_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cp_signal_received(void) { return atomic_load(&signal_seen); }
+
+int64_t cp_now_us(void) { return av_gettime_relative(); }
+
+cp_interrupt *cp_interrupt_new(int64_t deadline_us) {
+    cp_interrupt *s = calloc(1, sizeof *s);
+    if (s) s->deadline_us = deadline_us;
+    return s;
+}
+
+void cp_interrupt_free(cp_interrupt *state) { free(state); }
+
+void cp_interrupt_cancel(cp_interrupt *state) { atomic_store(&state->cancelled, 1); }
+
+static int interrupt_trampoline(void *opaque) {
+    cp_interrupt *s = opaque;
+    if (atomic_load(&s->cancelled)) { atomic_store(&s->reason, 1); return 1; }
+    if (atomic_load(&signal_seen)) { atomic_store(&s->reason, 3); return 1; }
+    if (s->deadline_us > 0 && av_gettime_relative() > s->deadline_us) { atomic_store(&s->reason, 2); return 1; }
+    return 0;
+}
+
+int cp_interrupt_reason(const cp_interrupt *state) {
+    if (atomic_load(&((cp_interrupt *)state)->reason)) return atomic_load(&((cp_interrupt *)state)->reason);
+    if (atomic_load(&((cp_interrupt *)state)->cancelled)) return 1;
+    if (atomic_load(&signal_seen)) return 3;
+    if (state->deadline_us > 0 && av_gettime_relative() > state->deadline_us) return 2;
+    return 0;
+}
+
+void cp_interrupt_attach(AVFormatContext *ctx, cp_interrupt *state) {
+    ctx->interrupt_callback.callback = interrupt_trampoline;
+    ctx->interrupt_callback.opaque = state;
+}

@@ -1,0 +1,128 @@
+import CFFmpeg
+
+/// Settings for a video encoder.
+public struct VideoEncoderConfig: Sendable {
+    public var codec = "libx264"
+    public var width: Int
+    public var height: Int
+    public var timeBase: Rational
+    /// Nominal frame rate, for rate control and the container.
+    public var frameRate: Rational
+    public var pixelFormat = PixelFormat.yuv420p
+    /// Maximum distance between keyframes, in frames.
+    public var gopSize: Int
+    public var maxRate: Int?
+    public var bufferSize: Int?
+    /// Encoder threads; 0 lets the encoder choose.
+    public var threads = 0
+    /// Codec and private options (e.g. "preset", "crf", "x264-params").
+    public var options: [String: String] = [:]
+    /// Put parameter sets in extradata (needed by MP4 and HLS fMP4).
+    public var globalHeader = true
+
+    public init(width: Int, height: Int, timeBase: Rational, frameRate: Rational, gopSize: Int) {
+        self.width = width
+        self.height = height
+        self.timeBase = timeBase
+        self.frameRate = frameRate
+        self.gopSize = gopSize
+    }
+}
+
+/// Settings for an audio encoder.
+public struct AudioEncoderConfig: Sendable {
+    public var codec = "aac"
+    public var sampleRate: Int
+    public var channels: Int
+    public var bitRate: Int
+    public var options: [String: String] = [:]
+    public var globalHeader = true
+
+    public init(sampleRate: Int, channels: Int, bitRate: Int) {
+        self.sampleRate = sampleRate
+        self.channels = channels
+        self.bitRate = bitRate
+    }
+}
+
+/// An encoder with the send/receive API.
+/// Not Sendable: a codec context is confined to one thread.
+public final class Encoder {
+    var context: UnsafeMutablePointer<AVCodecContext>?
+    public let timeBase: Rational
+
+    public convenience init(video config: VideoEncoderConfig) throws {
+        try self.init(codecName: config.codec, options: config.options, globalHeader: config.globalHeader) { ctx in
+            ctx.pointee.width = Int32(config.width)
+            ctx.pointee.height = Int32(config.height)
+            ctx.pointee.time_base = config.timeBase.av
+            ctx.pointee.framerate = config.frameRate.av
+            ctx.pointee.pix_fmt = config.pixelFormat.av
+            ctx.pointee.sample_aspect_ratio = AVRational(num: 1, den: 1)
+            ctx.pointee.gop_size = Int32(config.gopSize)
+            ctx.pointee.thread_count = Int32(config.threads)
+            if let m = config.maxRate { ctx.pointee.rc_max_rate = Int64(m) }
+            if let b = config.bufferSize { ctx.pointee.rc_buffer_size = Int32(b) }
+            return config.timeBase
+        }
+    }
+
+    public convenience init(audio config: AudioEncoderConfig) throws {
+        try self.init(codecName: config.codec, options: config.options, globalHeader: config.globalHeader) { ctx in
+            ctx.pointee.sample_rate = Int32(config.sampleRate)
+            cp_layout_default(&ctx.pointee.ch_layout, Int32(config.channels))
+            ctx.pointee.bit_rate = Int64(config.bitRate)
+            ctx.pointee.sample_fmt = ctx.pointee.codec.pointee.sample_fmts?.pointee ?? AV_SAMPLE_FMT_FLTP
+            ctx.pointee.time_base = AVRational(num: 1, den: Int32(config.sampleRate))
+            return Rational(1, Int32(config.sampleRate))
+        }
+    }
+
+    private init(codecName: String, options: [String: String], globalHeader: Bool,
+                 configure: (UnsafeMutablePointer<AVCodecContext>) -> Rational) throws {
+        guard let codec = avcodec_find_encoder_by_name(codecName) else {
+            throw MediaError(kind: .unsupported, operation: "opening encoder", message: "encoder \(codecName) is not in this FFmpeg build")
+        }
+        guard let ctx = avcodec_alloc_context3(codec) else { fatalError("avcodec_alloc_context3: out of memory") }
+        context = ctx
+        ctx.pointee.codec = codec
+        timeBase = configure(ctx)
+        if globalHeader { ctx.pointee.flags |= Int32(AV_CODEC_FLAG_GLOBAL_HEADER) }
+        var dict: OpaquePointer?
+        defer { av_dict_free(&dict) }
+        for (k, v) in options { av_dict_set(&dict, k, v, 0) }
+        try check(avcodec_open2(ctx, codec, &dict), "opening \(codecName) encoder")
+        if let left = av_dict_get(dict, "", nil, AV_DICT_IGNORE_SUFFIX) {
+            throw MediaError(kind: .unsupported, operation: "opening \(codecName) encoder",
+                             message: "unknown option \(String(cString: left.pointee.key))")
+        }
+    }
+
+    deinit { avcodec_free_context(&context) }
+
+    /// Samples per audio frame the encoder expects (1024 for AAC); 0 for video.
+    public var frameSize: Int { Int(context!.pointee.frame_size) }
+    public var sampleRate: Int { Int(context!.pointee.sample_rate) }
+    public var channels: Int { Int(context!.pointee.ch_layout.nb_channels) }
+    /// Codec-specific data after opening: SPS/PPS for H.264, AudioSpecificConfig for AAC.
+    public var extradata: [UInt8] {
+        guard let p = context!.pointee.extradata, context!.pointee.extradata_size > 0 else { return [] }
+        return Array(UnsafeBufferPointer(start: p, count: Int(context!.pointee.extradata_size)))
+    }
+
+    /// Sends a frame, or nil to flush. The frame's pts must be in the encoder's time base.
+    public func send(_ frame: Frame?) throws {
+        let rc = avcodec_send_frame(context, frame?.pointer)
+        if rc == cp_averror_eof() { return }
+        try check(rc, "encoding")
+    }
+
+    /// The next packet, or nil when the encoder needs more input or is flushed.
+    public func receive() throws -> Packet? {
+        let packet = Packet(timeBase: timeBase)
+        let rc = avcodec_receive_packet(context, packet.pointer)
+        if rc == cp_averror_eagain() || rc == cp_averror_eof() { return nil }
+        try check(rc, "encoding")
+        return packet
+    }
+}

@@ -1,0 +1,75 @@
+import CFFmpeg
+
+/// A decoded video or audio frame. Owns its AVFrame; the picture or sample buffers are reference
+/// counted, so `reference()` shares them instead of copying.
+/// Not Sendable: a frame is used by one thread at a time; hand it over with `Transfer`.
+public final class Frame {
+    let pointer: UnsafeMutablePointer<AVFrame>
+    /// The time base `pts` counts in.
+    public var timeBase: Rational
+
+    init(timeBase: Rational = Rational(1, 1)) {
+        guard let f = av_frame_alloc() else { fatalError("av_frame_alloc: out of memory") }
+        pointer = f
+        self.timeBase = timeBase
+    }
+
+    deinit {
+        var f: UnsafeMutablePointer<AVFrame>? = pointer
+        av_frame_free(&f)
+    }
+
+    /// A new frame sharing this frame's buffers (av_frame_ref): no pixels or samples are copied.
+    public func reference() -> Frame {
+        let f = Frame(timeBase: timeBase)
+        if av_frame_ref(f.pointer, pointer) < 0 { fatalError("av_frame_ref: out of memory") }
+        return f
+    }
+
+    public var pts: Int64? {
+        get {
+            let p = pointer.pointee.best_effort_timestamp != cp_nopts() ? pointer.pointee.best_effort_timestamp : pointer.pointee.pts
+            return p == cp_nopts() ? nil : p
+        }
+        set {
+            pointer.pointee.pts = newValue ?? cp_nopts()
+            pointer.pointee.best_effort_timestamp = newValue ?? cp_nopts()
+        }
+    }
+    /// Presentation time in seconds.
+    public var time: Double? { pts.map { timeBase.seconds($0) } }
+
+    public var width: Int { Int(pointer.pointee.width) }
+    public var height: Int { Int(pointer.pointee.height) }
+    public var pixelFormat: PixelFormat { PixelFormat(pointer.pointee.format) }
+    public var sampleAspectRatio: Rational { Rational(pointer.pointee.sample_aspect_ratio) }
+    public var isInterlaced: Bool { cp_frame_interlaced(pointer) != 0 }
+    public var sampleCount: Int { Int(pointer.pointee.nb_samples) }
+    public var sampleRate: Int { Int(pointer.pointee.sample_rate) }
+    public var channelCount: Int { Int(pointer.pointee.ch_layout.nb_channels) }
+
+    /// Asks the encoder to make this frame a keyframe (an IDR frame with libx264's forced-idr).
+    public func requestKeyframe() { cp_frame_force_key(pointer) }
+    /// Lets the encoder choose the picture type.
+    public func clearPictureType() { cp_frame_clear_pict_type(pointer) }
+
+    /// Rows of one plane of an 8-bit picture, for cheap image analysis in Swift.
+    public func withPlane<R>(_ index: Int, _ body: (UnsafePointer<UInt8>, _ stride: Int) throws -> R) rethrows -> R? {
+        let data = withUnsafePointer(to: &pointer.pointee.data) {
+            $0.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { $0[index] }
+        }
+        let stride = withUnsafePointer(to: &pointer.pointee.linesize) {
+            $0.withMemoryRebound(to: Int32.self, capacity: 8) { $0[index] }
+        }
+        guard let data else { return nil }
+        return try body(UnsafePointer(data), Int(stride))
+    }
+}
+
+/// Moves a non-Sendable value from one thread to another.
+// @unchecked Sendable: the sender gives up the value when it wraps it and never touches it again;
+// the receiver is then its only user. This is how frames and packets cross the pipeline's queues.
+public struct Transfer<Value>: @unchecked Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
+}

@@ -1,0 +1,69 @@
+import CFFmpeg
+
+/// An error from FFmpeg or from a wrapper's own checks, with what was being done and FFmpeg's message.
+public struct MediaError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable, Equatable {
+        /// The input is not a readable media file (FFmpeg's AVERROR_INVALIDDATA and kin).
+        case invalidData
+        /// A file could not be opened, read or written.
+        case io
+        /// An operation was stopped by its interrupt callback (cancel, deadline or signal).
+        case interrupted
+        /// A codec, format or option is not available in this FFmpeg build.
+        case unsupported
+        /// Anything else FFmpeg reported.
+        case other
+    }
+
+    public let kind: Kind
+    /// FFmpeg's error code, or 0 for the wrapper's own checks.
+    public let code: Int32
+    /// What was being done, e.g. "opening input".
+    public let operation: String
+    /// FFmpeg's message for `code`, or the wrapper's own reason.
+    public let message: String
+
+    public init(kind: Kind, operation: String, message: String, code: Int32 = 0) {
+        self.kind = kind
+        self.code = code
+        self.operation = operation
+        self.message = message
+    }
+
+    /// Builds an error from an FFmpeg return code; the message comes from `av_strerror`.
+    init(code: Int32, operation: String) {
+        self.code = code
+        self.operation = operation
+        self.message = MediaError.describe(code)
+        if code == cp_averror_invaliddata() || code == cp_averror_eof() {
+            kind = .invalidData
+        } else if code == cp_averror_exit() {
+            kind = .interrupted
+        } else if code == cp_averror(ENOENT) || code == cp_averror(EACCES) || code == cp_averror(EIO)
+                    || code == cp_averror(ENOSPC) || code == cp_averror(EISDIR) || code == cp_averror(EROFS) {
+            kind = .io
+        } else if code == cp_averror(ENOSYS) || code == cp_averror(EINVAL) && operation.contains("codec") {
+            kind = .unsupported
+        } else {
+            kind = .other
+        }
+    }
+
+    public var description: String { "\(operation): \(message)" }
+
+    /// FFmpeg's text for an error code (av_err2str is a macro Swift cannot call).
+    public static func describe(_ code: Int32) -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        if av_strerror(code, &buffer, buffer.count) < 0 {
+            return "error \(code)"
+        }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Throws a MediaError when an FFmpeg call returned a negative code; returns the code otherwise.
+@discardableResult
+func check(_ code: Int32, _ operation: @autoclosure () -> String) throws -> Int32 {
+    if code < 0 { throw MediaError(code: code, operation: operation()) }
+    return code
+}

@@ -1,0 +1,232 @@
+import Foundation
+import FFmpeg
+
+/// One output of the decode fan-out: it receives decoded frames, in order, on its own thread.
+protocol Branch: AnyObject {
+    var name: String { get }
+    /// Handles one decoded frame whose timestamps already count from the lecture's start.
+    func consume(_ frame: Frame) throws
+    /// Flushes and closes outputs after the last frame.
+    func finish() throws
+}
+
+/// Runs a branch on a dedicated thread behind a small bounded queue. libav's blocking encode and
+/// mux calls stay off Swift's cooperative pool this way.
+final class BranchRunner: @unchecked Sendable {
+    // @unchecked Sendable: `branch` is touched only by the runner's thread once `start` is called;
+    // `queue` and `failure` are thread-safe.
+    private let branch: Branch
+    private let queue: BoundedQueue<Transfer<Frame>>
+    private let failure = LockedBox<Error?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+    let name: String
+
+    init(_ branch: Branch, capacity: Int = 6) {
+        self.branch = branch
+        self.name = branch.name
+        queue = BoundedQueue(capacity: capacity)
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            defer { done.signal() }
+            do {
+                while let item = queue.take() {
+                    try branch.consume(item.value)
+                }
+                if failure.value == nil { try branch.finish() }
+            } catch {
+                failure.value = error
+                queue.abandon()
+            }
+        }
+        thread.name = "coursepack-\(name)"
+        thread.stackSize = 4 << 20
+        thread.start()
+    }
+
+    /// Hands a frame to the branch; false when the branch has failed.
+    func put(_ frame: Frame) -> Bool { queue.put(Transfer(frame)) }
+
+    var error: Error? { failure.value }
+
+    /// Ends the input and waits for the branch to finish.
+    func finishAndWait() {
+        queue.finish()
+        done.wait()
+    }
+
+    /// Stops the branch without finishing its outputs, and waits for it.
+    func abortAndWait() {
+        failure.withValue { if $0 == nil { $0 = CancellationError() } }
+        queue.abandon()
+        done.wait()
+    }
+}
+
+/// HLS muxer options shared by every rendition: VOD, fMP4 (CMAF) segments, libavformat writing them.
+func hlsOptions(directory: URL, segmentSeconds: Double) -> [String: String] {
+    [
+        "hls_time": String(segmentSeconds),
+        "hls_playlist_type": "vod",
+        "hls_list_size": "0",
+        "hls_segment_type": "fmp4",
+        "hls_fmp4_init_filename": "init.mp4",
+        "hls_segment_filename": directory.appendingPathComponent("seg_%05d.m4s").path,
+        "hls_flags": "independent_segments",
+    ]
+}
+
+/// Figures a branch reports when done.
+struct BranchStats: Sendable {
+    var framesIn = 0
+    var framesEncoded = 0
+    var bytes = 0
+    var extradata: [UInt8] = []
+}
+
+/// Scale, cap the frame rate, force keyframes at shared timestamps, encode with libx264 and segment.
+final class VideoBranch: Branch {
+    let name: String
+    let plan: VideoRenditionPlan
+    private let encoder: Encoder
+    private let muxer: Muxer
+    private var scaler: Scaler?
+    private let keyframeSeconds: Double
+    private let timeBase = Rational(1, 90_000)
+    private var nextKeyframe = 0.0
+    private var nextDue = -Double.infinity
+    private let minInterval: Double?
+    private var lastPTS: Int64 = .min
+    private let frameDuration: Int64
+    private(set) var stats = BranchStats()
+
+    init(plan: VideoRenditionPlan, directory: URL, segmentSeconds: Double, keyframeSeconds: Double, x264Tune: String?, x264Params: String?) throws {
+        self.name = plan.name
+        self.plan = plan
+        self.keyframeSeconds = keyframeSeconds
+        minInterval = plan.frameRateCap.map { 1 / $0 }
+        let fps = Rational.approximating(plan.frameRate, max: 1001 * 1000)
+        frameDuration = max(1, timeBase.timestamp(1 / plan.frameRate))
+        // Keyframes come from forced IDR frames at the shared timestamps; the encoder's own GOP
+        // limit sits above that distance so it never places one of its own first.
+        var config = VideoEncoderConfig(width: plan.width, height: plan.height, timeBase: timeBase, frameRate: fps,
+                                        gopSize: Int((plan.frameRate * keyframeSeconds * 2).rounded(.up)) + 1)
+        config.threads = plan.threads
+        config.maxRate = plan.maxKbps * 1000
+        config.bufferSize = plan.bufferKbps * 1000
+        var options = ["preset": plan.x264Preset, "crf": String(plan.crf), "forced-idr": "1", "profile": "high"]
+        var params = ["open-gop=0"]
+        if let p = x264Params, !p.isEmpty { params.append(p) }
+        options["x264-params"] = params.joined(separator: ":")
+        if let t = x264Tune { options["tune"] = t }
+        config.options = options
+        encoder = try Encoder(video: config)
+        stats.extradata = encoder.extradata
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        muxer = try Muxer(path: directory.appendingPathComponent("index.m3u8").path, format: "hls")
+        try muxer.addStream(for: encoder)
+        try muxer.writeHeader(options: hlsOptions(directory: directory, segmentSeconds: segmentSeconds))
+    }
+
+    func consume(_ frame: Frame) throws {
+        stats.framesIn += 1
+        guard let t = frame.time else { return }
+        let atKeyframe = t >= nextKeyframe - 1e-4
+        if let minInterval, !atKeyframe {
+            // Drop frames above the cap, but never the first frame at or after a keyframe time,
+            // so every rendition switches GOP on the same source frame.
+            if t < nextDue - 0.25 * minInterval { return }
+        }
+        let pts = timeBase.timestamp(t)
+        if pts <= lastPTS { return }  // duplicate or backwards timestamps (variable frame rate sources)
+        if let s = scaler, s.sourceMatches(frame) == false { scaler = nil }
+        if scaler == nil {
+            scaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
+                                width: plan.width, height: plan.height)
+        }
+        let scaled = try scaler!.scale(frame)
+        scaled.timeBase = timeBase
+        scaled.pts = pts
+        if atKeyframe {
+            scaled.requestKeyframe()
+            nextKeyframe = ((t + 1e-4) / keyframeSeconds).rounded(.down) * keyframeSeconds + keyframeSeconds
+        }
+        if let minInterval {
+            nextDue = (t - nextDue > minInterval) ? t + minInterval : nextDue + minInterval
+        }
+        lastPTS = pts
+        try encoder.send(scaled)
+        stats.framesEncoded += 1
+        try drain()
+    }
+
+    func finish() throws {
+        try encoder.send(nil)
+        try drain()
+        try muxer.finish()
+    }
+
+    private func drain() throws {
+        while let packet = try encoder.receive() {
+            if packet.duration == 0 { packet.duration = frameDuration }
+            stats.bytes += packet.size
+            try muxer.write(packet, stream: 0)
+        }
+    }
+}
+
+/// Resample, encode AAC-LC and segment one audio rendition.
+final class AudioBranch: Branch {
+    let name: String
+    let plan: AudioRenditionPlan
+    private let encoder: Encoder
+    private let resampler: Resampler
+    private let muxer: Muxer
+    private(set) var stats = BranchStats()
+
+    init(plan: AudioRenditionPlan, directory: URL, segmentSeconds: Double) throws {
+        self.name = plan.name
+        self.plan = plan
+        var config = AudioEncoderConfig(sampleRate: plan.sampleRate, channels: plan.channels, bitRate: plan.kbps * 1000)
+        config.options = ["profile": "aac_low"]
+        encoder = try Encoder(audio: config)
+        stats.extradata = encoder.extradata
+        resampler = try Resampler(for: encoder)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        muxer = try Muxer(path: directory.appendingPathComponent("index.m3u8").path, format: "hls")
+        try muxer.addStream(for: encoder)
+        try muxer.writeHeader(options: hlsOptions(directory: directory, segmentSeconds: segmentSeconds))
+    }
+
+    func consume(_ frame: Frame) throws {
+        stats.framesIn += 1
+        // Audio before the first picture is dropped so both timelines start together at zero.
+        guard let t = frame.time, t >= -1e-3 else { return }
+        try resampler.push(frame)
+        try encodeQueued(partial: false)
+    }
+
+    func finish() throws {
+        try resampler.flush()
+        try encodeQueued(partial: true)
+        try encoder.send(nil)
+        try drain()
+        try muxer.finish()
+    }
+
+    private func encodeQueued(partial: Bool) throws {
+        while let f = try resampler.pull(size: encoder.frameSize, partial: partial) {
+            try encoder.send(f)
+            stats.framesEncoded += 1
+            try drain()
+        }
+    }
+
+    private func drain() throws {
+        while let packet = try encoder.receive() {
+            stats.bytes += packet.size
+            try muxer.write(packet, stream: 0)
+        }
+    }
+}

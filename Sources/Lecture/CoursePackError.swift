@@ -1,0 +1,50 @@
+import FFmpeg
+
+/// An error a user sees: one line naming the file and the reason, and the exit code it maps to.
+public struct CoursePackError: Error, CustomStringConvertible, Sendable {
+    public enum Category: Sendable {
+        /// The command line or a preset is wrong (exit 64).
+        case usage
+        /// The input is missing, unreadable, refused or not decodable (exit 65).
+        case badInput
+        /// The output cannot be written (exit 73).
+        case output
+        /// Stopped by a signal or a deadline (exit 75).
+        case interrupted
+        /// A failure inside CoursePack or FFmpeg that the input does not explain (exit 70).
+        case `internal`
+
+        public var exitCode: Int32 {
+            switch self {
+            case .usage: return 64
+            case .badInput: return 65
+            case .internal: return 70
+            case .output: return 73
+            case .interrupted: return 75
+            }
+        }
+    }
+
+    public let category: Category
+    /// The file the error is about.
+    public let path: String
+    public let reason: String
+
+    public init(_ category: Category, path: String, _ reason: String) {
+        self.category = category
+        self.path = path
+        self.reason = reason
+    }
+
+    public var description: String { "\(path): \(reason)" }
+
+    /// Classifies an FFmpeg error met while reading `path`.
+    static func input(_ path: String, _ error: MediaError) -> CoursePackError {
+        switch error.kind {
+        case .interrupted: return CoursePackError(.interrupted, path: path, error.description)
+        case .invalidData, .unsupported: return CoursePackError(.badInput, path: path, error.description)
+        case .io: return CoursePackError(.badInput, path: path, error.description)
+        case .other: return CoursePackError(.badInput, path: path, error.description)
+        }
+    }
+}

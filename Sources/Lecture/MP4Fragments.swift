@@ -1,0 +1,108 @@
+import Foundation
+
+/// Reads the fragment structure of a CMAF/fMP4 media segment: where each movie fragment starts,
+/// where its first sample lies, and whether that sample is a sync sample (keyframe).
+public struct FragmentInfo: Sendable {
+    /// Offset of the `moof` box in the file.
+    public var moofOffset: Int
+    /// Offset of the first sample's data in the file.
+    public var firstSampleOffset: Int
+    public var firstSampleSize: Int
+    public var firstSampleIsSync: Bool
+    public var sampleCount: Int
+}
+
+public enum MP4Fragments {
+    public struct ParseError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Movie fragments of a segment file, in order.
+    public static func fragments(of data: Data) throws -> [FragmentInfo] {
+        let bytes = [UInt8](data)
+        var result: [FragmentInfo] = []
+        for box in try boxes(bytes, from: 0, to: bytes.count) where box.type == "moof" {
+            result.append(try fragment(bytes, moof: box))
+        }
+        return result
+    }
+
+    struct Box {
+        var type: String
+        var start: Int
+        var payload: Int
+        var end: Int
+    }
+
+    static func boxes(_ b: [UInt8], from: Int, to: Int) throws -> [Box] {
+        var out: [Box] = []
+        var i = from
+        while i + 8 <= to {
+            var size = Int(be32(b, i))
+            let type = String(decoding: b[(i + 4)..<(i + 8)], as: UTF8.self)
+            var header = 8
+            if size == 1 {
+                guard i + 16 <= to else { throw ParseError(description: "truncated 64-bit box header") }
+                size = Int(be64(b, i + 8))
+                header = 16
+            } else if size == 0 {
+                size = to - i
+            }
+            guard size >= header, i + size <= to else {
+                throw ParseError(description: "box \(type) at \(i) runs past the end (\(size) bytes)")
+            }
+            out.append(Box(type: type, start: i, payload: i + header, end: i + size))
+            i += size
+        }
+        return out
+    }
+
+    private static func fragment(_ b: [UInt8], moof: Box) throws -> FragmentInfo {
+        guard let traf = try boxes(b, from: moof.payload, to: moof.end).first(where: { $0.type == "traf" }) else {
+            throw ParseError(description: "moof at \(moof.start) has no traf")
+        }
+        let children = try boxes(b, from: traf.payload, to: traf.end)
+        guard let tfhd = children.first(where: { $0.type == "tfhd" }), let trun = children.first(where: { $0.type == "trun" }) else {
+            throw ParseError(description: "traf at \(traf.start) lacks tfhd or trun")
+        }
+        // tfhd: version/flags, track_ID, then optional fields in flag order.
+        let hf = Int(be32(b, tfhd.payload)) & 0xFFFFFF
+        var p = tfhd.payload + 8
+        var base = moof.start  // default-base-is-moof, and the rule for the first traf without a base
+        if hf & 0x1 != 0 { base = Int(be64(b, p)); p += 8 }
+        if hf & 0x2 != 0 { p += 4 }
+        if hf & 0x8 != 0 { p += 4 }
+        var defaultSize = 0, defaultFlags: UInt32 = 0
+        if hf & 0x10 != 0 { defaultSize = Int(be32(b, p)); p += 4 }
+        if hf & 0x20 != 0 { defaultFlags = be32(b, p); p += 4 }
+        // trun: version/flags, sample_count, optional data_offset and first_sample_flags, then samples.
+        let rf = Int(be32(b, trun.payload)) & 0xFFFFFF
+        let count = Int(be32(b, trun.payload + 4))
+        var q = trun.payload + 8
+        var dataOffset = 0
+        if rf & 0x1 != 0 { dataOffset = Int(Int32(bitPattern: be32(b, q))); q += 4 }
+        var firstFlags: UInt32?
+        if rf & 0x4 != 0 { firstFlags = be32(b, q); q += 4 }
+        var size = defaultSize
+        var flags = defaultFlags
+        if count > 0 {
+            if rf & 0x100 != 0 { q += 4 }
+            if rf & 0x200 != 0 { size = Int(be32(b, q)); q += 4 }
+            if rf & 0x400 != 0 { flags = be32(b, q); q += 4 }
+        }
+        if let firstFlags { flags = firstFlags }
+        guard q <= trun.end else { throw ParseError(description: "trun at \(trun.start) is truncated") }
+        let isSync = flags & 0x0001_0000 == 0  // sample_is_non_sync_sample clear
+        return FragmentInfo(moofOffset: moof.start, firstSampleOffset: base + dataOffset, firstSampleSize: size,
+                            firstSampleIsSync: isSync, sampleCount: count)
+    }
+
+    private static func be32(_ b: [UInt8], _ i: Int) -> UInt32 {
+        guard i + 4 <= b.count else { return 0 }
+        return UInt32(b[i]) << 24 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 8 | UInt32(b[i + 3])
+    }
+
+    private static func be64(_ b: [UInt8], _ i: Int) -> UInt64 {
+        UInt64(be32(b, i)) << 32 | UInt64(be32(b, i + 4))
+    }
+}

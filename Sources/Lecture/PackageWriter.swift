@@ -1,0 +1,130 @@
+import Foundation
+
+/// One variant as written to the master playlist, with its measured figures.
+public struct VariantSummary: Sendable, Codable {
+    public var name: String
+    public var kind: String  // "video" or "audio"
+    public var playlist: String
+    public var codecs: String
+    public var width: Int?
+    public var height: Int?
+    public var frameRate: Double?
+    /// Declared BANDWIDTH: measured peak of this rendition plus its audio, bits per second.
+    public var bandwidth: Int
+    /// Declared AVERAGE-BANDWIDTH, bits per second.
+    public var averageBandwidth: Int
+    public var segments: Int
+    public var duration: Double
+    public var bytes: Int
+    public var iFramePlaylist: String?
+    /// Audio rendition paired with it.
+    public var audio: String?
+}
+
+/// What the master playlist lists.
+public struct MasterSummary: Sendable, Codable {
+    public var master: String
+    public var variants: [VariantSummary]
+}
+
+/// Writes I-frame playlists and the master playlist from what the renditions measured on disk.
+enum PackageWriter {
+    struct Measured {
+        var playlist: MediaPlaylist
+        var sizes: [Int]
+        var rate: MeasuredRate
+    }
+
+    static func measure(_ directory: URL) throws -> Measured {
+        let url = directory.appendingPathComponent("index.m3u8")
+        let pl = try MediaPlaylist(contentsOf: url)
+        let sizes = pl.segmentSizes(in: directory)
+        guard !pl.segments.isEmpty, sizes.allSatisfy({ $0 != nil }) else {
+            throw CoursePackError(.internal, path: url.path, "rendition has no segments or a segment is missing")
+        }
+        let s = sizes.map { $0! }
+        let rate = MeasuredRate(sizes: s, durations: pl.segments.map(\.duration), target: Double(pl.targetDuration ?? 6))
+        return Measured(playlist: pl, sizes: s, rate: rate)
+    }
+
+    /// One I-frame per segment: the byte range from the segment's moof through its first (IDR) sample.
+    static func writeIFramePlaylist(_ directory: URL, _ m: Measured) throws -> MeasuredRate {
+        var lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-TARGETDURATION:\(m.playlist.targetDuration ?? 6)",
+                     "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-I-FRAMES-ONLY"]
+        if let map = m.playlist.mapURI { lines.append("#EXT-X-MAP:URI=\"\(map)\"") }
+        var sizes: [Int] = [], durations: [Double] = []
+        for seg in m.playlist.segments {
+            let data = try Data(contentsOf: directory.appendingPathComponent(seg.uri))
+            guard let frag = try MP4Fragments.fragments(of: data).first, frag.firstSampleIsSync else {
+                throw CoursePackError(.internal, path: directory.appendingPathComponent(seg.uri).path, "segment does not start with a keyframe")
+            }
+            let length = frag.firstSampleOffset + frag.firstSampleSize - frag.moofOffset
+            lines.append(String(format: "#EXTINF:%.6f,", seg.duration))
+            lines.append("#EXT-X-BYTERANGE:\(length)@\(frag.moofOffset)")
+            lines.append(seg.uri)
+            sizes.append(length)
+            durations.append(seg.duration)
+        }
+        lines.append("#EXT-X-ENDLIST")
+        try (lines.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("iframes.m3u8"), atomically: false, encoding: .utf8)
+        return MeasuredRate(sizes: sizes, durations: durations, target: Double(m.playlist.targetDuration ?? 6))
+    }
+
+    static func writeMaster(directory: URL, plan: LadderPlan, outcome: PassOutcome) throws -> MasterSummary {
+        var audioCodecs: [String: String] = [:]
+        var audioRates: [String: MeasuredRate] = [:]
+        var lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+        var variants: [VariantSummary] = []
+        var audioOnly: [VariantSummary] = []
+        for (a, stats) in outcome.audio {
+            let dir = directory.appendingPathComponent(a.name)
+            let m = try measure(dir)
+            let codec = CodecString.aac(extradata: stats.extradata) ?? "mp4a.40.2"
+            audioCodecs[a.name] = codec
+            audioRates[a.name] = m.rate
+            lines.append("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"\(a.name)\",NAME=\"\(a.name)\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"\(a.channels)\",URI=\"\(a.name)/index.m3u8\"")
+            if a.audioOnly {
+                audioOnly.append(VariantSummary(
+                    name: a.name, kind: "audio", playlist: "\(a.name)/index.m3u8", codecs: codec,
+                    bandwidth: Int(m.rate.peak.rounded(.up)), averageBandwidth: Int(m.rate.average.rounded(.up)),
+                    segments: m.playlist.segments.count, duration: m.playlist.totalDuration, bytes: m.sizes.reduce(0, +)))
+            }
+        }
+        var iframeLines: [String] = []
+        for (v, stats) in outcome.video {
+            let dir = directory.appendingPathComponent(v.name)
+            let m = try measure(dir)
+            guard let avc = CodecString.avc(extradata: stats.extradata) else {
+                throw CoursePackError(.internal, path: dir.path, "encoder gave no H.264 sequence parameter set")
+            }
+            let audio = v.audio.isEmpty ? nil : v.audio
+            let aRate = audio.flatMap { audioRates[$0] }
+            let codecs = [avc] + (audio.flatMap { audioCodecs[$0] }.map { [$0] } ?? [])
+            let iRate = try writeIFramePlaylist(dir, m)
+            variants.append(VariantSummary(
+                name: v.name, kind: "video", playlist: "\(v.name)/index.m3u8", codecs: codecs.joined(separator: ","),
+                width: v.width, height: v.height, frameRate: v.frameRate,
+                bandwidth: Int((m.rate.peak + (aRate?.peak ?? 0)).rounded(.up)),
+                averageBandwidth: Int((m.rate.average + (aRate?.average ?? 0)).rounded(.up)),
+                segments: m.playlist.segments.count, duration: m.playlist.totalDuration, bytes: m.sizes.reduce(0, +),
+                iFramePlaylist: "\(v.name)/iframes.m3u8", audio: audio))
+            iframeLines.append("#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=\(Int(iRate.peak.rounded(.up))),AVERAGE-BANDWIDTH=\(Int(iRate.average.rounded(.up))),CODECS=\"\(avc)\",RESOLUTION=\(v.width)x\(v.height),URI=\"\(v.name)/iframes.m3u8\"")
+        }
+        // The first variant is where players start: the best one that fits about 1 Mb/s, so a
+        // learner on a weak link does not stall on the first segment.
+        let byRate = variants.sorted { $0.bandwidth < $1.bandwidth }
+        let start = byRate.last(where: { $0.bandwidth <= 1_000_000 }) ?? byRate.first
+        let ordered = (start.map { [$0] } ?? []) + byRate.filter { $0.name != start?.name } + audioOnly
+        for v in ordered {
+            var attrs = ["BANDWIDTH=\(v.bandwidth)", "AVERAGE-BANDWIDTH=\(v.averageBandwidth)", "CODECS=\"\(v.codecs)\""]
+            if let w = v.width, let h = v.height { attrs.append("RESOLUTION=\(w)x\(h)") }
+            if let f = v.frameRate { attrs.append(String(format: "FRAME-RATE=%.3f", f)) }
+            if let a = v.audio { attrs.append("AUDIO=\"\(a)\"") }
+            lines.append("#EXT-X-STREAM-INF:" + attrs.joined(separator: ","))
+            lines.append(v.playlist)
+        }
+        lines += iframeLines
+        try (lines.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("master.m3u8"), atomically: false, encoding: .utf8)
+        return MasterSummary(master: "master.m3u8", variants: ordered)
+    }
+}

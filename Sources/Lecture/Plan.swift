@@ -1,0 +1,96 @@
+import Foundation
+
+/// One video rendition as it will be encoded.
+public struct VideoRenditionPlan: Codable, Sendable {
+    public var name: String
+    public var width: Int
+    public var height: Int
+    /// Nominal output frame rate (the source's, capped by the rung).
+    public var frameRate: Double
+    /// Frame rate cap applied by dropping frames; nil keeps every frame.
+    public var frameRateCap: Double?
+    public var crf: Double
+    public var maxKbps: Int
+    public var bufferKbps: Int
+    public var audio: String
+    public var x264Preset: String
+    /// x264 threads for this rendition.
+    public var threads: Int
+}
+
+/// One audio rendition as it will be encoded.
+public struct AudioRenditionPlan: Codable, Sendable {
+    public var name: String
+    public var kbps: Int
+    public var channels: Int
+    public var sampleRate: Int
+    public var audioOnly: Bool
+}
+
+/// The renditions planned for one source from a preset.
+public struct LadderPlan: Codable, Sendable {
+    public var video: [VideoRenditionPlan]
+    public var audio: [AudioRenditionPlan]
+    public var segmentSeconds: Double
+    public var keyframeSeconds: Double
+    /// libavfilter graph applied before scaling (deinterlace, rotation, 8-bit 4:2:0), or nil.
+    public var normalise: String?
+
+    /// Plans the ladder: never upscale, keep the display aspect ratio (after SAR and rotation), even
+    /// dimensions, each resolution once, and the rung frame-rate caps.
+    public static func make(source: SourceInfo, preset: Preset, cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> LadderPlan {
+        var video: [VideoRenditionPlan] = []
+        if let v = source.video {
+            let dw = max(2, v.displayWidth), dh = max(2, v.displayHeight)
+            let shortSide = min(dw, dh)
+            let landscape = dw >= dh
+            var sizes: [(Preset.Rung, Int, Int)] = []
+            var rungs = preset.rungs.sorted { $0.height > $1.height }
+            let fitting = rungs.filter { $0.height <= shortSide }
+            if fitting.isEmpty, let smallest = rungs.last {
+                // A source smaller than every rung gets one rendition at its own size.
+                var r = smallest
+                r.height = shortSide
+                rungs = [r]
+            } else {
+                rungs = fitting
+            }
+            for r in rungs {
+                let s = even(Double(r.height))
+                let l = even(Double(r.height) * Double(max(dw, dh)) / Double(shortSide))
+                let (w, h) = landscape ? (l, s) : (s, l)
+                if sizes.contains(where: { $0.1 == w && $0.2 == h }) { continue }
+                sizes.append((r, w, h))
+            }
+            let totalPixels = sizes.reduce(0) { $0 + $1.1 * $1.2 }
+            video = sizes.map { r, w, h in
+                let cap = r.maxFps.flatMap { $0 < v.frameRate - 0.01 ? $0 : nil }
+                let fps = cap ?? v.frameRate
+                // Threads in proportion to each rendition's share of the pixels, so that the branches
+                // together keep the cores busy without oversubscribing them.
+                let share = Double(w * h) / Double(max(1, totalPixels))
+                let threads = max(1, min(cores, Int((share * Double(cores) * 1.5).rounded())))
+                return VideoRenditionPlan(
+                    name: r.name, width: w, height: h, frameRate: (fps * 1000).rounded() / 1000, frameRateCap: cap,
+                    crf: r.crf, maxKbps: r.maxKbps, bufferKbps: r.bufferKbps ?? 2 * r.maxKbps, audio: r.audio,
+                    x264Preset: r.x264Preset ?? preset.x264Preset, threads: threads)
+            }
+        }
+        var audio: [AudioRenditionPlan] = []
+        if let sel = source.selectedAudio, let a = source.audio.first(where: { $0.index == sel }) {
+            let used = Set(video.map(\.audio))
+            for p in preset.audio where p.audioOnly == true || used.contains(p.name) {
+                let rate = p.sampleRate ?? (a.sampleRate == 44100 ? 44100 : 48000)
+                audio.append(AudioRenditionPlan(name: p.name, kbps: p.kbps, channels: min(p.channels, max(1, a.channels)),
+                                                sampleRate: rate, audioOnly: p.audioOnly == true))
+            }
+        }
+        if video.isEmpty == false && audio.isEmpty {
+            for i in video.indices { video[i].audio = "" }
+        }
+        return LadderPlan(video: video, audio: audio, segmentSeconds: preset.segmentSeconds,
+                          keyframeSeconds: preset.keyframeSeconds, normalise: nil)
+    }
+
+    private static func even(_ x: Double) -> Int { max(2, Int((x / 2).rounded()) * 2) }
+}

@@ -1,0 +1,125 @@
+import Foundation
+
+/// A ladder of renditions and how to encode them, read from a JSON file in Presets/.
+/// The format is documented in Presets/README.md.
+public struct Preset: Codable, Sendable {
+    public struct Rung: Codable, Sendable {
+        /// Directory and display name, e.g. "v720".
+        public var name: String
+        /// Target length of the picture's short side in pixels (720 for 1280x720, and for a portrait 720x1280).
+        public var height: Int
+        /// x264 constant rate factor: lower is better quality.
+        public var crf: Double
+        /// Cap on the video bitrate (VBV maxrate), kb/s.
+        public var maxKbps: Int
+        /// VBV buffer, kb/s; defaults to twice maxKbps.
+        public var bufferKbps: Int?
+        /// Frame rate cap; frames above it are dropped, keyframe positions are kept.
+        public var maxFps: Double?
+        /// Name of the audio rendition players pair with this rung.
+        public var audio: String
+        /// x264 preset for this rung; defaults to the preset-wide one.
+        public var x264Preset: String?
+    }
+
+    public struct Audio: Codable, Sendable {
+        public var name: String
+        public var kbps: Int
+        /// 1 or 2; a mono source stays mono.
+        public var channels: Int
+        /// Output sample rate; defaults to 48000 (44100 sources keep 44100).
+        public var sampleRate: Int?
+        /// Offer this rendition on its own as the audio-only variant.
+        public var audioOnly: Bool?
+    }
+
+    public var name: String
+    public var description: String?
+    /// Target segment length, seconds; a multiple of keyframeSeconds.
+    public var segmentSeconds: Double
+    /// Distance between forced keyframes, seconds.
+    public var keyframeSeconds: Double
+    /// x264 speed preset, e.g. "veryfast".
+    public var x264Preset: String
+    /// x264 tune, e.g. "stillimage"; none by default.
+    public var x264Tune: String?
+    /// Extra x264 parameters, "key=value:key=value".
+    public var x264Params: String?
+    public var rungs: [Rung]
+    public var audio: [Audio]
+
+    /// Preset files shipped in Presets/.
+    public static func named(_ name: String, in directory: URL) throws -> Preset {
+        try load(directory.appendingPathComponent("\(name).json"))
+    }
+
+    /// Loads and validates a preset file; errors name the file and the field.
+    public static func load(_ url: URL) throws -> Preset {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw CoursePackError(.usage, path: url.path, "cannot read preset: \((error as NSError).localizedDescription)")
+        }
+        let preset: Preset
+        do {
+            preset = try JSONDecoder().decode(Preset.self, from: data)
+        } catch let DecodingError.keyNotFound(key, ctx) {
+            throw CoursePackError(.usage, path: url.path, "preset field \(fieldPath(ctx.codingPath + [key])) is missing")
+        } catch let DecodingError.typeMismatch(_, ctx), let DecodingError.valueNotFound(_, ctx) {
+            throw CoursePackError(.usage, path: url.path, "preset field \(fieldPath(ctx.codingPath)) has the wrong type: \(ctx.debugDescription)")
+        } catch let DecodingError.dataCorrupted(ctx) {
+            throw CoursePackError(.usage, path: url.path, "preset is not valid JSON\(ctx.codingPath.isEmpty ? "" : " at \(fieldPath(ctx.codingPath))"): \(ctx.underlyingError.map { ($0 as NSError).localizedDescription } ?? ctx.debugDescription)")
+        } catch {
+            throw CoursePackError(.usage, path: url.path, "preset cannot be read: \(error)")
+        }
+        if let problem = preset.problem() {
+            throw CoursePackError(.usage, path: url.path, problem)
+        }
+        return preset
+    }
+
+    private static func fieldPath(_ path: [CodingKey]) -> String {
+        path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+    }
+
+    /// The first rule the preset breaks, naming the field; nil when it is sound.
+    public func problem() -> String? {
+        let x264Presets = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"]
+        if !(1...30).contains(segmentSeconds) { return "preset field segmentSeconds must be between 1 and 30, is \(segmentSeconds)" }
+        if !(0.5...10).contains(keyframeSeconds) { return "preset field keyframeSeconds must be between 0.5 and 10, is \(keyframeSeconds)" }
+        let ratio = segmentSeconds / keyframeSeconds
+        if abs(ratio - ratio.rounded()) > 1e-9 { return "preset field segmentSeconds (\(segmentSeconds)) must be a multiple of keyframeSeconds (\(keyframeSeconds))" }
+        if !x264Presets.contains(x264Preset) { return "preset field x264Preset must be one of \(x264Presets.joined(separator: ", ")), is \"\(x264Preset)\"" }
+        if audio.isEmpty { return "preset field audio must list at least one rendition" }
+        if !audio.contains(where: { $0.audioOnly == true }) { return "preset field audio must mark one rendition audioOnly" }
+        var names = Set<String>()
+        for (i, a) in audio.enumerated() {
+            let f = "audio[\(i)]"
+            if !isSafeName(a.name) { return "preset field \(f).name must be letters, digits, - or _, is \"\(a.name)\"" }
+            if !names.insert(a.name).inserted { return "preset field \(f).name \"\(a.name)\" is used twice" }
+            if !(16...320).contains(a.kbps) { return "preset field \(f).kbps must be between 16 and 320, is \(a.kbps)" }
+            if !(1...2).contains(a.channels) { return "preset field \(f).channels must be 1 or 2, is \(a.channels)" }
+            if let r = a.sampleRate, ![22050, 24000, 32000, 44100, 48000].contains(r) { return "preset field \(f).sampleRate must be 22050, 24000, 32000, 44100 or 48000, is \(r)" }
+        }
+        if rungs.isEmpty { return "preset field rungs must list at least one rung" }
+        for (i, r) in rungs.enumerated() {
+            let f = "rungs[\(i)]"
+            if !isSafeName(r.name) { return "preset field \(f).name must be letters, digits, - or _, is \"\(r.name)\"" }
+            if !names.insert(r.name).inserted { return "preset field \(f).name \"\(r.name)\" is used twice" }
+            if !(64...4320).contains(r.height) { return "preset field \(f).height must be between 64 and 4320, is \(r.height)" }
+            if !(0...51).contains(r.crf) { return "preset field \(f).crf must be between 0 and 51, is \(r.crf)" }
+            if !(16...100_000).contains(r.maxKbps) { return "preset field \(f).maxKbps must be between 16 and 100000, is \(r.maxKbps)" }
+            if let b = r.bufferKbps, !(16...200_000).contains(b) { return "preset field \(f).bufferKbps must be between 16 and 200000, is \(b)" }
+            if let fps = r.maxFps, !(1...120).contains(fps) { return "preset field \(f).maxFps must be between 1 and 120, is \(fps)" }
+            if !audio.contains(where: { $0.name == r.audio }) { return "preset field \(f).audio names \"\(r.audio)\", which is not in audio" }
+            if let p = r.x264Preset, !x264Presets.contains(p) { return "preset field \(f).x264Preset must be one of \(x264Presets.joined(separator: ", ")), is \"\(p)\"" }
+        }
+        if Set(rungs.map(\.height)).count != rungs.count { return "preset field rungs has two rungs of the same height" }
+        return nil
+    }
+
+    private func isSafeName(_ s: String) -> Bool {
+        !s.isEmpty && s.count <= 32 && s.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || $0 == "-" || $0 == "_" }
+    }
+}

@@ -1,0 +1,292 @@
+import Foundation
+import FFmpeg
+import Logging
+
+/// Progress of a run, reported from the reading thread about twice a second.
+public struct TranscodeProgress: Sendable, Codable {
+    /// Seconds of the lecture decoded so far.
+    public var position: Double
+    public var duration: Double
+    /// Wall-clock seconds since decoding started.
+    public var elapsed: Double
+    public var fraction: Double { duration > 0 ? min(1, position / duration) : 0 }
+    /// Media seconds per wall-clock second.
+    public var speed: Double { elapsed > 0 ? position / elapsed : 0 }
+    /// Estimated seconds left.
+    public var eta: Double? { speed > 0 ? max(0, (duration - position) / speed) : nil }
+}
+
+/// What a run produced.
+public struct TranscodeResult: Sendable, Codable {
+    public var output: String
+    public var source: SourceInfo
+    public var plan: LadderPlan
+    public var master: MasterSummary
+    public var corruptPackets: Int
+    public var warnings: [String]
+    public var elapsed: Double
+}
+
+public struct TranscodeOptions: Sendable {
+    public var preset: Preset
+    public var limits = Limits()
+    public var logger = Logger(label: "coursepack")
+    public var progress: (@Sendable (TranscodeProgress) -> Void)?
+
+    public init(preset: Preset) { self.preset = preset }
+}
+
+/// Transcodes one lecture into an HLS package in a single decode pass, and publishes it atomically.
+public enum Transcoder {
+    public static func run(input: String, output: String, options: TranscodeOptions) throws -> TranscodeResult {
+        let started = Date()
+        let publisher = try Publisher(destination: output)
+        do {
+            let source = try Source.open(input, limits: options.limits)
+            let plan = LadderPlan.make(source: source.info, preset: options.preset)
+            let pass = try OnePass(source: source, plan: plan, preset: options.preset, directory: publisher.workDirectory,
+                                   logger: options.logger, progress: options.progress)
+            let outcome = try pass.run()
+            let master = try PackageWriter.writeMaster(directory: publisher.workDirectory, plan: plan, outcome: outcome)
+            try publisher.publish()
+            var warnings = source.info.notes
+            if outcome.corruptPackets > 0 {
+                warnings.append("\(outcome.corruptPackets) corrupt packet\(outcome.corruptPackets == 1 ? "" : "s") skipped while decoding")
+            }
+            return TranscodeResult(output: output, source: source.info, plan: plan, master: master,
+                                   corruptPackets: outcome.corruptPackets, warnings: warnings,
+                                   elapsed: Date().timeIntervalSince(started))
+        } catch {
+            publisher.discard()
+            throw error
+        }
+    }
+}
+
+/// What the decode pass hands to the package writer.
+struct PassOutcome {
+    var video: [(plan: VideoRenditionPlan, stats: BranchStats)]
+    var audio: [(plan: AudioRenditionPlan, stats: BranchStats)]
+    var corruptPackets: Int
+}
+
+/// The single decode pass: demux, decode, normalise, fan out references to every branch.
+final class OnePass {
+    private let source: OpenedSource
+    private let plan: LadderPlan
+    private let logger: Logger
+    private let progress: (@Sendable (TranscodeProgress) -> Void)?
+    private let videoBranches: [VideoBranch]
+    private let audioBranches: [AudioBranch]
+    private let videoRunners: [BranchRunner]
+    private let audioRunners: [BranchRunner]
+    private var corruptPackets = 0
+    private var origin: Double?
+    private var pendingAudio: [Frame] = []
+    private var normaliser: VideoFilter?
+    private var normaliserInput: (Int, Int, PixelFormat)?
+    private var videoFrames = 0
+    private var audioFrames = 0
+
+    init(source: OpenedSource, plan: LadderPlan, preset: Preset, directory: URL, logger: Logger,
+         progress: (@Sendable (TranscodeProgress) -> Void)?) throws {
+        self.source = source
+        self.plan = plan
+        self.logger = logger
+        self.progress = progress
+        do {
+            videoBranches = try plan.video.map {
+                try VideoBranch(plan: $0, directory: directory.appendingPathComponent($0.name), segmentSeconds: plan.segmentSeconds,
+                                keyframeSeconds: plan.keyframeSeconds, x264Tune: preset.x264Tune, x264Params: preset.x264Params)
+            }
+            audioBranches = try plan.audio.map {
+                try AudioBranch(plan: $0, directory: directory.appendingPathComponent($0.name), segmentSeconds: plan.segmentSeconds)
+            }
+        } catch let e as MediaError {
+            throw CoursePackError(e.kind == .io ? .output : .internal, path: directory.path, e.description)
+        } catch {
+            throw CoursePackError(.output, path: directory.path, "\(error)")
+        }
+        videoRunners = videoBranches.map { BranchRunner($0) }
+        audioRunners = audioBranches.map { BranchRunner($0) }
+    }
+
+    func run() throws -> PassOutcome {
+        let info = source.info
+        let path = info.path
+        let demuxer = source.demuxer
+        let videoDecoder: Decoder?
+        let audioDecoder: Decoder?
+        do {
+            videoDecoder = try info.video.map {
+                try Decoder(demuxer: demuxer, streamIndex: $0.index, threads: 2, maxPixels: Limits().maxPixels)
+            }
+            audioDecoder = try info.selectedAudio.map { try Decoder(demuxer: demuxer, streamIndex: $0, threads: 1) }
+        } catch let e as MediaError {
+            throw CoursePackError(.badInput, path: path, e.description)
+        }
+        let runners = videoRunners + audioRunners
+        runners.forEach { $0.start() }
+        let started = Date()
+        var lastReport = Date.distantPast
+        var position = 0.0
+
+        func failIfBranchFailed() throws {
+            if let failed = runners.first(where: { $0.error != nil }), let error = failed.error {
+                throw CoursePackError(.internal, path: path, "rendition \(failed.name): \(error)")
+            }
+        }
+
+        do {
+            while let packet = try demuxer.read() {
+                let index = packet.streamIndex
+                if index == videoDecoder?.streamIndex {
+                    try decode(packet, with: videoDecoder!, video: true)
+                } else if index == audioDecoder?.streamIndex {
+                    try decode(packet, with: audioDecoder!, video: false)
+                } else {
+                    continue
+                }
+                if let t = packet.time, let o = origin { position = max(position, t - o) }
+                let now = Date()
+                if let progress, now.timeIntervalSince(lastReport) >= 0.5 {
+                    lastReport = now
+                    progress(TranscodeProgress(position: position, duration: info.duration, elapsed: now.timeIntervalSince(started)))
+                }
+                try failIfBranchFailed()
+            }
+            if let d = videoDecoder { try decode(nil, with: d, video: true) }
+            if let d = audioDecoder { try decode(nil, with: d, video: false) }
+            if let n = normaliser {
+                try n.push(nil)
+                while let f = try n.pull() { try distributeVideo(f) }
+            }
+            if origin == nil, !pendingAudio.isEmpty { try startTimeline(at: pendingAudio[0].time ?? 0) }
+            try failIfBranchFailed()
+        } catch {
+            runners.forEach { $0.abortAndWait() }
+            if let e = error as? MediaError { throw CoursePackError.input(path, e) }
+            throw error
+        }
+        if info.video != nil && videoFrames == 0 {
+            runners.forEach { $0.abortAndWait() }
+            throw CoursePackError(.badInput, path: path, "no decodable video frames (\(corruptPackets) corrupt packets)")
+        }
+        if info.video == nil && audioFrames == 0 {
+            runners.forEach { $0.abortAndWait() }
+            throw CoursePackError(.badInput, path: path, "no decodable audio frames (\(corruptPackets) corrupt packets)")
+        }
+        runners.forEach { $0.finishAndWait() }
+        try failIfBranchFailed()
+        progress?(TranscodeProgress(position: max(position, info.duration), duration: info.duration, elapsed: Date().timeIntervalSince(started)))
+        return PassOutcome(video: videoBranches.map { ($0.plan, $0.stats) },
+                           audio: audioBranches.map { ($0.plan, $0.stats) },
+                           corruptPackets: corruptPackets)
+    }
+
+    private func decode(_ packet: Packet?, with decoder: Decoder, video: Bool) throws {
+        if let packet, packet.isCorrupt { corruptPackets += 1 }
+        do {
+            try decoder.send(packet)
+        } catch let e as MediaError where e.kind == .invalidData || e.kind == .other {
+            corruptPackets += 1
+            return
+        }
+        while true {
+            let frame: Frame?
+            do {
+                frame = try decoder.receive()
+            } catch let e as MediaError where e.kind == .invalidData || e.kind == .other {
+                corruptPackets += 1
+                continue
+            }
+            guard let frame else { break }
+            if video { try handleVideo(frame) } else { try handleAudio(frame) }
+        }
+    }
+
+    private func startTimeline(at time: Double) throws {
+        origin = time
+        let queued = pendingAudio
+        pendingAudio = []
+        for f in queued { try distributeAudio(f) }
+    }
+
+    private func handleVideo(_ frame: Frame) throws {
+        guard frame.pts != nil else { return }
+        let shape = (frame.width, frame.height, frame.pixelFormat)
+        if normaliserInput == nil || normaliserInput! != shape {
+            normaliserInput = shape
+            if let n = normaliser {
+                // The picture changed shape mid-stream: drain the old graph and build a new one.
+                try n.push(nil)
+                while let f = try n.pull() { try distributeVideo(f) }
+            }
+            normaliser = try makeNormaliser(for: frame)
+        }
+        if let n = normaliser {
+            try n.push(frame)
+            while let f = try n.pull() { try distributeVideo(f) }
+        } else {
+            try distributeVideo(frame)
+        }
+    }
+
+    /// Deinterlace and rotate upright in one libavfilter graph; nil when the frame needs neither.
+    private func makeNormaliser(for frame: Frame) throws -> VideoFilter? {
+        guard let v = source.info.video else { return nil }
+        var filters: [String] = []
+        if FieldOrder(rawValue: v.fieldOrder)?.isInterlaced == true {
+            filters.append("bwdif=mode=send_frame:parity=auto:deint=all")
+        } else if frame.isInterlaced {
+            filters.append("bwdif=mode=send_frame:parity=auto:deint=interlaced")
+        }
+        switch v.rotation {
+        case 90: filters.append("transpose=clock")
+        case 180: filters.append("hflip,vflip")
+        case 270: filters.append("transpose=cclock")
+        default: break
+        }
+        guard !filters.isEmpty else { return nil }
+        logger.debug("normalising with \(filters.joined(separator: ","))")
+        return try VideoFilter(filters.joined(separator: ","), input: frame, threads: 1)
+    }
+
+    private func distributeVideo(_ frame: Frame) throws {
+        guard let t = frame.time else { return }
+        if origin == nil { try startTimeline(at: t) }
+        frame.pts = frame.timeBase.timestamp(t - origin!)
+        videoFrames += 1
+        try fanOut(frame, to: videoRunners)
+    }
+
+    private func handleAudio(_ frame: Frame) throws {
+        guard frame.time != nil else { return }
+        if origin == nil {
+            if source.info.video == nil || pendingAudio.count > 2000 {
+                try startTimeline(at: frame.time!)
+            } else {
+                pendingAudio.append(frame)
+                return
+            }
+        }
+        try distributeAudio(frame)
+    }
+
+    private func distributeAudio(_ frame: Frame) throws {
+        guard let t = frame.time, let origin else { return }
+        frame.pts = frame.timeBase.timestamp(t - origin)
+        audioFrames += 1
+        try fanOut(frame, to: audioRunners)
+    }
+
+    /// Every branch gets its own reference to the same decoded buffers; the last takes the frame itself.
+    private func fanOut(_ frame: Frame, to runners: [BranchRunner]) throws {
+        for (i, r) in runners.enumerated() {
+            let f = i == runners.count - 1 ? frame : frame.reference()
+            if !r.put(f) {
+                throw CoursePackError(.internal, path: source.info.path, "rendition \(r.name): \(r.error.map { "\($0)" } ?? "stopped")")
+            }
+        }
+    }
+}

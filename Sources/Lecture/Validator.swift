@@ -1,0 +1,231 @@
+import Foundation
+import FFmpeg
+
+/// The outcome of checking a package.
+public struct ValidationReport: Sendable, Codable {
+    public struct Check: Sendable, Codable {
+        public var name: String
+        public var passed: Bool
+        public var detail: String
+    }
+
+    public var package: String
+    public var checks: [Check] = []
+    public var failures: [Check] { checks.filter { !$0.passed } }
+
+    mutating func expect(_ name: String, _ ok: Bool, _ detail: @autoclosure () -> String = "") {
+        checks.append(Check(name: name, passed: ok, detail: ok ? "" : detail()))
+    }
+}
+
+/// Checks an HLS package on its own: playlists, durations, keyframes, declared vs measured bit rates,
+/// alignment, the ladder's weak-link variants, I-frame playlists, and that every segment decodes.
+public enum Validator {
+    public static func validate(package: URL, decode: Bool = true) -> ValidationReport {
+        var r = ValidationReport(package: package.path)
+        let masterURL = package.appendingPathComponent("master.m3u8")
+        let master: MasterPlaylist
+        do {
+            master = try MasterPlaylist(contentsOf: masterURL)
+        } catch {
+            r.expect("master.m3u8 parses", false, "\(error)")
+            return r
+        }
+        r.expect("master.m3u8 parses", true)
+        r.expect("master.m3u8 has variants", !master.variants.isEmpty, "no EXT-X-STREAM-INF")
+        r.expect("master.m3u8 declares EXT-X-INDEPENDENT-SEGMENTS", master.independentSegments, "tag missing")
+
+        var cache: [String: Rendition?] = [:]
+        func rendition(_ uri: String) -> Rendition? {
+            if let c = cache[uri] { return c }
+            let c = loadRendition(uri, package: package, report: &r, decode: decode)
+            cache[uri] = c
+            return c
+        }
+
+        var audioGroups: [String: [String]] = [:]
+        for m in master.media where m["TYPE"] == "AUDIO" {
+            if let g = m["GROUP-ID"], let uri = m["URI"] { audioGroups[g, default: []].append(uri) }
+        }
+        var videoVariants: [(MasterPlaylist.Variant, Rendition)] = []
+        var lowVariant = false
+        var audioOnlyVariant = false
+        for v in master.variants {
+            let name = v.uri
+            let a = v.attributes
+            let codecs = a["CODECS"] ?? ""
+            let isVideo = a["RESOLUTION"] != nil || codecs.contains("avc1")
+            r.expect("\(name): BANDWIDTH", Int(a["BANDWIDTH"] ?? "") != nil, "missing")
+            r.expect("\(name): AVERAGE-BANDWIDTH", Int(a["AVERAGE-BANDWIDTH"] ?? "") != nil, "missing")
+            r.expect("\(name): CODECS", !codecs.isEmpty, "missing")
+            if isVideo {
+                r.expect("\(name): RESOLUTION", a["RESOLUTION"] != nil, "missing")
+                r.expect("\(name): FRAME-RATE", a["FRAME-RATE"] != nil, "missing")
+            }
+            guard let media = rendition(v.uri) else { continue }
+            var peak = media.rate.peak, average = media.rate.average
+            if let g = a["AUDIO"] {
+                let uris = audioGroups[g] ?? []
+                r.expect("\(name): audio group \(g) exists", !uris.isEmpty, "no EXT-X-MEDIA with GROUP-ID \(g)")
+                let rates = uris.compactMap { rendition($0)?.rate }
+                peak += rates.map(\.peak).max() ?? 0
+                average += rates.map(\.average).max() ?? 0
+            }
+            if let declared = Double(a["BANDWIDTH"] ?? "") {
+                r.expect("\(name): BANDWIDTH within 10% of measured peak", abs(declared - peak) <= 0.1 * peak,
+                         "declared \(Int(declared)), measured peak \(Int(peak))")
+                if isVideo && declared <= 192_000 { lowVariant = true }
+            }
+            if let declared = Double(a["AVERAGE-BANDWIDTH"] ?? "") {
+                r.expect("\(name): AVERAGE-BANDWIDTH within 10% of measured average", abs(declared - average) <= 0.1 * average,
+                         "declared \(Int(declared)), measured average \(Int(average))")
+            }
+            if isVideo {
+                videoVariants.append((v, media))
+                r.expect("\(name): every segment starts with a keyframe", media.nonKeySegments.isEmpty,
+                         "segments not starting with a keyframe: \(media.nonKeySegments.prefix(5).joined(separator: ", "))")
+            } else {
+                audioOnlyVariant = true
+            }
+        }
+        if videoVariants.count > 1 {
+            let ref = videoVariants[0].1.playlist.segments.map(\.duration)
+            for (v, m) in videoVariants.dropFirst() {
+                let d = m.playlist.segments.map(\.duration)
+                let aligned = d.count == ref.count && zip(d, ref).allSatisfy { abs($0 - $1) <= 0.05 }
+                r.expect("\(v.uri): segments aligned with \(videoVariants[0].0.uri)", aligned,
+                         "\(d.count) segments vs \(ref.count), or durations differ by more than 0.05 s")
+            }
+        }
+        if !videoVariants.isEmpty {
+            r.expect("ladder has a video variant of at most 192 kb/s", lowVariant, "every video variant declares more")
+            r.expect("one I-frame playlist per video variant", master.iFrameVariants.count >= videoVariants.count,
+                     "\(master.iFrameVariants.count) I-frame playlists for \(videoVariants.count) video variants")
+        }
+        r.expect("ladder has an audio-only variant", audioOnlyVariant, "no variant without video")
+        for i in master.iFrameVariants {
+            guard let uri = i["URI"] else {
+                r.expect("I-frame variant has a URI", false, "URI missing")
+                continue
+            }
+            checkIFramePlaylist(uri, package: package, report: &r)
+        }
+        return r
+    }
+
+    struct Rendition {
+        var playlist: MediaPlaylist
+        var rate: MeasuredRate
+        var nonKeySegments: [String]
+    }
+
+    private static func loadRendition(_ uri: String, package: URL, report r: inout ValidationReport, decode: Bool) -> Rendition? {
+        guard !uri.hasPrefix("/"), !uri.contains("://"), !uri.split(separator: "/").contains("..") else {
+            r.expect("\(uri): URI stays inside the package", false, "absolute, remote or parent path")
+            return nil
+        }
+        let url = package.appendingPathComponent(uri)
+        let dir = url.deletingLastPathComponent()
+        let pl: MediaPlaylist
+        do {
+            pl = try MediaPlaylist(contentsOf: url)
+        } catch {
+            r.expect("\(uri): parses", false, "\(error)")
+            return nil
+        }
+        r.expect("\(uri): parses", true)
+        r.expect("\(uri): has segments", !pl.segments.isEmpty, "no segments")
+        r.expect("\(uri): is VOD", pl.playlistType == "VOD", "EXT-X-PLAYLIST-TYPE is \(pl.playlistType ?? "missing")")
+        r.expect("\(uri): ends with EXT-X-ENDLIST", pl.hasEndList, "EXT-X-ENDLIST missing")
+        guard let target = pl.targetDuration else {
+            r.expect("\(uri): EXT-X-TARGETDURATION", false, "missing")
+            return nil
+        }
+        let over = pl.segments.filter { Int($0.duration.rounded()) > target }
+        r.expect("\(uri): segment durations within target \(target) s", over.isEmpty,
+                 "over target: \(over.prefix(3).map { "\($0.uri) \($0.duration)" }.joined(separator: ", "))")
+        r.expect("\(uri): fMP4 initialisation segment (EXT-X-MAP)", pl.mapURI.map { FileManager.default.fileExists(atPath: dir.appendingPathComponent($0).path) } ?? false,
+                 "EXT-X-MAP missing or its file is absent")
+        let sizes = pl.segmentSizes(in: dir)
+        let missing = zip(pl.segments, sizes).filter { $0.1 == nil || $0.1 == 0 }.map(\.0.uri)
+        r.expect("\(uri): every segment present", missing.isEmpty, "missing or empty: \(missing.prefix(5).joined(separator: ", "))")
+        guard missing.isEmpty, !pl.segments.isEmpty else { return nil }
+        var nonKey: [String] = []
+        var undecodable: [String] = []
+        let initData = pl.mapURI.flatMap { try? Data(contentsOf: dir.appendingPathComponent($0)) } ?? Data()
+        for seg in pl.segments {
+            guard let data = try? Data(contentsOf: dir.appendingPathComponent(seg.uri)) else {
+                undecodable.append("\(seg.uri) (unreadable)")
+                continue
+            }
+            let frags = (try? MP4Fragments.fragments(of: data)) ?? []
+            if frags.first?.firstSampleIsSync != true { nonKey.append(seg.uri) }
+            if decode, let problem = SegmentDecoder.problem(initSegment: initData, segment: data) {
+                undecodable.append("\(seg.uri) (\(problem))")
+            }
+        }
+        if decode {
+            r.expect("\(uri): every segment decodes", undecodable.isEmpty, undecodable.prefix(3).joined(separator: ", "))
+        }
+        let rate = MeasuredRate(sizes: sizes.map { $0! }, durations: pl.segments.map(\.duration), target: Double(target))
+        return Rendition(playlist: pl, rate: rate, nonKeySegments: nonKey)
+    }
+
+    private static func checkIFramePlaylist(_ uri: String, package: URL, report r: inout ValidationReport) {
+        let url = package.appendingPathComponent(uri)
+        let dir = url.deletingLastPathComponent()
+        guard let pl = try? MediaPlaylist(contentsOf: url) else {
+            r.expect("\(uri): I-frame playlist parses", false, "missing or malformed")
+            return
+        }
+        r.expect("\(uri): is EXT-X-I-FRAMES-ONLY with entries", pl.iFramesOnly && !pl.segments.isEmpty, "tag missing or no entries")
+        var bad: [String] = []
+        for s in pl.segments {
+            guard let range = s.byteRange, let data = try? Data(contentsOf: dir.appendingPathComponent(s.uri)),
+                  range.offset + range.length <= data.count else {
+                bad.append(s.uri)
+                continue
+            }
+            let frags = (try? MP4Fragments.fragments(of: data)) ?? []
+            guard let f = frags.first(where: { $0.moofOffset == range.offset }), f.firstSampleIsSync,
+                  f.firstSampleOffset + f.firstSampleSize <= range.offset + range.length else {
+                bad.append(s.uri)
+                continue
+            }
+        }
+        r.expect("\(uri): every entry is a byte range holding a keyframe", bad.isEmpty, "bad entries: \(bad.prefix(5).joined(separator: ", "))")
+    }
+}
+
+/// Decodes one fMP4 segment (with its initialisation segment) completely.
+enum SegmentDecoder {
+    /// nil when every packet decodes; otherwise the reason.
+    static func problem(initSegment: Data, segment: Data) -> String? {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("coursepack-seg-\(UUID().uuidString).mp4")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        do {
+            try (initSegment + segment).write(to: tmp)
+            var options = DemuxerOptions()
+            options.allowedFormats = ["mov"]
+            let demuxer = try Demuxer(path: "file:" + tmp.path, options: options)
+            var decoders: [Int: Decoder] = [:]
+            for s in demuxer.streams where s.kind == .video || s.kind == .audio {
+                decoders[s.index] = try Decoder(demuxer: demuxer, streamIndex: s.index, threads: 1)
+            }
+            guard !decoders.isEmpty else { return "no audio or video stream" }
+            var frames = 0
+            while let p = try demuxer.read() {
+                guard let d = decoders[p.streamIndex] else { continue }
+                try d.send(p)
+                while try d.receive() != nil { frames += 1 }
+            }
+            for d in decoders.values {
+                try d.send(nil)
+                while try d.receive() != nil { frames += 1 }
+            }
+            return frames > 0 ? nil : "no frames"
+        } catch {
+            return "\(error)"
+        }
+    }
+}

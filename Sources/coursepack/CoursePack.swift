@@ -1,0 +1,169 @@
+import ArgumentParser
+import FFmpeg
+import Foundation
+import Lecture
+import Logging
+
+@main
+struct CoursePack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coursepack",
+        abstract: "Turn lecture videos into HLS courseware for weak networks.",
+        discussion: """
+        Exit codes: 0 success, 1 validation failures, 64 usage or preset error, 65 bad input,
+        70 internal error, 73 output not writable, 75 interrupted or deadline exceeded.
+        """,
+        subcommands: [Transcode.self, Probe.self, Validate.self]
+    )
+}
+
+struct Common: ParsableArguments {
+    @Flag(name: .shortAndLong, help: "Log FFmpeg's warnings and CoursePack's details to stderr.")
+    var verbose = false
+}
+
+/// Runs a command body, turning errors into one line on stderr and the documented exit code.
+func runReportingErrors(json: Bool, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as CoursePackError {
+        if json {
+            Output.jsonLine(["event": "error", "category": "\(e.category)", "path": e.path, "reason": e.reason,
+                             "exitCode": Int(e.category.exitCode)])
+        }
+        Output.stderr("coursepack: \(e.description)")
+        throw ExitCode(e.category.exitCode)
+    }
+}
+
+func setUp(verbose: Bool) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var h = StreamLogHandler.standardError(label: label)
+        h.logLevel = verbose ? .debug : .warning
+        return h
+    }
+    let logger = Logger(label: "coursepack")
+    FFmpegLog.install(maxLevel: verbose ? .warning : .quiet) { level, line in
+        Output.stderr("ffmpeg: \(line)")
+    }
+    ProcessSignals.install()
+    return logger
+}
+
+struct Transcode: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Transcode one lecture into an HLS package.")
+
+    @Argument(help: "The lecture video or audio file.")
+    var input: String
+
+    @Option(name: .shortAndLong, help: "The package folder to create (replaced only on success).")
+    var output: String
+
+    @Option(help: "A preset name from Presets/ or a preset JSON file.")
+    var preset = "lecture"
+
+    @Flag(help: "Print JSON-lines progress events and a final summary object on stdout.")
+    var json = false
+
+    @Option(help: "Refuse sources longer than this many seconds.")
+    var maxDuration: Double = Limits().maxDuration
+
+    @Option(help: "Refuse pictures whose long side exceeds this many pixels.")
+    var maxLongSide: Int = Limits().maxLongSide
+
+    @Option(help: "Stop the run after this many wall-clock seconds.")
+    var timeout: Double?
+
+    @OptionGroup var common: Common
+
+    func run() throws {
+        let logger = setUp(verbose: common.verbose)
+        try runReportingErrors(json: json) {
+            var options = TranscodeOptions(preset: try PresetLocator.load(preset))
+            options.logger = logger
+            options.limits.maxDuration = maxDuration
+            options.limits.maxLongSide = maxLongSide
+            options.limits.timeout = timeout
+            let json = self.json
+            let terminal = isatty(STDERR_FILENO) != 0
+            if json || terminal {
+                options.progress = { p in
+                    if json {
+                        Output.jsonLine(["event": "progress", "position": round3(p.position), "duration": round3(p.duration),
+                                         "percent": round3(p.fraction * 100), "speed": round3(p.speed),
+                                         "eta": p.eta.map(round3) ?? -1])
+                    }
+                    if terminal { Output.progressLine(p) }
+                }
+            }
+            let result = try Transcoder.run(input: input, output: output, options: options)
+            if terminal { Output.stderr("") }
+            for w in result.warnings { Output.stderr("coursepack: warning: \(input): \(w)") }
+            if json {
+                Output.jsonObject(result)
+            } else {
+                print("\(output)/master.m3u8")
+                for v in result.master.variants {
+                    let size = v.width.map { "\($0)x\(v.height!)" } ?? "audio"
+                    print(String(format: "  %-6@ %-10@ peak %5.0f kb/s  average %5.0f kb/s  %@", v.name, size,
+                                 Double(v.bandwidth) / 1000, Double(v.averageBandwidth) / 1000, v.codecs))
+                }
+                print(String(format: "  %.1f s of media in %.1f s (%.2fx real time)", result.source.duration, result.elapsed,
+                             result.source.duration / max(result.elapsed, 0.001)))
+            }
+        }
+    }
+}
+
+struct Probe: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Describe a source file.")
+
+    @Argument(help: "The media file.")
+    var input: String
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @OptionGroup var common: Common
+
+    func run() throws {
+        _ = setUp(verbose: common.verbose)
+        try runReportingErrors(json: json) {
+            let info = try Source.open(input).info
+            if json {
+                Output.jsonObject(info)
+            } else {
+                print(Output.describe(info))
+            }
+        }
+    }
+}
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check an HLS package; exit 1 on any failure.")
+
+    @Argument(help: "The package folder (holding master.m3u8).")
+    var package: String
+
+    @Flag(help: "Skip decoding every segment (structure, sizes and keyframes only).")
+    var noDecode = false
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @OptionGroup var common: Common
+
+    func run() throws {
+        _ = setUp(verbose: common.verbose)
+        let report = Validator.validate(package: URL(fileURLWithPath: package), decode: !noDecode)
+        if json {
+            Output.jsonObject(report)
+        } else {
+            for c in report.checks where !c.passed { print("FAIL \(c.name): \(c.detail)") }
+            print("\(report.checks.filter(\.passed).count) passed, \(report.failures.count) failed")
+        }
+        if !report.failures.isEmpty { throw ExitCode(1) }
+    }
+}
+
+func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }

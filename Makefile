@@ -1,0 +1,49 @@
+# CoursePack: make run (transcode the bundled sample), make test (build and run the tests).
+SHELL := /bin/bash
+SWIFT ?= swift
+PKGS := libavformat libavcodec libavfilter libavutil libswscale libswresample
+APT_BUILD := libavformat-dev libavcodec-dev libavfilter-dev libavutil-dev libswscale-dev libswresample-dev pkg-config
+APT_TEST := ffmpeg chromium chromium-driver python3-pip
+PIP_TEST := m3u8 selenium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BIN := .build/release/coursepack
+
+.PHONY: deps test-deps build run test validate clean
+
+# Debian packages for building, installed only when pkg-config cannot find FFmpeg's libraries.
+deps:
+	@if ! pkg-config --exists $(PKGS) 2>/dev/null; then \
+	  echo "Installing FFmpeg development packages"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_BUILD); \
+	fi
+
+# What the tests use as independent references: ffprobe/ffmpeg, Chromium and its driver, m3u8, selenium.
+test-deps: deps
+	@missing=""; \
+	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@python3 -c 'import m3u8, selenium' 2>/dev/null || python3 -m pip install -q $(PIP_TEST)
+
+build: deps
+	$(SWIFT) build -c release --product coursepack
+
+run: build
+	rm -rf out/lecture
+	$(BIN) transcode Samples/lecture.mp4 -o out/lecture
+	$(BIN) validate out/lecture
+	@echo "Package: out/lecture/master.m3u8 (lecture.json-free HLS ladder; see README 'Output layout')"
+
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+validate: build
+	$(BIN) validate out/lecture
+
+clean:
+	rm -rf .build out

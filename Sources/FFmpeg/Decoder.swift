@@ -48,6 +48,8 @@ public final class Decoder {
         let rc = avcodec_receive_frame(context, frame.pointer)
         if rc == cp_averror_eagain() || rc == cp_averror_eof() { return nil }
         try check(rc, "decoding frame")
+        // The best-effort timestamp copes with missing and reordered pts; make it the frame's pts.
+        frame.pointer.pointee.pts = frame.pointer.pointee.best_effort_timestamp
         return frame
     }
 }

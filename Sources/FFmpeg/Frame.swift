@@ -26,15 +26,10 @@ public final class Frame {
         return f
     }
 
+    /// Presentation timestamp in `timeBase`. Decoded frames carry the decoder's best-effort timestamp here.
     public var pts: Int64? {
-        get {
-            let p = pointer.pointee.best_effort_timestamp != cp_nopts() ? pointer.pointee.best_effort_timestamp : pointer.pointee.pts
-            return p == cp_nopts() ? nil : p
-        }
-        set {
-            pointer.pointee.pts = newValue ?? cp_nopts()
-            pointer.pointee.best_effort_timestamp = newValue ?? cp_nopts()
-        }
+        get { pointer.pointee.pts == cp_nopts() ? nil : pointer.pointee.pts }
+        set { pointer.pointee.pts = newValue ?? cp_nopts() }
     }
     /// Presentation time in seconds.
     public var time: Double? { pts.map { timeBase.seconds($0) } }

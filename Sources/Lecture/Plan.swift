@@ -41,8 +41,14 @@ public struct LadderPlan: Codable, Sendable {
     public static func make(source: SourceInfo, preset: Preset, cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> LadderPlan {
         var video: [VideoRenditionPlan] = []
         if let v = source.video {
-            let dw = max(2, v.displayWidth), dh = max(2, v.displayHeight)
-            let shortSide = min(dw, dh)
+            // The largest square-pixel picture with the display aspect ratio that needs no upscaling in
+            // either direction: wide pixels lose height, tall pixels lose width.
+            let rotated = v.rotation == 90 || v.rotation == 270
+            let storageW = Double(rotated ? v.height : v.width), storageH = Double(rotated ? v.width : v.height)
+            let aspect = Double(max(1, v.displayWidth)) / Double(max(1, v.displayHeight))
+            let (fullW, fullH) = storageW / storageH >= aspect ? (storageH * aspect, storageH) : (storageW, storageW / aspect)
+            let dw = max(2, Int(fullW.rounded(.down))), dh = max(2, Int(fullH.rounded(.down)))
+            let shortSide = min(dw, dh) / 2 * 2
             let landscape = dw >= dh
             var sizes: [(Preset.Rung, Int, Int)] = []
             var rungs = preset.rungs.sorted { $0.height > $1.height }
@@ -57,7 +63,7 @@ public struct LadderPlan: Codable, Sendable {
             }
             for r in rungs {
                 let s = even(Double(r.height))
-                let l = even(Double(r.height) * Double(max(dw, dh)) / Double(shortSide))
+                let l = min(even(Double(r.height) * Double(max(dw, dh)) / Double(min(dw, dh))), max(dw, dh) / 2 * 2)
                 let (w, h) = landscape ? (l, s) : (s, l)
                 if sizes.contains(where: { $0.1 == w && $0.2 == h }) { continue }
                 sizes.append((r, w, h))

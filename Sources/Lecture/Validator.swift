@@ -102,7 +102,11 @@ public enum Validator {
             r.expect("one I-frame playlist per video variant", master.iFrameVariants.count >= videoVariants.count,
                      "\(master.iFrameVariants.count) I-frame playlists for \(videoVariants.count) video variants")
         }
-        r.expect("ladder has an audio-only variant", audioOnlyVariant, "no variant without video")
+        // A source without sound has no audio to offer on its own; every other package must.
+        let hasAudio = !audioGroups.isEmpty || master.variants.contains { ($0.attributes["CODECS"] ?? "").contains("mp4a") }
+        if hasAudio {
+            r.expect("ladder has an audio-only variant", audioOnlyVariant, "no variant without video")
+        }
         for i in master.iFrameVariants {
             guard let uri = i["URI"] else {
                 r.expect("I-frame variant has a URI", false, "URI missing")

@@ -1,0 +1,295 @@
+import Foundation
+import Testing
+
+/// End-to-end: real files through the real binary, checked with ffprobe and the package's own files.
+@Suite(.serialized) struct TranscodeTests {
+    /// Transcodes `source` and asserts what every package must hold; returns the package folder.
+    @discardableResult
+    func transcodeAndCheck(_ source: String, preset: String? = nil, expectVideo: Bool = true,
+                           sourceDuration: Double? = nil) throws -> URL {
+        let out = try Support.scratch().appendingPathComponent("pkg")
+        let r = try Support.coursepack("transcode", source, "-o", out.path, "--preset", try preset ?? Support.testPreset())
+        #expect(r.status == 0, "transcode failed: \(r.stderr)")
+        let pkg = PackageProbe(dir: out)
+        let variants = try pkg.variants()
+        #expect(!variants.isEmpty)
+        let duration = try sourceDuration ?? {
+            let j = try Support.ffprobe(["-show_entries", "format=duration", source])
+            return Double((j["format"] as? [String: Any])?["duration"] as? String ?? "") ?? 0
+        }()
+        var videoDurations: [[Double]] = []
+        for v in variants {
+            let s = try pkg.segments(v.uri)
+            #expect(!s.entries.isEmpty, "\(v.uri) has no segments")
+            let total = s.entries.reduce(0) { $0 + $1.duration }
+            #expect(abs(total - duration) <= 0.5, "\(v.uri): \(total) s vs source \(duration) s")
+            if v.attributes.contains("RESOLUTION=") {
+                videoDurations.append(s.entries.map(\.duration))
+                for i in s.entries.indices {
+                    let seg = try pkg.probeSegment(v.uri, i)
+                    #expect(seg.firstFlags.contains("K"), "\(v.uri) segment \(i) starts with flags \(seg.firstFlags)")
+                    #expect(seg.stream["pix_fmt"] as? String == "yuv420p")
+                }
+            }
+        }
+        #expect(expectVideo == !videoDurations.isEmpty)
+        for d in videoDurations.dropFirst() {
+            #expect(d.count == videoDurations[0].count && zip(d, videoDurations[0]).allSatisfy { abs($0 - $1) <= 0.05 },
+                    "renditions not aligned: \(d) vs \(videoDurations[0])")
+        }
+        let v = try Support.coursepack("validate", out.path)
+        #expect(v.status == 0, "validate failed: \(v.stdout)")
+        #expect(Support.leftovers(beside: out).isEmpty)
+        return out
+    }
+
+    /// Width and height ffprobe sees in a rendition's first segment.
+    func size(_ pkg: URL, _ playlist: String) throws -> (Int, Int) {
+        let s = try PackageProbe(dir: pkg).probeSegment(playlist, 0).stream
+        return (s["width"] as? Int ?? 0, s["height"] as? Int ?? 0)
+    }
+
+    @Test func sampleLectureWithDefaultPreset() throws {
+        let sample = Support.repoRoot.appendingPathComponent("Samples/lecture.mp4").path
+        let pkg = try transcodeAndCheck(sample, preset: "lecture")
+        let variants = try PackageProbe(dir: pkg).variants()
+        let resolutions = variants.compactMap { $0.attributes.range(of: #"RESOLUTION=\d+x\d+"#, options: .regularExpression).map { String($0.attributes[$0]) } }
+        #expect(resolutions == resolutions.sorted().uniqued())
+        // 720p source: 720 down to 144, never 1080.
+        #expect(Set(resolutions) == ["RESOLUTION=1280x720", "RESOLUTION=854x480", "RESOLUTION=640x360", "RESOLUTION=426x240", "RESOLUTION=256x144"])
+        // A weak-link variant and an audio-only variant.
+        let bandwidths = variants.filter { $0.attributes.contains("RESOLUTION") }.compactMap { v -> Int? in
+            v.attributes.range(of: #"BANDWIDTH=\d+"#, options: .regularExpression).flatMap { Int(v.attributes[$0].dropFirst(10)) }
+        }
+        #expect(bandwidths.contains { $0 <= 192_000 })
+        #expect(variants.contains { !$0.attributes.contains("RESOLUTION") && $0.attributes.contains("mp4a.40.2") })
+        let master = try String(contentsOf: pkg.appendingPathComponent("master.m3u8"), encoding: .utf8)
+        #expect(master.components(separatedBy: "#EXT-X-I-FRAME-STREAM-INF").count - 1 == 5)
+        // The outside checker agrees.
+        let check = try Support.run("python3", [Support.repoRoot.deletingLastPathComponent().appendingPathComponent("shared/tools/hls_check.py").path,
+                                                pkg.path, "--source", sample])
+        if FileManager.default.fileExists(atPath: Support.repoRoot.deletingLastPathComponent().appendingPathComponent("shared/tools/hls_check.py").path) {
+            #expect(check.status == 0, "hls_check: \(check.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") })")
+        }
+    }
+
+    @Test func rotatedPhoneVideoComesOutUpright() throws {
+        // Upright portrait picture: white top half, black bottom half. Stored turned a quarter to the
+        // left, with a display matrix saying "turn 90 degrees clockwise to show".
+        let stored = try Support.fixture("rot-stored.mp4", [
+            "-f", "lavfi", "-i", "color=white:s=180x160:r=30:d=7[t];color=black:s=180x160:r=30:d=7[b];[t][b]vstack",
+            "-f", "lavfi", "-i", "sine=d=7", "-vf", "transpose=cclock", "-c:v", "libx264", "-c:a", "aac", "-shortest"])
+        let rotated = Support.fixtureDir.appendingPathComponent("rot-90.mp4")
+        if !FileManager.default.fileExists(atPath: rotated.path) {
+            var data = try Data(contentsOf: URL(fileURLWithPath: stored))
+            let tkhd = data.range(of: Data("tkhd".utf8))!.lowerBound - 4
+            var matrix = Data()
+            for v: Int32 in [0, 0x10000, 0, -0x10000, 0, 0, 160 << 16, 0, 0x4000_0000] {
+                withUnsafeBytes(of: v.bigEndian) { matrix.append(contentsOf: $0) }
+            }
+            data.replaceSubrange((tkhd + 48)..<(tkhd + 84), with: matrix)
+            try data.write(to: rotated)
+        }
+        let probe = try Support.ffprobe(["-select_streams", "v:0", "-show_streams", rotated.path])
+        let side = ((probe["streams"] as? [[String: Any]])?.first?["side_data_list"] as? [[String: Any]]) ?? []
+        #expect(side.contains { ($0["rotation"] as? Int) == -90 }, "fixture lacks its display matrix")
+
+        let pkg = try transcodeAndCheck(rotated.path)
+        let (w, h) = try size(pkg, "v144/index.m3u8")
+        #expect(h > w, "rendition is \(w)x\(h), expected portrait")
+        // Decode the first picture as grey bytes and compare the top and bottom halves.
+        let raw = try rawGray(pkg.appendingPathComponent("v144/index.m3u8").path)
+        #expect(raw.count == w * h)
+        let top = raw.prefix(w * h / 2 - w * 8).reduce(0) { $0 + Int($1) } / (w * h / 2 - w * 8)
+        let bottom = raw.suffix(w * h / 2 - w * 8).reduce(0) { $0 + Int($1) } / (w * h / 2 - w * 8)
+        #expect(top > 200 && bottom < 50, "top mean \(top), bottom mean \(bottom)")
+    }
+
+    func rawGray(_ input: String) throws -> [UInt8] {
+        let tmp = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("frame-\(UUID().uuidString).gray")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let r = try Support.run("ffmpeg", ["-v", "error", "-i", input, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", tmp.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        return [UInt8](try Data(contentsOf: tmp))
+    }
+
+    @Test func smallSourceIsNeverUpscaled() throws {
+        let src = try Support.fixture("small-200x150.mkv", [
+            "-f", "lavfi", "-i", "testsrc2=s=200x150:r=25:d=7", "-f", "lavfi", "-i", "sine=d=7",
+            "-c:v", "libx264", "-c:a", "libopus", "-shortest"])
+        let pkg = try transcodeAndCheck(src, preset: "lecture")
+        let variants = try PackageProbe(dir: pkg).variants().filter { $0.attributes.contains("RESOLUTION") }
+        for v in variants {
+            let (w, h) = try size(pkg, v.uri)
+            #expect(w <= 200 && h <= 150, "\(v.uri) is \(w)x\(h)")
+        }
+        #expect(variants.count == 1)  // only 144p fits a 150-line source
+    }
+
+    @Test func variableFrameRateWithLateStart() throws {
+        let src = try Support.fixture("vfr-offset.ts", [
+            "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=9", "-f", "lavfi", "-i", "sine=d=9",
+            "-vf", "setpts='PTS+0.011*sin(N)/TB',select='not(eq(mod(n,7),3))'", "-fps_mode", "vfr",
+            "-output_ts_offset", "30", "-c:v", "libx264", "-c:a", "aac", "-shortest"])
+        let probe = try Support.ffprobe(["-show_entries", "format=start_time,duration", src])
+        let start = Double((probe["format"] as? [String: Any])?["start_time"] as? String ?? "") ?? 0
+        #expect(start > 29)
+        try transcodeAndCheck(src)
+    }
+
+    @Test func nonSquarePixelsKeepDisplayAspect() throws {
+        // 4:3 storage with 16:9 display via SAR 4:3, and odd dimensions (FFV1 allows them).
+        let src = try Support.fixture("sar-odd.mkv", [
+            "-f", "lavfi", "-i", "testsrc2=s=321x241:r=25:d=7", "-vf", "setsar=4/3", "-c:v", "ffv1", "-pix_fmt", "yuv420p"])
+        let pkg = try transcodeAndCheck(src)
+        let (w, h) = try size(pkg, "v144/index.m3u8")
+        #expect(w % 2 == 0 && h % 2 == 0)
+        let display = 321.0 * 4 / 3 / 241
+        #expect(abs(Double(w) / Double(h) - display) / display < 0.02, "\(w)x\(h) vs display aspect \(display)")
+        #expect(w <= 321 && h <= 241)
+    }
+
+    @Test func interlacedSourceIsDeinterlaced() throws {
+        let src = try Support.fixture("interlaced.ts", [
+            "-f", "lavfi", "-i", "testsrc2=s=320x240:r=50:d=7", "-f", "lavfi", "-i", "sine=d=7",
+            "-vf", "tinterlace=interleave_top,setfield=tff", "-flags", "+ildct+ilme", "-c:v", "libx264", "-c:a", "mp2", "-shortest"])
+        let p = try Support.coursepack("probe", src, "--json")
+        let info = try JSONSerialization.jsonObject(with: Data(p.stdout.utf8)) as? [String: Any]
+        #expect((info?["video"] as? [String: Any])?["fieldOrder"] as? String == "tff")
+        let pkg = try transcodeAndCheck(src)
+        let s = try PackageProbe(dir: pkg).probeSegment("v240/index.m3u8", 0).stream
+        #expect((s["field_order"] as? String ?? "progressive") == "progressive")
+    }
+
+    @Test func tenBitVideoBecomesEightBit420() throws {
+        let src = try Support.fixture("tenbit.mkv", [
+            "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=7", "-f", "lavfi", "-i", "sine=d=7",
+            "-c:v", "libx264", "-pix_fmt", "yuv420p10le", "-c:a", "flac", "-shortest"])
+        let pkg = try transcodeAndCheck(src)
+        let s = try PackageProbe(dir: pkg).probeSegment("v240/index.m3u8", 0).stream
+        #expect(s["pix_fmt"] as? String == "yuv420p")
+        #expect((s["profile"] as? String ?? "").contains("10") == false)
+    }
+
+    @Test func videoWithoutAudio() throws {
+        let src = try Support.fixture("silent.mp4", ["-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=7", "-c:v", "libx264"])
+        let pkg = try transcodeAndCheck(src)
+        let master = try String(contentsOf: pkg.appendingPathComponent("master.m3u8"), encoding: .utf8)
+        #expect(!master.contains("mp4a"))
+        #expect(!master.contains("TYPE=AUDIO"))
+    }
+
+    @Test func audioWithoutVideoMakesAudioOnlyPackage() throws {
+        // 5.1 at 44.1 kHz with cover art: the picture is not a video track.
+        let src = try Support.fixture("surround-cover.m4a", [
+            "-f", "lavfi", "-i", "sine=f=500:d=8", "-f", "lavfi", "-i", "color=red:s=64x64:d=1",
+            "-map", "0:a", "-map", "1:v", "-frames:v", "1", "-ac", "6", "-ar", "44100", "-c:a", "aac", "-c:v", "mjpeg",
+            "-disposition:v", "attached_pic"])
+        let pkg = try transcodeAndCheck(src, expectVideo: false)
+        let variants = try PackageProbe(dir: pkg).variants()
+        #expect(variants.allSatisfy { $0.attributes.contains("CODECS=\"mp4a.40.2\"") })
+        let j = try Support.ffprobe(["-show_streams", pkg.appendingPathComponent("a48/index.m3u8").path])
+        let stream = (j["streams"] as? [[String: Any]])?.first
+        #expect(stream?["channels"] as? Int == 1)
+        #expect(stream?["profile"] as? String == "LC")
+    }
+
+    @Test func severalAudioTracksTakeTheDefault() throws {
+        // Track 1 is a 200 Hz tone, track 2 (default, French) an 1800 Hz tone.
+        let src = try Support.fixture("two-tracks.mov", [
+            "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=7", "-f", "lavfi", "-i", "sine=f=200:d=7",
+            "-f", "lavfi", "-i", "sine=f=1800:d=7", "-map", "0", "-map", "1", "-map", "2",
+            "-c:v", "libx264", "-c:a", "aac", "-disposition:a:0", "0", "-disposition:a:1", "default",
+            "-metadata:s:a:1", "language=fra"])
+        let out = try Support.scratch().appendingPathComponent("pkg")
+        let r = try Support.coursepack("transcode", src, "-o", out.path, "--preset", try Support.testPreset())
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("2 audio tracks: using stream #2"), "stderr: \(r.stderr)")
+        // The packaged audio is the 1800 Hz track: count zero crossings of one second.
+        let pcm = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("pcm-\(UUID().uuidString).raw")
+        defer { try? FileManager.default.removeItem(at: pcm) }
+        let d = try Support.run("ffmpeg", ["-v", "error", "-i", out.appendingPathComponent("a48/index.m3u8").path, "-ss", "2", "-t", "1",
+                                           "-f", "s16le", "-ac", "1", "-ar", "48000", pcm.path])
+        #expect(d.status == 0)
+        let samples = try Data(contentsOf: pcm).withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+        let crossings = zip(samples, samples.dropFirst()).filter { ($0 < 0) != ($1 < 0) }.count
+        #expect(abs(crossings - 3600) < 200, "\(crossings) zero crossings in 1 s")
+    }
+
+    @Test(arguments: [
+        ("mkv-vp9-opus.mkv", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"]),
+        ("webm-vp8-vorbis.webm", ["-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libvorbis"]),
+        ("avi-mpeg4-mp3.avi", ["-c:v", "mpeg4", "-q:v", "5", "-c:a", "libmp3lame"]),
+        ("ts-mpeg2-mp2.ts", ["-c:v", "mpeg2video", "-q:v", "5", "-c:a", "mp2"]),
+        ("mov-prores-pcm.mov", ["-c:v", "prores_ks", "-profile:v", "0", "-c:a", "pcm_s16le"]),
+    ])
+    func containersAndCodecs(name: String, codecArgs: [String]) throws {
+        let src = try Support.fixture(name, ["-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=7", "-f", "lavfi", "-i", "sine=d=7",
+                                             "-shortest"] + codecArgs)
+        try transcodeAndCheck(src)
+    }
+
+    @Test func corruptPacketsAreSkippedWithAWarning() throws {
+        let clean = try Support.fixture("for-corruption.ts", [
+            "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=8", "-f", "lavfi", "-i", "sine=d=8",
+            "-c:v", "libx264", "-g", "250", "-c:a", "aac", "-shortest"])
+        var data = try Data(contentsOf: URL(fileURLWithPath: clean))
+        // Overwrite payload bytes (not TS headers) in the middle of the file with garbage.
+        var rng = SystemRandomNumberGenerator()
+        let packets = data.count / 188
+        for p in stride(from: packets / 3, to: packets / 3 + 40, by: 2) {
+            for i in 8..<188 { data[p * 188 + i] = UInt8.random(in: 0...255, using: &rng) }
+        }
+        let dir = try Support.scratch()
+        let src = dir.appendingPathComponent("corrupt.ts")
+        try data.write(to: src)
+        let out = dir.appendingPathComponent("pkg")
+        let r = try Support.coursepack("transcode", src.path, "-o", out.path, "--preset", try Support.testPreset())
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.range(of: #"warning: .*corrupt\.ts: \d+ corrupt packets? skipped"#, options: .regularExpression) != nil, "stderr: \(r.stderr)")
+        #expect(try Support.coursepack("validate", out.path).status == 0)
+    }
+
+    @Test func jsonProgressAndSummary() throws {
+        let sample = Support.repoRoot.appendingPathComponent("Samples/lecture.mp4").path
+        let out = try Support.scratch().appendingPathComponent("pkg")
+        let r = try Support.coursepack("transcode", sample, "-o", out.path, "--preset", "minimal", "--json")
+        #expect(r.status == 0)
+        let text = r.stdout
+        // JSON lines of progress, then one pretty-printed summary object.
+        let firstBrace = text.range(of: "\n{\n") ?? text.range(of: "{\n")
+        let lines = text[..<(firstBrace?.lowerBound ?? text.startIndex)].split(separator: "\n")
+        for l in lines {
+            let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any]
+            #expect(o?["event"] as? String == "progress")
+        }
+        let summary = try JSONSerialization.jsonObject(with: Data(text[(firstBrace?.lowerBound ?? text.startIndex)...].utf8)) as? [String: Any]
+        let master = summary?["master"] as? [String: Any]
+        #expect((master?["variants"] as? [Any])?.count == 3)
+    }
+
+    @Test func existingOutputIsReplacedOnlyOnSuccess() throws {
+        let dir = try Support.scratch()
+        let out = dir.appendingPathComponent("pkg")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try "keep".write(to: out.appendingPathComponent("marker"), atomically: true, encoding: .utf8)
+        let bad = dir.appendingPathComponent("bad.mp4")
+        try Data((0..<5000).map { _ in UInt8.random(in: 0...255) }).write(to: bad)
+        let r = try Support.coursepack("transcode", bad.path, "-o", out.path)
+        #expect(r.status == 65)
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("marker").path))
+        let src = try Support.fixture("silent.mp4", ["-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=7", "-c:v", "libx264"])
+        let ok = try Support.coursepack("transcode", src, "-o", out.path, "--preset", try Support.testPreset())
+        #expect(ok.status == 0)
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("marker").path))
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("master.m3u8").path))
+        #expect(Support.leftovers(beside: out).isEmpty)
+    }
+}
+
+extension Array where Element: Hashable {
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
+    }
+}

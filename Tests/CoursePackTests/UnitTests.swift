@@ -1,0 +1,122 @@
+import Foundation
+import Testing
+@testable import Lecture
+
+@Suite struct PlaylistParsingTests {
+    @Test func attributeListKeepsQuotedCommas() throws {
+        let a = try AttributeList(parsing: #"BANDWIDTH=1000,CODECS="avc1.64001f,mp4a.40.2",RESOLUTION=640x360"#)
+        #expect(a["BANDWIDTH"] == "1000")
+        #expect(a["CODECS"] == "avc1.64001f,mp4a.40.2")
+        #expect(a["RESOLUTION"] == "640x360")
+        #expect(throws: HLSParseError.self) { try AttributeList(parsing: #"CODECS="unterminated"#) }
+    }
+
+    @Test func mediaPlaylistByteRanges() throws {
+        let p = try MediaPlaylist(text: """
+        #EXTM3U
+        #EXT-X-TARGETDURATION:6
+        #EXT-X-PLAYLIST-TYPE:VOD
+        #EXT-X-I-FRAMES-ONLY
+        #EXTINF:6.0,
+        #EXT-X-BYTERANGE:100@50
+        a.m4s
+        #EXTINF:2.5,
+        #EXT-X-BYTERANGE:30
+        a.m4s
+        #EXT-X-ENDLIST
+        """)
+        #expect(p.iFramesOnly && p.hasEndList && p.targetDuration == 6)
+        #expect(p.segments.count == 2)
+        #expect(p.segments[1].byteRange?.offset == 150 && p.segments[1].byteRange?.length == 30)
+        #expect(p.totalDuration == 8.5)
+        #expect(throws: HLSParseError.self) { try MediaPlaylist(text: "#EXTM3U\nseg.m4s\n") }
+    }
+
+    @Test func peakFollowsRFC8216() {
+        // Target 6: windows of 3 to 9 seconds. A 2 s segment alone is too short to count.
+        let r = MeasuredRate(sizes: [60_000, 90_000, 10_000], durations: [6, 6, 2], target: 6)
+        #expect(r.peak == 90_000 * 8 / 6)
+        #expect(abs(r.average - 160_000.0 * 8 / 14) < 1e-6)
+    }
+
+    @Test func codecStrings() {
+        // Annex B SPS: High profile (100), constraints 0, level 3.1.
+        #expect(CodecString.avc(extradata: [0, 0, 0, 1, 0x67, 100, 0, 31, 0xAC]) == "avc1.64001F")
+        #expect(CodecString.avc(extradata: [1, 77, 0x40, 30, 0xFF]) == "avc1.4D401E")
+        #expect(CodecString.aac(extradata: [0x12, 0x10]) == "mp4a.40.2")
+        #expect(CodecString.avc(extradata: []) == nil)
+    }
+}
+
+@Suite struct PlanTests {
+    func source(_ w: Int, _ h: Int, sar: (Int, Int) = (1, 1), rotation: Int = 0, fps: Double = 30) -> SourceInfo {
+        var dw = Int((Double(w) * Double(sar.0) / Double(sar.1)).rounded()), dh = h
+        if rotation % 180 == 90 { swap(&dw, &dh) }
+        let v = SourceInfo.Video(index: 0, codec: "h264", profile: nil, width: w, height: h, pixelFormat: "yuv420p", bitDepth: 8,
+                                 sampleAspectRatio: "\(sar.0):\(sar.1)", rotation: rotation, displayWidth: dw, displayHeight: dh,
+                                 frameRate: fps, variableFrameRate: false, fieldOrder: "progressive", bitRate: nil)
+        let a = SourceInfo.Audio(index: 1, codec: "aac", sampleRate: 48000, channels: 2, layout: "stereo", language: nil, title: nil,
+                                 isDefault: true, bitRate: nil)
+        return SourceInfo(path: "x", container: "mov", containerName: "", duration: 60, startTime: 0, sizeBytes: nil, bitRate: nil,
+                          video: v, audio: [a], selectedAudio: 1, notes: [])
+    }
+
+    func preset() throws -> Preset {
+        try Preset.load(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Presets/lecture.json"))
+    }
+
+    @Test func ladderFor720pStopsAt720() throws {
+        let plan = LadderPlan.make(source: source(1280, 720), preset: try preset())
+        #expect(plan.video.map(\.height) == [720, 480, 360, 240, 144])
+        #expect(plan.video.allSatisfy { $0.width % 2 == 0 && $0.height % 2 == 0 })
+        #expect(plan.audio.contains { $0.audioOnly && $0.kbps <= 64 })
+    }
+
+    @Test func ladderFor1080pIncludes1080() throws {
+        let plan = LadderPlan.make(source: source(1920, 1080), preset: try preset())
+        #expect(plan.video.first?.width == 1920 && plan.video.first?.height == 1080)
+    }
+
+    @Test func portraitKeepsShortSide() throws {
+        let plan = LadderPlan.make(source: source(1920, 1080, rotation: 90), preset: try preset())
+        #expect(plan.video.first.map { ($0.width, $0.height) } ?? (0, 0) == (1080, 1920))
+        #expect(plan.video.allSatisfy { $0.height > $0.width })
+    }
+
+    @Test func widePixelsLoseHeightNotGainWidth() throws {
+        // DV NTSC widescreen: 720x480 with SAR 32:27 shows as 853x480.
+        let plan = LadderPlan.make(source: source(720, 480, sar: (32, 27)), preset: try preset())
+        let top = try #require(plan.video.first)
+        #expect(top.width <= 720 && top.height <= 480)
+        #expect(abs(Double(top.width) / Double(top.height) - 853.0 / 480) < 0.02)
+    }
+
+    @Test func frameRateCapsApplyOnlyBelowSource() throws {
+        let plan = LadderPlan.make(source: source(1280, 720, fps: 12), preset: try preset())
+        #expect(plan.video.allSatisfy { $0.frameRateCap == nil && $0.frameRate == 12 })
+        let plan60 = LadderPlan.make(source: source(1280, 720, fps: 60), preset: try preset())
+        #expect(plan60.video.allSatisfy { $0.frameRate <= 30 })
+    }
+}
+
+@Suite struct PresetTests {
+    @Test func shippedPresetsAreValid() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Presets")
+        for name in ["lecture", "minimal"] {
+            let p = try Preset.named(name, in: dir)
+            #expect(p.problem() == nil)
+        }
+    }
+
+    @Test func problemsNameTheField() throws {
+        var p = try Preset.named("minimal", in: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Presets"))
+        p.rungs[1].audio = "nope"
+        #expect(p.problem()?.contains("rungs[1].audio") == true)
+        p.rungs[1].audio = p.audio[0].name
+        p.segmentSeconds = 5
+        #expect(p.problem()?.contains("segmentSeconds") == true)
+    }
+}

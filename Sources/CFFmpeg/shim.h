@@ -51,5 +51,9 @@ static inline int cp_packet_is_corrupt(const AVPacket *p) { return (p->flags & A
 static inline int cp_disposition_default(const AVStream *st) { return (st->disposition & AV_DISPOSITION_DEFAULT) != 0; }
 static inline int cp_disposition_attached_pic(const AVStream *st) { return (st->disposition & AV_DISPOSITION_ATTACHED_PIC) != 0; }
 static inline int cp_frame_interlaced(const AVFrame *f) { return f->interlaced_frame; }
+// Flag macros: a frame the decoder concealed errors in, or marked corrupt.
+static inline int cp_frame_damaged(const AVFrame *f) {
+    return f->decode_error_flags != 0 || (f->flags & AV_FRAME_FLAG_CORRUPT) != 0;
+}
 
 #endif

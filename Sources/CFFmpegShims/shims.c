@@ -1,5 +1,6 @@
 #include "cp_shims.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,24 +14,32 @@
 static _Atomic(cp_log_sink) log_sink = NULL;
 static atomic_int log_max_level = AV_LOG_WARNING;
 
+// The last error-level message logged on this thread, so a failed call can report FFmpeg's own words.
+static _Thread_local char last_error[512];
+
 static void log_trampoline(void *avcl, int level, const char *fmt, va_list vl) {
     // Filter by level before any formatting work.
-    if (level > atomic_load(&log_max_level)) return;
     cp_log_sink sink = atomic_load(&log_sink);
-    if (!sink) return;
+    int wanted = sink && level <= atomic_load(&log_max_level);
+    if (!wanted && level > AV_LOG_ERROR) return;
     char line[1024];
-    int print_prefix = 1;
+    int print_prefix = 0;
     av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &print_prefix);
     size_t n = strlen(line);
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = 0;
     if (n == 0) return;
-    sink(level, line);
+    if (level <= AV_LOG_ERROR) snprintf(last_error, sizeof last_error, "%s", line);
+    if (wanted) sink(level, line);
 }
+
+const char *cp_last_error(void) { return last_error; }
+void cp_clear_last_error(void) { last_error[0] = 0; }
 
 void cp_log_install(int max_level, cp_log_sink sink) {
     atomic_store(&log_max_level, max_level);
     atomic_store(&log_sink, sink);
-    av_log_set_level(max_level);
+    // Errors are always formatted (for cp_last_error); the sink gets what max_level lets through.
+    av_log_set_level(max_level > AV_LOG_ERROR ? max_level : AV_LOG_ERROR);
     av_log_set_callback(log_trampoline);
 }
 
@@ -51,6 +60,12 @@ void cp_signals_install(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    // A parent may have started us with these signals blocked; the mask is inherited across exec.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 int cp_signal_received(void) { return atomic_load(&signal_seen); }

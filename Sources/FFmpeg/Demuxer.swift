@@ -83,6 +83,7 @@ public final class Demuxer {
         av_dict_set(&dict, "probesize", String(options.probeSize), 0)
         av_dict_set(&dict, "analyzeduration", String(options.analyzeDuration), 0)
         var ctxOpt: UnsafeMutablePointer<AVFormatContext>? = ctx
+        cp_clear_last_error()
         let rc = avformat_open_input(&ctxOpt, path, nil, &dict)
         if rc < 0 {
             // avformat_open_input frees the context on failure.
@@ -106,12 +107,15 @@ public final class Demuxer {
     }
 
     private static func describeOpenFailure(_ rc: Int32) -> MediaError {
+        let detail = String(cString: cp_last_error())
         if rc == cp_averror(EINVAL) {
             // libavformat answers EINVAL when the probed format or a protocol is not on the allowlist.
-            return MediaError(kind: .invalidData, operation: "opening input",
-                              message: "container format not allowed or not recognised (\(MediaError.describe(rc)))", code: rc)
+            let why = detail.isEmpty ? "container format or protocol not allowed" : detail
+            return MediaError(kind: .invalidData, operation: "opening input", message: "\(why) (not allowed)", code: rc)
         }
-        return MediaError(code: rc, operation: "opening input")
+        let e = MediaError(code: rc, operation: "opening input")
+        if detail.isEmpty { return e }
+        return MediaError(kind: e.kind, operation: e.operation, message: "\(e.message) (\(detail))", code: rc)
     }
 
     /// FFmpeg's short name of the demuxer used, e.g. "mov,mp4,m4a,3gp,3g2,mj2".
@@ -151,6 +155,8 @@ public final class Demuxer {
     public func read() throws -> Packet? {
         let packet = Packet()
         let rc = av_read_frame(context, packet.pointer)
+        // Some demuxers report an interrupted read as the end of the file: ask the callback's state.
+        if cp_interrupt_reason(interrupt) != 0 { throw interruptError() }
         if rc == cp_averror_eof() { return nil }
         if rc < 0 {
             if cp_interrupt_reason(interrupt) != 0 { throw interruptError() }

@@ -39,6 +39,8 @@ public final class Frame {
     public var pixelFormat: PixelFormat { PixelFormat(pointer.pointee.format) }
     public var sampleAspectRatio: Rational { Rational(pointer.pointee.sample_aspect_ratio) }
     public var isInterlaced: Bool { cp_frame_interlaced(pointer) != 0 }
+    /// The decoder concealed errors in this frame or marked it corrupt.
+    public var isDamaged: Bool { cp_frame_damaged(pointer) != 0 }
     public var sampleCount: Int { Int(pointer.pointee.nb_samples) }
     public var sampleRate: Int { Int(pointer.pointee.sample_rate) }
     public var channelCount: Int { Int(pointer.pointee.ch_layout.nb_channels) }

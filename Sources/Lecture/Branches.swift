@@ -98,6 +98,8 @@ final class VideoBranch: Branch {
     private var nextDue = -Double.infinity
     private let minInterval: Double?
     private var lastPTS: Int64 = .min
+    private var lastInputTime: Double?
+    private var lastInputInterval: Double?
     private let frameDuration: Int64
     private(set) var stats = BranchStats()
 
@@ -132,6 +134,8 @@ final class VideoBranch: Branch {
     func consume(_ frame: Frame) throws {
         stats.framesIn += 1
         guard let t = frame.time else { return }
+        if let p = lastInputTime, t > p { lastInputInterval = t - p }
+        lastInputTime = t
         let atKeyframe = t >= nextKeyframe - 1e-4
         if let minInterval, !atKeyframe {
             // Drop frames above the cap, but never the first frame at or after a keyframe time,
@@ -164,15 +168,34 @@ final class VideoBranch: Branch {
     func finish() throws {
         try encoder.send(nil)
         try drain()
+        if let last = held {
+            // The last picture lasts as long as the source's last frame, so every rendition ends together.
+            last.duration = lastInputInterval.map { max(1, timeBase.timestamp($0)) } ?? frameDuration
+            try write(last)
+            held = nil
+        }
         try muxer.finish()
     }
 
+    /// Each packet is held until the next one arrives, so its duration is the real distance to the
+    /// next frame. The fMP4 muxer places each fragment after the previous one's last sample, so a
+    /// nominal duration after a dropped or late frame would shift every later segment.
+    private var held: Packet?
+
     private func drain() throws {
         while let packet = try encoder.receive() {
-            if packet.duration == 0 { packet.duration = frameDuration }
-            stats.bytes += packet.size
-            try muxer.write(packet, stream: 0)
+            if let previous = held {
+                if let a = previous.dts, let b = packet.dts, b > a { previous.duration = b - a }
+                else if previous.duration == 0 { previous.duration = frameDuration }
+                try write(previous)
+            }
+            held = packet
         }
+    }
+
+    private func write(_ packet: Packet) throws {
+        stats.bytes += packet.size
+        try muxer.write(packet, stream: 0)
     }
 }
 

@@ -51,7 +51,7 @@ public enum Transcoder {
             try publisher.publish()
             var warnings = source.info.notes
             if outcome.corruptPackets > 0 {
-                warnings.append("\(outcome.corruptPackets) corrupt packet\(outcome.corruptPackets == 1 ? "" : "s") skipped while decoding")
+                warnings.append("\(outcome.corruptPackets) corrupt packet\(outcome.corruptPackets == 1 ? "" : "s") skipped or concealed while decoding")
             }
             return TranscodeResult(output: output, source: source.info, plan: plan, master: master,
                                    corruptPackets: outcome.corruptPackets, warnings: warnings,
@@ -130,6 +130,7 @@ final class OnePass {
         let started = Date()
         var lastReport = Date.distantPast
         var position = 0.0
+        var dataEnd = -Double.infinity
 
         func failIfBranchFailed() throws {
             if let failed = runners.first(where: { $0.error != nil }), let error = failed.error {
@@ -147,7 +148,10 @@ final class OnePass {
                 } else {
                     continue
                 }
-                if let t = packet.time, let o = origin { position = max(position, t - o) }
+                if let t = packet.time {
+                    if let o = origin { position = max(position, t - o) }
+                    dataEnd = max(dataEnd, t + packet.timeBase.seconds(packet.duration))
+                }
                 let now = Date()
                 if let progress, now.timeIntervalSince(lastReport) >= 0.5 {
                     lastReport = now
@@ -163,6 +167,7 @@ final class OnePass {
             }
             if origin == nil, !pendingAudio.isEmpty { try startTimeline(at: pendingAudio[0].time ?? 0) }
             try failIfBranchFailed()
+            try checkComplete(dataEnd: dataEnd)
         } catch {
             runners.forEach { $0.abortAndWait() }
             if let e = error as? MediaError { throw CoursePackError.input(path, e) }
@@ -184,6 +189,21 @@ final class OnePass {
                            corruptPackets: corruptPackets)
     }
 
+    /// An MP4 or MOV whose index promises more media than its file holds was cut short (an upload
+    /// that did not finish): refuse it rather than package part of a lecture.
+    private func checkComplete(dataEnd: Double) throws {
+        guard source.demuxer.formatName.hasPrefix("mov") else { return }
+        let selected = [source.info.video?.index, source.info.selectedAudio].compactMap { $0 }
+        let declared = source.demuxer.streams.filter { selected.contains($0.index) }
+            .compactMap { s in s.duration.map { (s.startTime ?? 0) + $0 } }.max()
+        guard let declared, declared > 0 else { return }
+        if !dataEnd.isFinite || dataEnd < declared * 0.9 - 0.5 {
+            throw CoursePackError(.badInput, path: source.info.path,
+                                  String(format: "file is truncated: media data ends at %.1f s of the %.1f s its index declares",
+                                         max(0, dataEnd.isFinite ? dataEnd : 0), declared))
+        }
+    }
+
     private func decode(_ packet: Packet?, with decoder: Decoder, video: Bool) throws {
         if let packet, packet.isCorrupt { corruptPackets += 1 }
         do {
@@ -201,6 +221,7 @@ final class OnePass {
                 continue
             }
             guard let frame else { break }
+            if frame.isDamaged { corruptPackets += 1 }
             if video { try handleVideo(frame) } else { try handleAudio(frame) }
         }
     }

@@ -17,7 +17,7 @@ import Testing
 
     @Test func zeroByteFile() throws {
         let f = try Support.scratch().appendingPathComponent("empty.mp4")
-        FileManager.default.createFile(atPath: f.path, contents: Data())
+        try Data().write(to: f)
         try expectRefused(f.path, code: 65, reason: "empty")
     }
 
@@ -37,24 +37,33 @@ import Testing
         // A real, playable local file that the playlist tries to pull in.
         let target = try Support.fixture("silent.mp4", ["-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=7", "-c:v", "libx264"])
         let ts = try Support.fixture("target.ts", ["-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=7", "-c:v", "libx264"])
-        for (name, text) in [
-            ("hls.mp4", "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:7,\nfile://\(ts)\n#EXTINF:7,\n\(ts)\n#EXT-X-ENDLIST\n"),
-            ("concat.mp4", "ffconcat version 1.0\nfile '\(target)'\n"),
-            ("dash.mp4", "<?xml version=\"1.0\"?><MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\"><Period><AdaptationSet><Representation><BaseURL>\(target)</BaseURL></Representation></AdaptationSet></Period></MPD>\n"),
+        for (name, reason, text) in [
+            ("hls.mp4", "not allowed", "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:7,\nfile://\(ts)\n#EXTINF:7,\n\(ts)\n#EXT-X-ENDLIST\n"),
+            ("concat.mp4", "not allowed", "ffconcat version 1.0\nfile '\(target)'\n"),
+            ("dash.mp4", "not a supported media file", "<?xml version=\"1.0\"?><MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\"><Period><AdaptationSet><Representation><BaseURL>\(target)</BaseURL></Representation></AdaptationSet></Period></MPD>\n"),
         ] {
             let f = try Support.scratch().appendingPathComponent(name)
             try text.write(to: f, atomically: true, encoding: .utf8)
-            try expectRefused(f.path, code: 65, reason: "not allowed")
+            try expectRefused(f.path, code: 65, reason: reason)
         }
     }
 
     @Test func truncatedMP4() throws {
         let full = try Support.fixture("for-truncation.mp4", [
             "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=6", "-f", "lavfi", "-i", "sine=d=6", "-c:v", "libx264", "-c:a", "aac", "-shortest"])
+        // Index at the end (the muxer's default): the cut removes the index.
         let data = try Data(contentsOf: URL(fileURLWithPath: full))
         let f = try Support.scratch().appendingPathComponent("cut.mp4")
         try data.prefix(data.count / 2).write(to: f)
         try expectRefused(f.path, code: 65, reason: "moov atom not found")
+        // Index first (fast start): the index survives and promises media the file no longer holds.
+        let faststart = try Support.scratch().appendingPathComponent("faststart.mp4")
+        let r = try Support.run("ffmpeg", ["-v", "error", "-y", "-i", full, "-c", "copy", "-movflags", "+faststart", faststart.path])
+        #expect(r.status == 0)
+        let fs = try Data(contentsOf: faststart)
+        let g = try Support.scratch().appendingPathComponent("cut-faststart.mp4")
+        try fs.prefix(fs.count / 2).write(to: g)
+        try expectRefused(g.path, code: 65, reason: "file is truncated")
     }
 
     @Test func fileWithNoDecodableStream() throws {

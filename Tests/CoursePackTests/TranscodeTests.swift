@@ -53,7 +53,9 @@ import Testing
         let sample = Support.repoRoot.appendingPathComponent("Samples/lecture.mp4").path
         let pkg = try transcodeAndCheck(sample, preset: "lecture")
         let variants = try PackageProbe(dir: pkg).variants()
-        let resolutions = variants.compactMap { $0.attributes.range(of: #"RESOLUTION=\d+x\d+"#, options: .regularExpression).map { String($0.attributes[$0]) } }
+        let resolutions = variants.compactMap { v in
+            v.attributes.range(of: #"RESOLUTION=\d+x\d+"#, options: .regularExpression).map { String(v.attributes[$0]) }
+        }
         #expect(resolutions == resolutions.sorted().uniqued())
         // 720p source: 720 down to 144, never 1080.
         #expect(Set(resolutions) == ["RESOLUTION=1280x720", "RESOLUTION=854x480", "RESOLUTION=640x360", "RESOLUTION=426x240", "RESOLUTION=256x144"])

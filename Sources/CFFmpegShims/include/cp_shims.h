@@ -9,6 +9,9 @@ struct AVFormatContext;
 // Log sink: receives one formatted line per av_log call at or below the level set.
 typedef void (*cp_log_sink)(int level, const char *line);
 void cp_log_install(int max_level, cp_log_sink sink);
+// The last error-level line FFmpeg logged on the calling thread ("" if none since the last clear).
+const char *cp_last_error(void);
+void cp_clear_last_error(void);
 
 // Interrupt state for AVIOInterruptCB: cancelled by flag, by deadline, or by a process signal.
 typedef struct cp_interrupt cp_interrupt;

@@ -110,8 +110,10 @@ public final class Demuxer {
         let detail = String(cString: cp_last_error())
         if rc == cp_averror(EINVAL) {
             // libavformat answers EINVAL when the probed format or a protocol is not on the allowlist.
-            let why = detail.isEmpty ? "container format or protocol not allowed" : detail
-            return MediaError(kind: .invalidData, operation: "opening input", message: "\(why) (not allowed)", code: rc)
+            let why = detail.isEmpty || detail.hasPrefix("Format not on whitelist")
+                ? "its container format is not allowed (playlists, concat scripts and other formats that open further files are refused)"
+                : "\(detail) (not allowed)"
+            return MediaError(kind: .invalidData, operation: "opening input", message: why, code: rc)
         }
         let e = MediaError(code: rc, operation: "opening input")
         if detail.isEmpty { return e }

@@ -36,7 +36,7 @@ run: build
 	rm -rf out/lecture
 	$(BIN) transcode Samples/lecture.mp4 -o out/lecture
 	$(BIN) validate out/lecture
-	@echo "Package: out/lecture/master.m3u8 (lecture.json-free HLS ladder; see README 'Output layout')"
+	@echo "Done: open out/lecture/master.m3u8 in an HLS player (layout: README, 'Output layout')"
 
 test: test-deps
 	$(SWIFT) build --build-tests

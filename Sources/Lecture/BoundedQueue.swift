@@ -6,21 +6,27 @@ import Foundation
 // @unchecked Sendable: all state is guarded by `condition`.
 final class BoundedQueue<Element>: @unchecked Sendable {
     private let condition = NSCondition()
-    private var items: [Element] = []
+    // A ring of `capacity` slots; a taken slot is cleared at once so the queue never keeps a frame alive.
+    private var slots: [Element?]
+    private var count = 0
     private var head = 0
     private let capacity: Int
     private var finished = false
     private var abandoned = false
 
-    init(capacity: Int) { self.capacity = max(1, capacity) }
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+        slots = Array(repeating: nil, count: self.capacity)
+    }
 
     /// Waits for room and appends; false when the consumer has abandoned the queue.
     func put(_ item: Element) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        while items.count - head >= capacity && !abandoned { condition.wait() }
+        while count == capacity && !abandoned { condition.wait() }
         if abandoned { return false }
-        items.append(item)
+        slots[(head + count) % capacity] = item
+        count += 1
         condition.broadcast()
         return true
     }
@@ -29,14 +35,12 @@ final class BoundedQueue<Element>: @unchecked Sendable {
     func take() -> Element? {
         condition.lock()
         defer { condition.unlock() }
-        while head == items.count && !finished && !abandoned { condition.wait() }
-        if head == items.count || abandoned { return nil }
-        let item = items[head]
-        head += 1
-        if head > 64 && head * 2 > items.count {
-            items.removeFirst(head)
-            head = 0
-        }
+        while count == 0 && !finished && !abandoned { condition.wait() }
+        if count == 0 || abandoned { return nil }
+        let item = slots[head]
+        slots[head] = nil
+        head = (head + 1) % capacity
+        count -= 1
         condition.broadcast()
         return item
     }
@@ -53,8 +57,8 @@ final class BoundedQueue<Element>: @unchecked Sendable {
     func abandon() {
         condition.lock()
         abandoned = true
-        items.removeAll()
-        head = 0
+        for i in slots.indices { slots[i] = nil }
+        count = 0
         condition.broadcast()
         condition.unlock()
     }

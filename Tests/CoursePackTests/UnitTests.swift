@@ -120,3 +120,46 @@ import Testing
         #expect(p.problem()?.contains("segmentSeconds") == true)
     }
 }
+
+@Suite struct QueueTests {
+    final class Token: @unchecked Sendable {
+        let onDeinit: @Sendable () -> Void
+        init(_ onDeinit: @escaping @Sendable () -> Void) { self.onDeinit = onDeinit }
+        deinit { onDeinit() }
+    }
+
+    @Test func takenItemsAreReleasedAtOnce() {
+        // A queue must not keep frames alive after the consumer took them: memory would grow with
+        // every frame in flight.
+        let freed = LockedBoxForTest(0)
+        let q = BoundedQueue<Token>(capacity: 4)
+        for _ in 0..<100 {
+            #expect(q.put(Token { freed.add(1) }))
+            _ = q.take()
+        }
+        #expect(freed.value == 100)
+    }
+
+    @Test func fullQueueBlocksProducerUntilConsumerTakes() {
+        let q = BoundedQueue<Int>(capacity: 2)
+        #expect(q.put(1) && q.put(2))
+        let done = LockedBoxForTest(0)
+        let t = Thread { if q.put(3) { done.add(1) } }
+        t.start()
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(done.value == 0)
+        #expect(q.take() == 1)
+        for _ in 0..<50 where done.value == 0 { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(done.value == 1)
+        q.finish()
+        #expect(q.take() == 2 && q.take() == 3 && q.take() == nil)
+    }
+}
+
+final class LockedBoxForTest: @unchecked Sendable {
+    private let lock = NSLock()
+    private var v: Int
+    init(_ v: Int) { self.v = v }
+    func add(_ n: Int) { lock.withLock { v += n } }
+    var value: Int { lock.withLock { v } }
+}

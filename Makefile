@@ -8,7 +8,7 @@ PIP_TEST := m3u8 selenium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/coursepack
 
-.PHONY: deps test-deps build run test validate clean
+.PHONY: deps test-deps bench-deps build run test bench validate clean
 
 # Debian packages for building, installed only when pkg-config cannot find FFmpeg's libraries.
 deps:
@@ -41,6 +41,16 @@ run: build
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# Benchmark against the FFmpeg CLI ladder; sources are made once into ~/.cache/coursepack-bench.
+bench-deps: deps
+	@command -v ffprobe >/dev/null && command -v espeak-ng >/dev/null && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg espeak-ng fonts-dejavu-core)
+	@python3 -c 'import imageio_ffmpeg' 2>/dev/null || python3 -m pip install -q imageio-ffmpeg
+
+bench: bench-deps build
+	bench/make_sources.sh
+	python3 bench/bench.py $(BENCH_ARGS)
 
 validate: build
 	$(BIN) validate out/lecture

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Makes the benchmark sources once into $BENCH_CACHE (default ~/.cache/coursepack-bench), outside git:
+#   lecture720.mp4     2 min, 1280x720 30 fps: 8 slides (15 s each) with text, a swaying picture-in-picture
+#                      speaker with camera noise, synthetic speech
+#   screencast1080.mp4 1 min, 1920x1080 30 fps: an editor-like screen of small text that is typed line by
+#                      line and scrolls, a moving pointer, synthetic speech
+#   lecture720-30min.mp4  lecture720.mp4 repeated to 30 min (stream copy), for memory and time scaling
+# Sources are encoded at high quality (CRF 16) so they are a fair reference for VMAF.
+set -euo pipefail
+cache=${BENCH_CACHE:-$HOME/.cache/coursepack-bench}
+mkdir -p "$cache"
+cd "$cache"
+font=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+bold=/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf
+mono=/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf
+
+speech() {  # speech OUT SECONDS
+  local text="In this lecture we look at how adaptive streaming serves learners on weak networks. \
+  A video is cut into short segments, each a few seconds long, and encoded at several qualities. \
+  The player measures its bandwidth and picks the best quality it can sustain, switching at segment \
+  boundaries. Keyframes must line up across renditions so that a switch is seamless. For slides, most \
+  of the picture does not change for many seconds, so a good encoder spends almost nothing on those \
+  stretches and saves the bits for the moments when a new slide appears. The audio matters most of \
+  all: a learner on a two G link can still follow the lecture with speech and the slides alone."
+  espeak-ng -s 150 -w "$1.raw.wav" "$text $text $text"
+  ffmpeg -v error -y -i "$1.raw.wav" -af "apad,atrim=0:$2" -ar 48000 -ac 2 "$1"
+  rm -f "$1.raw.wav"
+}
+
+if [ ! -f lecture720.mp4 ]; then
+  speech speech120.wav 120
+  slides=""
+  titles=("Adaptive streaming" "Segments and playlists" "Renditions" "Keyframes and GOPs" \
+          "Bandwidth estimation" "Slides compress well" "Audio first" "Summary")
+  for i in $(seq 0 7); do
+    s=$((i * 15)); e=$((s + 15))
+    en="enable='between(t,$s,$e)'"
+    slides+="drawtext=fontfile=$bold:text='${titles[$i]}':x=80:y=80:fontsize=54:fontcolor=0x1a237e:$en,"
+    for l in 0 1 2 3; do
+      slides+="drawtext=fontfile=$font:text='• Point $((l + 1)) of slide $((i + 1)) with some explanatory words':x=100:y=$((200 + l * 62)):fontsize=32:fontcolor=black:$en,"
+    done
+  done
+  ffmpeg -v error -y \
+    -f lavfi -i "color=c=0xf5f5f0:s=1280x720:r=30:d=120" \
+    -f lavfi -i "gradients=s=320x240:r=30:c0=0x304050:c1=0x708090:speed=0.01:d=120,format=yuv420p" \
+    -f lavfi -i "color=c=0xd8a070:s=320x240:r=30:d=120,format=yuva420p,geq=lum='lum(X,Y)':cb='cb(X,Y)':cr='cr(X,Y)':a='255*lt(hypot((X-160-18*sin(T*1.7))/60,(Y-115-6*sin(T*3.1))/78),1)+255*lt(hypot((X-160)/120,(Y-300)/90),1)'" \
+    -i speech120.wav \
+    -filter_complex "[0:v]drawbox=x=0:y=0:w=1280:h=40:color=0x1a237e:t=fill,${slides%,}[bg];[1:v][2:v]overlay,noise=alls=6:allf=t[pip];[bg][pip]overlay=x=940:y=460[v]" \
+    -map "[v]" -map 3:a -t 120 -c:v libx264 -preset medium -crf 16 -pix_fmt yuv420p -g 60 \
+    -c:a aac -b:a 128k -movflags +faststart lecture720.tmp.mp4
+  mv lecture720.tmp.mp4 lecture720.mp4
+fi
+
+if [ ! -f screencast1080.mp4 ]; then
+  speech speech60.wav 60
+  # 60 lines of code-like text, one typed every second, scrolling once the screen is full.
+  for n in $(seq 1 60); do printf '%3d  let rendition%02d = Rendition(height: %d, crf: %d, maxKbps: %d)  // line %d\n' \
+    "$n" "$n" $((144 + n * 8)) $((20 + n % 8)) $((100 * n)) "$n"; done > code.txt
+  ffmpeg -v error -y \
+    -f lavfi -i "color=c=0x1e1e1e:s=1920x1080:r=30:d=60" -i speech60.wav \
+    -filter_complex "[0:v]drawtext=fontfile=$mono:textfile=code.txt:x=40:y=60-max(0\,floor(t)-38)*26:fontsize=18:fontcolor=0xd4d4d4:line_spacing=8,\
+drawbox=x=0:y=60+min(floor(t)\,38)*26:w=1920:h=1080:color=0x1e1e1e:t=fill,\
+drawbox=x=0:y=0:w=1920:h=40:color=0x333333:t=fill,\
+drawtext=fontfile=$font:text='lecture.swift — Editor':x=20:y=10:fontsize=18:fontcolor=0xcccccc,\
+drawbox=x=300+600*sin(t/3):y=400+250*sin(t/5):w=12:h=18:color=white:t=fill[v]" \
+    -map "[v]" -map 1:a -t 60 -c:v libx264 -preset medium -crf 16 -pix_fmt yuv420p -g 60 \
+    -c:a aac -b:a 128k -movflags +faststart screencast1080.tmp.mp4
+  mv screencast1080.tmp.mp4 screencast1080.mp4
+fi
+
+if [ ! -f lecture720-30min.mp4 ]; then
+  ffmpeg -v error -y -stream_loop 14 -i lecture720.mp4 -c copy -t 1800 -movflags +faststart lecture720-30min.tmp.mp4
+  mv lecture720-30min.tmp.mp4 lecture720-30min.mp4
+fi
+ls -l "$cache"/*.mp4

@@ -49,18 +49,6 @@ public final class Frame {
     public func requestKeyframe() { cp_frame_force_key(pointer) }
     /// Lets the encoder choose the picture type.
     public func clearPictureType() { cp_frame_clear_pict_type(pointer) }
-
-    /// Rows of one plane of an 8-bit picture, for cheap image analysis in Swift.
-    public func withPlane<R>(_ index: Int, _ body: (UnsafePointer<UInt8>, _ stride: Int) throws -> R) rethrows -> R? {
-        let data = withUnsafePointer(to: &pointer.pointee.data) {
-            $0.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { $0[index] }
-        }
-        let stride = withUnsafePointer(to: &pointer.pointee.linesize) {
-            $0.withMemoryRebound(to: Int32.self, capacity: 8) { $0[index] }
-        }
-        guard let data else { return nil }
-        return try body(UnsafePointer(data), Int(stride))
-    }
 }
 
 /// Moves a non-Sendable value from one thread to another.

@@ -42,7 +42,7 @@ public struct MediaError: Error, CustomStringConvertible, Sendable {
         } else if code == cp_averror(ENOENT) || code == cp_averror(EACCES) || code == cp_averror(EIO)
                     || code == cp_averror(ENOSPC) || code == cp_averror(EISDIR) || code == cp_averror(EROFS) {
             kind = .io
-        } else if code == cp_averror(ENOSYS) || code == cp_averror(EINVAL) && operation.contains("codec") {
+        } else if code == cp_averror(ENOSYS) || code == cp_averror(EOPNOTSUPP) {
             kind = .unsupported
         } else {
             kind = .other

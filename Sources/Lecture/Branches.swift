@@ -144,12 +144,18 @@ final class VideoBranch: Branch {
         }
         let pts = timeBase.timestamp(t)
         if pts <= lastPTS { return }  // duplicate or backwards timestamps (variable frame rate sources)
-        if let s = scaler, s.sourceMatches(frame) == false { scaler = nil }
-        if scaler == nil {
-            scaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
-                                width: plan.width, height: plan.height)
+        let scaled: Frame
+        if frame.width == plan.width, frame.height == plan.height, frame.pixelFormat == .yuv420p {
+            // Already this rendition's size and format: encode this branch's own reference, no copy.
+            scaled = frame
+        } else {
+            if let s = scaler, s.sourceMatches(frame) == false { scaler = nil }
+            if scaler == nil {
+                scaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
+                                    width: plan.width, height: plan.height)
+            }
+            scaled = try scaler!.scale(frame)
         }
-        let scaled = try scaler!.scale(frame)
         scaled.timeBase = timeBase
         scaled.pts = pts
         if atKeyframe {

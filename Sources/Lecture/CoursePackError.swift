@@ -38,13 +38,8 @@ public struct CoursePackError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { "\(path): \(reason)" }
 
-    /// Classifies an FFmpeg error met while reading `path`.
+    /// Classifies an FFmpeg error met while reading `path`: an interrupt, or else the input's fault.
     static func input(_ path: String, _ error: MediaError) -> CoursePackError {
-        switch error.kind {
-        case .interrupted: return CoursePackError(.interrupted, path: path, error.description)
-        case .invalidData, .unsupported: return CoursePackError(.badInput, path: path, error.description)
-        case .io: return CoursePackError(.badInput, path: path, error.description)
-        case .other: return CoursePackError(.badInput, path: path, error.description)
-        }
+        CoursePackError(error.kind == .interrupted ? .interrupted : .badInput, path: path, error.description)
     }
 }

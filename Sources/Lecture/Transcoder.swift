@@ -44,8 +44,8 @@ public enum Transcoder {
         do {
             let source = try Source.open(input, limits: options.limits)
             let plan = LadderPlan.make(source: source.info, preset: options.preset)
-            let pass = try OnePass(source: source, plan: plan, preset: options.preset, directory: publisher.workDirectory,
-                                   logger: options.logger, progress: options.progress)
+            let pass = try OnePass(source: source, plan: plan, preset: options.preset, limits: options.limits,
+                                   directory: publisher.workDirectory, logger: options.logger, progress: options.progress)
             let outcome = try pass.run()
             let master = try PackageWriter.writeMaster(directory: publisher.workDirectory, plan: plan, outcome: outcome)
             try publisher.publish()
@@ -74,6 +74,7 @@ struct PassOutcome {
 final class OnePass {
     private let source: OpenedSource
     private let plan: LadderPlan
+    private let limits: Limits
     private let logger: Logger
     private let progress: (@Sendable (TranscodeProgress) -> Void)?
     private let videoBranches: [VideoBranch]
@@ -88,10 +89,11 @@ final class OnePass {
     private var videoFrames = 0
     private var audioFrames = 0
 
-    init(source: OpenedSource, plan: LadderPlan, preset: Preset, directory: URL, logger: Logger,
+    init(source: OpenedSource, plan: LadderPlan, preset: Preset, limits: Limits, directory: URL, logger: Logger,
          progress: (@Sendable (TranscodeProgress) -> Void)?) throws {
         self.source = source
         self.plan = plan
+        self.limits = limits
         self.logger = logger
         self.progress = progress
         do {
@@ -119,7 +121,7 @@ final class OnePass {
         let audioDecoder: Decoder?
         do {
             videoDecoder = try info.video.map {
-                try Decoder(demuxer: demuxer, streamIndex: $0.index, threads: 2, maxPixels: Limits().maxPixels)
+                try Decoder(demuxer: demuxer, streamIndex: $0.index, threads: 2, maxPixels: limits.maxPixels)
             }
             audioDecoder = try info.selectedAudio.map { try Decoder(demuxer: demuxer, streamIndex: $0, threads: 1) }
         } catch let e as MediaError {

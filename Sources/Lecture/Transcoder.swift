@@ -47,7 +47,7 @@ public enum Transcoder {
             let pass = try OnePass(source: source, plan: plan, preset: options.preset, limits: options.limits,
                                    directory: publisher.workDirectory, logger: options.logger, progress: options.progress)
             let outcome = try pass.run()
-            let master = try PackageWriter.writeMaster(directory: publisher.workDirectory, plan: plan, outcome: outcome)
+            let master = try PackageWriter.writeMaster(directory: publisher.workDirectory, outcome: outcome)
             try publisher.publish()
             var warnings = source.info.notes
             if outcome.corruptPackets > 0 {
@@ -73,7 +73,6 @@ struct PassOutcome {
 /// The single decode pass: demux, decode, normalise, fan out references to every branch.
 final class OnePass {
     private let source: OpenedSource
-    private let plan: LadderPlan
     private let limits: Limits
     private let logger: Logger
     private let progress: (@Sendable (TranscodeProgress) -> Void)?
@@ -92,7 +91,6 @@ final class OnePass {
     init(source: OpenedSource, plan: LadderPlan, preset: Preset, limits: Limits, directory: URL, logger: Logger,
          progress: (@Sendable (TranscodeProgress) -> Void)?) throws {
         self.source = source
-        self.plan = plan
         self.limits = limits
         self.logger = logger
         self.progress = progress

@@ -38,6 +38,9 @@ public struct PixelFormat: Sendable, Hashable, CustomStringConvertible {
     var av: AVPixelFormat { AVPixelFormat(rawValue: raw) }
 
     public static let yuv420p = PixelFormat(AV_PIX_FMT_YUV420P)
+    /// Full-range 4:2:0, what JPEG encoders take.
+    public static let yuvj420p = PixelFormat(AV_PIX_FMT_YUVJ420P)
+    public static let gray = PixelFormat(AV_PIX_FMT_GRAY8)
     public static let none = PixelFormat(AV_PIX_FMT_NONE)
 
     public init?(name: String) {

@@ -1,4 +1,5 @@
 import CFFmpeg
+import Foundation
 
 /// Settings for a video encoder.
 public struct VideoEncoderConfig: Sendable {
@@ -19,6 +20,8 @@ public struct VideoEncoderConfig: Sendable {
     public var options: [String: String] = [:]
     /// Put parameter sets in extradata (needed by MP4 and HLS fMP4).
     public var globalHeader = true
+    /// Fixed quantiser scale (1 best to 31 worst) instead of rate control, for still images.
+    public var qscale: Int?
 
     public init(width: Int, height: Int, timeBase: Rational, frameRate: Rational, gopSize: Int) {
         self.width = width
@@ -45,6 +48,33 @@ public struct AudioEncoderConfig: Sendable {
     }
 }
 
+extension Encoder {
+    /// Encodes one picture as a JPEG file (libavcodec's mjpeg encoder, full-range 4:2:0).
+    /// `picture` must be yuvj420p or yuv420p at the size wanted.
+    public static func writeJPEG(_ picture: Frame, to path: String, qscale: Int = 3) throws {
+        var config = VideoEncoderConfig(width: picture.width, height: picture.height, timeBase: Rational(1, 25),
+                                        frameRate: Rational(25, 1), gopSize: 1)
+        config.codec = "mjpeg"
+        config.pixelFormat = picture.pixelFormat
+        config.globalHeader = false
+        config.qscale = qscale
+        config.threads = 1
+        if picture.pixelFormat == .yuv420p { config.options = ["strict": "unofficial"] }
+        let encoder = try Encoder(video: config)
+        let f = picture.reference()
+        f.pts = 0
+        f.clearPictureType()
+        try encoder.send(f)
+        try encoder.send(nil)
+        var data = [UInt8]()
+        while let p = try encoder.receive() { data += p.bytes }
+        guard !data.isEmpty else { throw MediaError(kind: .other, operation: "encoding \(path)", message: "encoder produced no data") }
+        guard FileManager.default.createFile(atPath: path, contents: Data(data)) else {
+            throw MediaError(kind: .io, operation: "writing \(path)", message: "cannot create file")
+        }
+    }
+}
+
 /// An encoder with the send/receive API.
 /// Not Sendable: a codec context is confined to one thread.
 public final class Encoder {
@@ -63,6 +93,10 @@ public final class Encoder {
             ctx.pointee.thread_count = Int32(config.threads)
             if let m = config.maxRate { ctx.pointee.rc_max_rate = Int64(m) }
             if let b = config.bufferSize { ctx.pointee.rc_buffer_size = Int32(b) }
+            if let q = config.qscale {
+                ctx.pointee.flags |= Int32(AV_CODEC_FLAG_QSCALE)
+                ctx.pointee.global_quality = Int32(q) * FF_QP2LAMBDA
+            }
             return config.timeBase
         }
     }

@@ -45,6 +45,38 @@ public final class Frame {
     public var sampleRate: Int { Int(pointer.pointee.sample_rate) }
     public var channelCount: Int { Int(pointer.pointee.ch_layout.nb_channels) }
 
+    /// A new picture with its own buffers, every byte of plane 0 set to `luma` and chroma neutral.
+    public static func picture(width: Int, height: Int, format: PixelFormat, luma: UInt8 = 0) throws -> Frame {
+        let f = Frame()
+        f.pointer.pointee.width = Int32(width)
+        f.pointer.pointee.height = Int32(height)
+        f.pointer.pointee.format = format.raw
+        try check(av_frame_get_buffer(f.pointer, 0), "allocating \(width)x\(height) picture")
+        let planes = format == .gray ? 1 : 3
+        for i in 0..<planes {
+            let h = i == 0 ? height : (height + 1) / 2
+            let stride = Int(withUnsafePointer(to: &f.pointer.pointee.linesize) { $0.withMemoryRebound(to: Int32.self, capacity: 8) { $0[i] } })
+            let data = withUnsafePointer(to: &f.pointer.pointee.data) { $0.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { $0[i] } }
+            data?.update(repeating: i == 0 ? luma : 128, count: stride * h)
+        }
+        return f
+    }
+
+    /// Keeps only the top `height` rows (no copy: the buffers stay, the picture gets shorter).
+    public func cropBottom(toHeight height: Int) throws {
+        guard height > 0, height <= self.height else {
+            throw MediaError(kind: .other, operation: "cropping", message: "height \(height) outside 1...\(self.height)")
+        }
+        pointer.pointee.height = Int32(height)
+    }
+
+    /// Reads plane 0 (luma, or the only plane of a grey picture) of an 8-bit picture.
+    public func withLuma<R>(_ body: (_ bytes: UnsafePointer<UInt8>, _ stride: Int) throws -> R) rethrows -> R? {
+        let data = withUnsafePointer(to: &pointer.pointee.data) { $0.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { $0[0] } }
+        guard let data, pixelFormat.bitDepth == 8 else { return nil }
+        return try body(UnsafePointer(data), Int(pointer.pointee.linesize.0))
+    }
+
     /// Asks the encoder to make this frame a keyframe (an IDR frame with libx264's forced-idr).
     public func requestKeyframe() { cp_frame_force_key(pointer) }
     /// Lets the encoder choose the picture type.

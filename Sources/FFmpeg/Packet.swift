@@ -27,6 +27,11 @@ public final class Packet {
         set { pointer.pointee.duration = newValue }
     }
     public var size: Int { Int(pointer.pointee.size) }
+    /// The packet's payload bytes.
+    public var bytes: [UInt8] {
+        guard let d = pointer.pointee.data, pointer.pointee.size > 0 else { return [] }
+        return Array(UnsafeBufferPointer(start: d, count: Int(pointer.pointee.size)))
+    }
     public var isKey: Bool { cp_packet_is_key(pointer) != 0 }
     public var isCorrupt: Bool { cp_packet_is_corrupt(pointer) != 0 }
 

@@ -50,6 +50,39 @@ public final class Scaler {
 }
 
 extension Scaler {
+    /// Scales `source` into the rectangle at (`x`, `y`) of `canvas`, a picture in this scaler's output
+    /// format at least as large; `x` and `y` must be even for 4:2:0 formats.
+    public func scale(_ source: Frame, into canvas: Frame, x: Int, y: Int) throws {
+        guard sourceMatches(source), canvas.pixelFormat == pixelFormat, x + width <= canvas.width, y + height <= canvas.height else {
+            throw MediaError(kind: .other, operation: "scaling into canvas", message: "picture or canvas does not fit")
+        }
+        var dst = [UnsafeMutablePointer<UInt8>?](repeating: nil, count: 4)
+        var strides = [Int32](repeating: 0, count: 4)
+        let c = canvas.pointer
+        let planes = pixelFormat == .gray ? 1 : 3
+        for i in 0..<planes {
+            let stride = withUnsafePointer(to: &c.pointee.linesize) { $0.withMemoryRebound(to: Int32.self, capacity: 8) { $0[i] } }
+            let base = withUnsafePointer(to: &c.pointee.data) { $0.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { $0[i] } }
+            let (px, py) = i == 0 ? (x, y) : (x / 2, y / 2)
+            dst[i] = base.map { $0 + py * Int(stride) + px }
+            strides[i] = stride
+        }
+        let s = source.pointer
+        let srcData = withUnsafePointer(to: &s.pointee.data) { p in
+            p.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { Array(UnsafeBufferPointer(start: $0, count: 4)) }
+        }
+        let srcStride = withUnsafePointer(to: &s.pointee.linesize) { p in
+            p.withMemoryRebound(to: Int32.self, capacity: 8) { Array(UnsafeBufferPointer(start: $0, count: 4)) }
+        }
+        let rows = srcData.map { UnsafePointer<UInt8>($0) }
+        let rc = rows.withUnsafeBufferPointer { src in
+            dst.withUnsafeMutableBufferPointer { d in
+                sws_scale(context, src.baseAddress, srcStride, 0, Int32(sourceHeight), d.baseAddress, strides)
+            }
+        }
+        try check(rc, "scaling into canvas")
+    }
+
     /// Whether `frame` has the size and pixel format this scaler was made for.
     public func sourceMatches(_ frame: Frame) -> Bool {
         frame.width == sourceWidth && frame.height == sourceHeight && frame.pixelFormat == sourceFormat

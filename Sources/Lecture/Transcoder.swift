@@ -22,6 +22,8 @@ public struct TranscodeResult: Sendable, Codable {
     public var source: SourceInfo
     public var plan: LadderPlan
     public var master: MasterSummary
+    /// Poster and storyboard; nil for an audio-only source.
+    public var thumbnails: ThumbnailSummary?
     public var corruptPackets: Int
     public var warnings: [String]
     public var elapsed: Double
@@ -54,7 +56,7 @@ public enum Transcoder {
                 warnings.append("\(outcome.corruptPackets) corrupt packet\(outcome.corruptPackets == 1 ? "" : "s") skipped or concealed while decoding")
             }
             return TranscodeResult(output: output, source: source.info, plan: plan, master: master,
-                                   corruptPackets: outcome.corruptPackets, warnings: warnings,
+                                   thumbnails: outcome.thumbnails, corruptPackets: outcome.corruptPackets, warnings: warnings,
                                    elapsed: Date().timeIntervalSince(started))
         } catch {
             publisher.discard()
@@ -67,6 +69,7 @@ public enum Transcoder {
 struct PassOutcome {
     var video: [(plan: VideoRenditionPlan, stats: BranchStats)]
     var audio: [(plan: AudioRenditionPlan, stats: BranchStats)]
+    var thumbnails: ThumbnailSummary?
     var corruptPackets: Int
 }
 
@@ -78,6 +81,7 @@ final class OnePass {
     private let progress: (@Sendable (TranscodeProgress) -> Void)?
     private let videoBranches: [VideoBranch]
     private let audioBranches: [AudioBranch]
+    private let thumbnailBranch: ThumbnailBranch?
     private let videoRunners: [BranchRunner]
     private let audioRunners: [BranchRunner]
     private var corruptPackets = 0
@@ -102,12 +106,18 @@ final class OnePass {
             audioBranches = try plan.audio.map {
                 try AudioBranch(plan: $0, directory: directory.appendingPathComponent($0.name), segmentSeconds: plan.segmentSeconds)
             }
+            if let top = plan.video.first, let aspect = source.info.displayAspect {
+                thumbnailBranch = try ThumbnailBranch(directory: directory.appendingPathComponent("thumbs"), duration: source.info.duration,
+                                                      posterSize: (top.width, top.height), displayAspect: aspect)
+            } else {
+                thumbnailBranch = nil
+            }
         } catch let e as MediaError {
             throw CoursePackError(e.kind == .io ? .output : .internal, path: directory.path, e.description)
         } catch {
             throw CoursePackError(.output, path: directory.path, "\(error)")
         }
-        videoRunners = videoBranches.map { BranchRunner($0) }
+        videoRunners = videoBranches.map { BranchRunner($0) } + (thumbnailBranch.map { [BranchRunner($0)] } ?? [])
         audioRunners = audioBranches.map { BranchRunner($0) }
     }
 
@@ -186,7 +196,7 @@ final class OnePass {
         progress?(TranscodeProgress(position: max(position, info.duration), duration: info.duration, elapsed: Date().timeIntervalSince(started)))
         return PassOutcome(video: videoBranches.map { ($0.plan, $0.stats) },
                            audio: audioBranches.map { ($0.plan, $0.stats) },
-                           corruptPackets: corruptPackets)
+                           thumbnails: thumbnailBranch?.summary, corruptPackets: corruptPackets)
     }
 
     /// An MP4 or MOV whose index promises more media than its file holds was cut short (an upload

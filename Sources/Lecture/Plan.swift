@@ -33,11 +33,15 @@ public struct LadderPlan: Codable, Sendable {
     public var audio: [AudioRenditionPlan]
     public var segmentSeconds: Double
     public var keyframeSeconds: Double
+    /// The largest square-pixel size of the picture that needs no upscaling (chapter stills use it).
+    public var fullWidth = 0
+    public var fullHeight = 0
 
     /// Plans the ladder: never upscale, keep the display aspect ratio (after SAR and rotation), even
     /// dimensions, each resolution once, and the rung frame-rate caps.
     public static func make(source: SourceInfo, preset: Preset, cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> LadderPlan {
         var video: [VideoRenditionPlan] = []
+        var full = (0, 0)
         if let v = source.video {
             // The largest square-pixel picture with the display aspect ratio that needs no upscaling in
             // either direction: wide pixels lose height, tall pixels lose width.
@@ -47,6 +51,7 @@ public struct LadderPlan: Codable, Sendable {
             let (fullW, fullH) = storageW / storageH >= aspect ? (storageH * aspect, storageH) : (storageW, storageW / aspect)
             let dw = max(2, Int(fullW.rounded(.down))), dh = max(2, Int(fullH.rounded(.down)))
             let shortSide = min(dw, dh) / 2 * 2
+            full = (dw / 2 * 2, dh / 2 * 2)
             let landscape = dw >= dh
             var sizes: [(Preset.Rung, Int, Int)] = []
             var rungs = preset.rungs.sorted { $0.height > $1.height }
@@ -96,7 +101,7 @@ public struct LadderPlan: Codable, Sendable {
             for i in video.indices { video[i].audio = "" }
         }
         return LadderPlan(video: video, audio: audio, segmentSeconds: preset.segmentSeconds,
-                          keyframeSeconds: preset.keyframeSeconds)
+                          keyframeSeconds: preset.keyframeSeconds, fullWidth: full.0, fullHeight: full.1)
     }
 
     private static func even(_ x: Double) -> Int { max(2, Int((x / 2).rounded()) * 2) }

@@ -24,6 +24,8 @@ public struct TranscodeResult: Sendable, Codable {
     public var master: MasterSummary
     /// Poster and storyboard; nil for an audio-only source.
     public var thumbnails: ThumbnailSummary?
+    /// Chapters found from slide changes, each with a full-resolution still.
+    public var chapters: [Chapter]
     public var corruptPackets: Int
     public var warnings: [String]
     public var elapsed: Double
@@ -56,7 +58,7 @@ public enum Transcoder {
                 warnings.append("\(outcome.corruptPackets) corrupt packet\(outcome.corruptPackets == 1 ? "" : "s") skipped or concealed while decoding")
             }
             return TranscodeResult(output: output, source: source.info, plan: plan, master: master,
-                                   thumbnails: outcome.thumbnails, corruptPackets: outcome.corruptPackets, warnings: warnings,
+                                   thumbnails: outcome.thumbnails, chapters: outcome.chapters, corruptPackets: outcome.corruptPackets, warnings: warnings,
                                    elapsed: Date().timeIntervalSince(started))
         } catch {
             publisher.discard()
@@ -70,6 +72,7 @@ struct PassOutcome {
     var video: [(plan: VideoRenditionPlan, stats: BranchStats)]
     var audio: [(plan: AudioRenditionPlan, stats: BranchStats)]
     var thumbnails: ThumbnailSummary?
+    var chapters: [Chapter]
     var corruptPackets: Int
 }
 
@@ -82,6 +85,7 @@ final class OnePass {
     private let videoBranches: [VideoBranch]
     private let audioBranches: [AudioBranch]
     private let thumbnailBranch: ThumbnailBranch?
+    private let chapterBranch: ChapterBranch?
     private let videoRunners: [BranchRunner]
     private let audioRunners: [BranchRunner]
     private var corruptPackets = 0
@@ -109,15 +113,19 @@ final class OnePass {
             if let top = plan.video.first, let aspect = source.info.displayAspect {
                 thumbnailBranch = try ThumbnailBranch(directory: directory.appendingPathComponent("thumbs"), duration: source.info.duration,
                                                       posterSize: (top.width, top.height), displayAspect: aspect)
+                chapterBranch = try ChapterBranch(directory: directory.appendingPathComponent("chapters"), duration: source.info.duration,
+                                                  stillSize: (plan.fullWidth, plan.fullHeight))
             } else {
                 thumbnailBranch = nil
+                chapterBranch = nil
             }
         } catch let e as MediaError {
             throw CoursePackError(e.kind == .io ? .output : .internal, path: directory.path, e.description)
         } catch {
             throw CoursePackError(.output, path: directory.path, "\(error)")
         }
-        videoRunners = videoBranches.map { BranchRunner($0) } + (thumbnailBranch.map { [BranchRunner($0)] } ?? [])
+        let extras: [Branch] = [thumbnailBranch as Branch?, chapterBranch as Branch?].compactMap { $0 }
+        videoRunners = videoBranches.map { BranchRunner($0) } + extras.map { BranchRunner($0) }
         audioRunners = audioBranches.map { BranchRunner($0) }
     }
 
@@ -196,7 +204,8 @@ final class OnePass {
         progress?(TranscodeProgress(position: max(position, info.duration), duration: info.duration, elapsed: Date().timeIntervalSince(started)))
         return PassOutcome(video: videoBranches.map { ($0.plan, $0.stats) },
                            audio: audioBranches.map { ($0.plan, $0.stats) },
-                           thumbnails: thumbnailBranch?.summary, corruptPackets: corruptPackets)
+                           thumbnails: thumbnailBranch?.summary, chapters: chapterBranch?.chapters ?? [],
+                           corruptPackets: corruptPackets)
     }
 
     /// An MP4 or MOV whose index promises more media than its file holds was cut short (an upload

@@ -1,0 +1,174 @@
+import Foundation
+import FFmpeg
+
+/// Finds slide changes in a stream of small grey pictures (`ChapterDetector.width` x `height`).
+///
+/// The picture is cut into 4x4-pixel cells. A cell counts as changed when its mean brightness moves
+/// by more than `cellThreshold` levels; averaging over the cell removes camera noise. Cells that
+/// keep changing (a talking head in a picture-in-picture corner, a moving pointer) are learned as
+/// busy and left out. A slide change is a large share of the quiet cells differing from the last
+/// settled picture, followed by the picture settling again, so a gradual fade counts once.
+public struct ChapterDetector: Sendable {
+    public static let width = 128, height = 72
+    static let cell = 4
+    static let cols = width / cell, rows = height / cell
+
+    public var cellThreshold = 6.0
+    /// Share of the quiet cells that must differ from the settled picture: 1.5% is about nine 10x10
+    /// pixel cells of a 720p slide, enough for a changed title, more than a pointer's trail.
+    public var changeShare = 0.015
+    /// Share of quiet cells still moving below which the picture counts as settled.
+    public var settledShare = 0.02
+    /// Seconds the picture must stay settled before a change is accepted.
+    public var settleSeconds = 0.5
+    /// Minimum chapter length in seconds.
+    public var minimumChapter = 10.0
+
+    private var previous: [Double]?
+    private var reference: [Double]?
+    private var activity = [Double](repeating: 0, count: cols * rows)
+    private var changeStart: Double?
+    private var settledSince: Double?
+    private var lastTime: Double?
+    /// Start times of chapters found so far; the first chapter starts at 0.
+    public private(set) var starts: [Double] = [0]
+
+    public init() {}
+
+    /// Cell means of a grey picture given as rows of bytes.
+    public static func cells(_ pixels: UnsafePointer<UInt8>, stride: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: cols * rows)
+        for y in 0..<height {
+            for x in 0..<width {
+                out[(y / cell) * cols + x / cell] += Double(pixels[y * stride + x])
+            }
+        }
+        return out.map { $0 / Double(cell * cell) }
+    }
+
+    /// Feeds the cell means of the picture at `time`; returns the start time of a new chapter when
+    /// this picture confirms one.
+    public mutating func add(_ cells: [Double], at time: Double) -> Double? {
+        defer { previous = cells; lastTime = time }
+        guard let prev = previous, let ref = reference else {
+            previous = cells
+            reference = cells
+            return nil
+        }
+        var moving = [Bool](repeating: false, count: cells.count)
+        for i in cells.indices {
+            moving[i] = abs(cells[i] - prev[i]) > cellThreshold
+            activity[i] = 0.9 * activity[i] + 0.1 * (moving[i] ? 1 : 0)
+        }
+        let quiet = cells.indices.filter { activity[$0] < 0.3 }
+        guard !quiet.isEmpty else { return nil }
+        let movingShare = Double(quiet.filter { moving[$0] }.count) / Double(quiet.count)
+        let differShare = Double(quiet.filter { abs(cells[$0] - ref[$0]) > cellThreshold }.count) / Double(quiet.count)
+
+        if differShare < changeShare && movingShare < settledShare {
+            // Settled on the same slide: follow slow drifts (lighting, a speaker edging across).
+            reference = cells
+        }
+        if differShare >= changeShare {
+            if changeStart == nil { changeStart = lastTime.map { ($0 + time) / 2 } ?? time }
+        } else if movingShare < settledShare {
+            // Back to the settled picture (a flicker, or a fade that came back): no change.
+            changeStart = nil
+        }
+        if movingShare < settledShare {
+            if settledSince == nil { settledSince = time }
+        } else {
+            settledSince = nil
+        }
+        guard let start = changeStart, let since = settledSince, time - since >= settleSeconds, differShare >= changeShare else {
+            return nil
+        }
+        reference = cells
+        changeStart = nil
+        if start - starts.last! < minimumChapter { return nil }
+        starts.append(start)
+        return start
+    }
+}
+
+/// One chapter of the lecture.
+public struct Chapter: Sendable, Codable {
+    public var index: Int
+    public var start: Double
+    public var end: Double
+    /// The slide as it settled, at the source's full resolution.
+    public var still: String
+}
+
+/// Runs the slide-change detector on the decoded frames and keeps one full-resolution still per chapter.
+final class ChapterBranch: Branch {
+    let name = "chapters"
+    private let directory: URL
+    private let duration: Double
+    private let stillSize: (Int, Int)
+    private var detector = ChapterDetector()
+    private var probe: Scaler?
+    private var stillScaler: Scaler?
+    private var nextSample = 0.0
+    private let sampleInterval = 0.2
+    private var stills: [(time: Double, file: String)] = []
+    private var pendingStill = true
+    private var sinceChange = 0.0
+    private(set) var chapters: [Chapter] = []
+
+    init(directory: URL, duration: Double, stillSize: (Int, Int)) throws {
+        self.directory = directory
+        self.duration = duration
+        self.stillSize = stillSize
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    func consume(_ frame: Frame) throws {
+        guard let t = frame.time, t >= nextSample - 1e-6 else { return }
+        nextSample = t + sampleInterval
+        if probe == nil || probe!.sourceMatches(frame) == false {
+            probe = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
+                               width: ChapterDetector.width, height: ChapterDetector.height, pixelFormat: .gray)
+        }
+        let small = try probe!.scale(frame)
+        guard let cells = small.withLuma({ ChapterDetector.cells($0, stride: $1) }) else { return }
+        if detector.add(cells, at: t) != nil {
+            pendingStill = true
+        }
+        // The still of a chapter is taken once its slide has settled: at the first sample after the
+        // detector confirmed it (or, for the first chapter, one second in).
+        if pendingStill && (stills.isEmpty ? t >= min(1, duration / 2) : true) {
+            try writeStill(frame, at: t)
+            pendingStill = false
+        }
+    }
+
+    private func writeStill(_ frame: Frame, at t: Double) throws {
+        if stillScaler == nil || stillScaler!.sourceMatches(frame) == false {
+            stillScaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
+                                     width: stillSize.0, height: stillSize.1, pixelFormat: .yuvj420p)
+        }
+        let name = String(format: "chapter-%03d.jpg", stills.count + 1)
+        try Encoder.writeJPEG(try stillScaler!.scale(frame), to: directory.appendingPathComponent(name).path, qscale: 2)
+        stills.append((t, name))
+    }
+
+    func finish() throws {
+        let starts = detector.starts
+        chapters = starts.indices.map { i in
+            Chapter(index: i + 1, start: (starts[i] * 1000).rounded() / 1000,
+                    end: i + 1 < starts.count ? (starts[i + 1] * 1000).rounded() / 1000 : (duration * 1000).rounded() / 1000,
+                    still: "chapters/" + (i < stills.count ? stills[i].file : stills.last?.file ?? ""))
+        }
+        var vtt = "WEBVTT\n"
+        for c in chapters {
+            vtt += "\n\(vttTimestamp(c.start)) --> \(vttTimestamp(c.end))\nChapter \(c.index)\n"
+        }
+        try vtt.write(to: directory.appendingPathComponent("chapters.vtt"), atomically: false, encoding: .utf8)
+    }
+}
+
+func vttTimestamp(_ t: Double) -> String {
+    let ms = Int((max(0, t) * 1000).rounded())
+    return String(format: "%02d:%02d:%02d.%03d", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+}

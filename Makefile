@@ -4,7 +4,7 @@ SWIFT ?= swift
 PKGS := libavformat libavcodec libavfilter libavutil libswscale libswresample
 APT_BUILD := libavformat-dev libavcodec-dev libavfilter-dev libavutil-dev libswscale-dev libswresample-dev pkg-config
 APT_TEST := ffmpeg chromium chromium-driver python3-pip
-PIP_TEST := m3u8 selenium
+PIP_TEST := m3u8 selenium jsonschema
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/coursepack
 
@@ -27,7 +27,7 @@ test-deps: deps
 	  echo "Installing$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
-	@python3 -c 'import m3u8, selenium' 2>/dev/null || python3 -m pip install -q $(PIP_TEST)
+	@python3 -c 'import m3u8, selenium, jsonschema' 2>/dev/null || python3 -m pip install -q $(PIP_TEST)
 
 build: deps
 	$(SWIFT) build -c release --product coursepack

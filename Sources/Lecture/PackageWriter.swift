@@ -21,10 +21,47 @@ public struct VariantSummary: Sendable, Codable {
     public var audio: String?
 }
 
+/// One rendition on its own (video without its audio), as measured from its segments.
+public struct RenditionSummary: Sendable, Codable {
+    public var name: String
+    public var kind: String  // "video" or "audio"
+    public var playlist: String
+    public var codecs: String
+    public var width: Int?
+    public var height: Int?
+    public var frameRate: Double?
+    public var channels: Int?
+    public var sampleRate: Int?
+    /// RFC 8216 6.2.2 peak segment bit rate, bits per second.
+    public var peakBitrate: Int
+    public var averageBitrate: Int
+    /// Megabytes a learner downloads per hour of lecture at this rendition.
+    public var megabytesPerHour: Double
+    public var segments: Int
+    public var duration: Double
+    public var bytes: Int
+    public var iFramePlaylist: String?
+    public var audioOnly: Bool?
+
+    init(name: String, kind: String, codecs: String, measured m: PackageWriter.Measured) {
+        self.name = name
+        self.kind = kind
+        self.playlist = "\(name)/index.m3u8"
+        self.codecs = codecs
+        peakBitrate = Int(m.rate.peak.rounded(.up))
+        averageBitrate = Int(m.rate.average.rounded(.up))
+        megabytesPerHour = (m.rate.average * 3600 / 8 / 1e6 * 10).rounded() / 10
+        segments = m.playlist.segments.count
+        duration = (m.playlist.totalDuration * 1000).rounded() / 1000
+        bytes = m.sizes.reduce(0, +)
+    }
+}
+
 /// What the master playlist lists.
 public struct MasterSummary: Sendable, Codable {
     public var master: String
     public var variants: [VariantSummary]
+    public var renditions: [RenditionSummary]
 }
 
 /// Writes I-frame playlists and the master playlist from what the renditions measured on disk.
@@ -76,12 +113,18 @@ enum PackageWriter {
         var lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
         var variants: [VariantSummary] = []
         var audioOnly: [VariantSummary] = []
+        var renditions: [RenditionSummary] = []
         for (a, stats) in outcome.audio {
             let dir = directory.appendingPathComponent(a.name)
             let m = try measure(dir)
             let codec = CodecString.aac(extradata: stats.extradata) ?? "mp4a.40.2"
             audioCodecs[a.name] = codec
             audioRates[a.name] = m.rate
+            var r = RenditionSummary(name: a.name, kind: "audio", codecs: codec, measured: m)
+            r.channels = a.channels
+            r.sampleRate = a.sampleRate
+            r.audioOnly = a.audioOnly
+            renditions.append(r)
             lines.append("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"\(a.name)\",NAME=\"\(a.name)\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"\(a.channels)\",URI=\"\(a.name)/index.m3u8\"")
             if a.audioOnly {
                 audioOnly.append(VariantSummary(
@@ -101,6 +144,9 @@ enum PackageWriter {
             let aRate = audio.flatMap { audioRates[$0] }
             let codecs = [avc] + (audio.flatMap { audioCodecs[$0] }.map { [$0] } ?? [])
             let iRate = try writeIFramePlaylist(dir, m)
+            var r = RenditionSummary(name: v.name, kind: "video", codecs: avc, measured: m)
+            (r.width, r.height, r.frameRate, r.iFramePlaylist) = (v.width, v.height, v.frameRate, "\(v.name)/iframes.m3u8")
+            renditions.insert(r, at: renditions.filter { $0.kind == "video" }.count)
             variants.append(VariantSummary(
                 name: v.name, kind: "video", playlist: "\(v.name)/index.m3u8", codecs: codecs.joined(separator: ","),
                 width: v.width, height: v.height, frameRate: v.frameRate,
@@ -125,6 +171,6 @@ enum PackageWriter {
         }
         lines += iframeLines
         try (lines.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("master.m3u8"), atomically: false, encoding: .utf8)
-        return MasterSummary(master: "master.m3u8", variants: ordered)
+        return MasterSummary(master: "master.m3u8", variants: ordered, renditions: renditions)
     }
 }

@@ -52,11 +52,13 @@ public enum Transcoder {
                                    directory: publisher.workDirectory, logger: options.logger, progress: options.progress)
             let outcome = try pass.run()
             let master = try PackageWriter.writeMaster(directory: publisher.workDirectory, outcome: outcome)
-            try publisher.publish()
             var warnings = source.info.notes
             if outcome.corruptPackets > 0 {
                 warnings.append("\(outcome.corruptPackets) corrupt packet\(outcome.corruptPackets == 1 ? "" : "s") skipped or concealed while decoding")
             }
+            try LectureManifest(source: source.info, master: master, thumbnails: outcome.thumbnails, chapters: outcome.chapters,
+                                warnings: warnings).write(to: publisher.workDirectory)
+            try publisher.publish()
             return TranscodeResult(output: output, source: source.info, plan: plan, master: master,
                                    thumbnails: outcome.thumbnails, chapters: outcome.chapters, corruptPackets: outcome.corruptPackets, warnings: warnings,
                                    elapsed: Date().timeIntervalSince(started))

@@ -87,6 +87,13 @@ enum Support {
         return obj
     }
 
+    /// Validates a package's lecture.json against docs/lecture.schema.json with Python's jsonschema.
+    static func validateLectureJSON(_ package: URL) throws -> Result {
+        try run("python3", ["-c", "import json, sys, jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))",
+                            package.appendingPathComponent("lecture.json").path,
+                            repoRoot.appendingPathComponent("docs/lecture.schema.json").path])
+    }
+
     /// Folders left beside `output` by a run (temporary or aside folders must not survive).
     static func leftovers(beside output: URL) -> [String] {
         let parent = output.deletingLastPathComponent()

@@ -39,6 +39,8 @@ import Testing
         }
         let v = try Support.coursepack("validate", out.path)
         #expect(v.status == 0, "validate failed: \(v.stdout)")
+        let schema = try Support.validateLectureJSON(out)
+        #expect(schema.status == 0, "lecture.json does not match its schema: \(schema.stderr.suffix(800))")
         #expect(Support.leftovers(beside: out).isEmpty)
         return out
     }

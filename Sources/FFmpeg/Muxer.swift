@@ -40,6 +40,19 @@ public final class Muxer {
         return Int(st.pointee.index)
     }
 
+    /// Adds a stream that carries `demuxer`'s stream `index` unchanged (stream copy); returns its index.
+    @discardableResult
+    public func addStream(copying index: Int, of demuxer: Demuxer) throws -> Int {
+        let input = demuxer.context!.pointee.streams[index]!
+        guard let st = avformat_new_stream(context, nil) else {
+            throw MediaError(kind: .other, operation: "adding stream to \(path)", message: "out of memory")
+        }
+        try check(avcodec_parameters_copy(st.pointee.codecpar, input.pointee.codecpar), "adding stream to \(path)")
+        st.pointee.codecpar.pointee.codec_tag = 0
+        st.pointee.time_base = input.pointee.time_base
+        return Int(st.pointee.index)
+    }
+
     /// Opens the output and writes the header. Options are the muxer's (e.g. "hls_time"); an option
     /// the muxer does not know is an error.
     public func writeHeader(options: [String: String] = [:]) throws {

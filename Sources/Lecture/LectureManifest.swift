@@ -34,9 +34,12 @@ public struct LectureManifest: Sendable, Codable {
     public var chapters: [Chapter]
     public var chaptersVTT: String?
     public var slidesAndAudio: SlidesAndAudio?
+    /// Files for offline viewing: a fast-start MP4 of a low rung with audio, and an M4A of the audio.
+    public var downloads: [DownloadSummary]
     public var warnings: [String]
 
-    init(source: SourceInfo, master: MasterSummary, thumbnails: ThumbnailSummary?, chapters: [Chapter], warnings: [String]) {
+    init(source: SourceInfo, master: MasterSummary, thumbnails: ThumbnailSummary?, chapters: [Chapter],
+         downloads: [DownloadSummary], warnings: [String]) {
         var s = source
         s.path = URL(fileURLWithPath: source.path).lastPathComponent
         self.source = s
@@ -57,6 +60,7 @@ public struct LectureManifest: Sendable, Codable {
                     + "A complete lecture for learners whose link cannot carry video.",
                 audio: a.playlist, peakBitrate: a.peakBitrate, chapters: "chapters/chapters.vtt", stills: chapters.map(\.still))
         }
+        self.downloads = downloads
         self.warnings = warnings
     }
 

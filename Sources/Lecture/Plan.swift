@@ -36,6 +36,8 @@ public struct LadderPlan: Codable, Sendable {
     /// The largest square-pixel size of the picture that needs no upscaling (chapter stills use it).
     public var fullWidth = 0
     public var fullHeight = 0
+    /// Rendition offered as an MP4 download, if any.
+    public var download: String?
 
     /// Plans the ladder: never upscale, keep the display aspect ratio (after SAR and rotation), even
     /// dimensions, each resolution once, and the rung frame-rate caps.
@@ -100,8 +102,13 @@ public struct LadderPlan: Codable, Sendable {
         if video.isEmpty == false && audio.isEmpty {
             for i in video.indices { video[i].audio = "" }
         }
+        var download: String?
+        if let wanted = preset.download.flatMap({ name in preset.rungs.first { $0.name == name } }) {
+            download = video.first { $0.name == wanted.name }?.name
+                ?? video.filter { min($0.width, $0.height) <= wanted.height }.first?.name ?? video.last?.name
+        }
         return LadderPlan(video: video, audio: audio, segmentSeconds: preset.segmentSeconds,
-                          keyframeSeconds: preset.keyframeSeconds, fullWidth: full.0, fullHeight: full.1)
+                          keyframeSeconds: preset.keyframeSeconds, fullWidth: full.0, fullHeight: full.1, download: download)
     }
 
     private static func even(_ x: Double) -> Int { max(2, Int((x / 2).rounded()) * 2) }

@@ -47,6 +47,9 @@ public struct Preset: Codable, Sendable {
     public var x264Params: String?
     public var rungs: [Rung]
     public var audio: [Audio]
+    /// Rung offered as a progressive MP4 download (with its audio); the planned rung nearest below it
+    /// when the source is smaller. Nil for no video download (the audio-only M4A is always made).
+    public var download: String?
 
     /// Preset files shipped in Presets/.
     public static func named(_ name: String, in directory: URL) throws -> Preset {
@@ -116,6 +119,7 @@ public struct Preset: Codable, Sendable {
             if let p = r.x264Preset, !x264Presets.contains(p) { return "preset field \(f).x264Preset must be one of \(x264Presets.joined(separator: ", ")), is \"\(p)\"" }
         }
         if Set(rungs.map(\.height)).count != rungs.count { return "preset field rungs has two rungs of the same height" }
+        if let d = download, !rungs.contains(where: { $0.name == d }) { return "preset field download names \"\(d)\", which is not in rungs" }
         return nil
     }
 

@@ -26,6 +26,7 @@ public struct TranscodeResult: Sendable, Codable {
     public var thumbnails: ThumbnailSummary?
     /// Chapters found from slide changes, each with a full-resolution still.
     public var chapters: [Chapter]
+    public var downloads: [DownloadSummary]
     public var corruptPackets: Int
     public var warnings: [String]
     public var elapsed: Double
@@ -56,15 +57,29 @@ public enum Transcoder {
             if outcome.corruptPackets > 0 {
                 warnings.append("\(outcome.corruptPackets) corrupt packet\(outcome.corruptPackets == 1 ? "" : "s") skipped or concealed while decoding")
             }
+            let downloads = try makeDownloads(plan: plan, outcome: outcome, package: publisher.workDirectory)
             try LectureManifest(source: source.info, master: master, thumbnails: outcome.thumbnails, chapters: outcome.chapters,
-                                warnings: warnings).write(to: publisher.workDirectory)
+                                downloads: downloads, warnings: warnings).write(to: publisher.workDirectory)
             try publisher.publish()
             return TranscodeResult(output: output, source: source.info, plan: plan, master: master,
-                                   thumbnails: outcome.thumbnails, chapters: outcome.chapters, corruptPackets: outcome.corruptPackets, warnings: warnings,
+                                   thumbnails: outcome.thumbnails, chapters: outcome.chapters, downloads: downloads, corruptPackets: outcome.corruptPackets, warnings: warnings,
                                    elapsed: Date().timeIntervalSince(started))
         } catch {
             publisher.discard()
             throw error
+        }
+    }
+}
+
+extension Transcoder {
+    /// The preset's download rung with its audio, and the audio-only rendition as M4A.
+    static func makeDownloads(plan: LadderPlan, outcome: PassOutcome, package: URL) throws -> [DownloadSummary] {
+        guard let audioOnly = plan.audio.first(where: \.audioOnly) else { return [] }
+        let rung = plan.download.flatMap { name in plan.video.first { $0.name == name } }
+        do {
+            return try Downloads.write(package: package, video: rung?.name, audio: rung.map { $0.audio.isEmpty ? audioOnly.name : $0.audio } ?? audioOnly.name)
+        } catch let e as MediaError {
+            throw CoursePackError(.internal, path: package.path, "making downloads: \(e)")
         }
     }
 }

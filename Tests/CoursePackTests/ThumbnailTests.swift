@@ -71,3 +71,41 @@ import Testing
         return p.count == 3 ? p[0] * 3600 + p[1] * 60 + p[2] : -1
     }
 }
+
+/// Offline downloads: fast-start progressive MP4 and M4A remuxed from the renditions.
+@Suite struct DownloadTests {
+    func topLevelBoxes(_ url: URL) throws -> [String] {
+        let d = [UInt8](try Data(contentsOf: url))
+        var i = 0, out: [String] = []
+        while i + 8 <= d.count {
+            var size = Int(d[i]) << 24 | Int(d[i + 1]) << 16 | Int(d[i + 2]) << 8 | Int(d[i + 3])
+            out.append(String(decoding: d[(i + 4)..<(i + 8)], as: UTF8.self))
+            if size == 1 { size = (0..<8).reduce(0) { $0 << 8 | Int(d[i + 8 + $1]) } }
+            if size == 0 { break }
+            i += size
+        }
+        return out
+    }
+
+    @Test func fastStartMP4AndM4ADecode() throws {
+        let sample = Support.repoRoot.appendingPathComponent("Samples/lecture.mp4").path
+        let out = try Support.scratch().appendingPathComponent("pkg")
+        #expect(try Support.coursepack("transcode", sample, "-o", out.path, "--preset", "minimal").status == 0)
+        for (file, streams) in [("downloads/lecture-v144.mp4", 2), ("downloads/lecture-a36.m4a", 1)] {
+            let url = out.appendingPathComponent(file)
+            let boxes = try topLevelBoxes(url)
+            let moov = boxes.firstIndex(of: "moov"), mdat = boxes.firstIndex(of: "mdat")
+            #expect(moov != nil && mdat != nil && moov! < mdat!, "\(file): \(boxes)")
+            #expect(!boxes.contains("moof"), "\(file) is fragmented: \(boxes)")
+            let j = try Support.ffprobe(["-show_streams", "-show_format", url.path])
+            #expect((j["streams"] as? [Any])?.count == streams)
+            let duration = Double((j["format"] as? [String: Any])?["duration"] as? String ?? "") ?? 0
+            #expect(abs(duration - 24) < 0.5, "\(file): \(duration) s")
+            let decode = try Support.run("ffmpeg", ["-v", "error", "-xerror", "-i", url.path, "-f", "null", "-"])
+            #expect(decode.status == 0 && decode.stderr.isEmpty, "\(file): \(decode.stderr)")
+        }
+        #expect(try Support.validateLectureJSON(out).status == 0)
+        let lecture = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("lecture.json"))) as? [String: Any]
+        #expect((lecture?["downloads"] as? [Any])?.count == 2)
+    }
+}

@@ -34,6 +34,8 @@ public struct LectureManifest: Sendable, Codable {
     public var chapters: [Chapter]
     public var chaptersVTT: String?
     public var slidesAndAudio: SlidesAndAudio?
+    /// Caption tracks (HLS SUBTITLES group "subs", segmented WebVTT).
+    public var captions: [CaptionSummary]
     /// Files for offline viewing: a fast-start MP4 of a low rung with audio, and an M4A of the audio.
     public var downloads: [DownloadSummary]
     public var warnings: [String]
@@ -61,6 +63,7 @@ public struct LectureManifest: Sendable, Codable {
                 audio: a.playlist, peakBitrate: a.peakBitrate, chapters: "chapters/chapters.vtt", stills: chapters.map(\.still))
         }
         self.downloads = downloads
+        captions = master.captions
         self.warnings = warnings
     }
 

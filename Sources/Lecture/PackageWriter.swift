@@ -57,11 +57,22 @@ public struct RenditionSummary: Sendable, Codable {
     }
 }
 
+/// A caption track in the master playlist's SUBTITLES group.
+public struct CaptionSummary: Sendable, Codable {
+    public var language: String?
+    public var name: String
+    public var playlist: String
+    /// File name of the caption file it was made from.
+    public var source: String
+    public var cues: Int
+}
+
 /// What the master playlist lists.
 public struct MasterSummary: Sendable, Codable {
     public var master: String
     public var variants: [VariantSummary]
     public var renditions: [RenditionSummary]
+    public var captions: [CaptionSummary]
 }
 
 /// Writes I-frame playlists and the master playlist from what the renditions measured on disk.
@@ -107,7 +118,7 @@ enum PackageWriter {
         return MeasuredRate(sizes: sizes, durations: durations, target: Double(m.playlist.targetDuration ?? 6))
     }
 
-    static func writeMaster(directory: URL, outcome: PassOutcome) throws -> MasterSummary {
+    static func writeMaster(directory: URL, outcome: PassOutcome, captions: [CaptionWriter.Track] = []) throws -> MasterSummary {
         var audioCodecs: [String: String] = [:]
         var audioRates: [String: MeasuredRate] = [:]
         var lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
@@ -158,6 +169,19 @@ enum PackageWriter {
         }
         // The first variant is where players start: the best one that fits about 1 Mb/s, so a
         // learner on a weak link does not stall on the first segment.
+        // Captions are cut at the segment boundaries of the first video rendition (or of the audio).
+        var captionSummaries: [CaptionSummary] = []
+        if !captions.isEmpty {
+            let timing = try measure(directory.appendingPathComponent(outcome.video.first?.plan.name ?? outcome.audio[0].plan.name))
+            for t in captions {
+                let uri = try CaptionWriter.write(t, package: directory, segmentDurations: timing.playlist.segments.map(\.duration))
+                let name = t.input.language ?? "Captions"
+                let lang = t.input.language.map { ",LANGUAGE=\"\($0)\"" } ?? ""
+                lines.append("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"\(name)\"\(lang),DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"\(uri)\"")
+                captionSummaries.append(CaptionSummary(language: t.input.language, name: name, playlist: uri,
+                                                       source: URL(fileURLWithPath: t.input.path).lastPathComponent, cues: t.cues.count))
+            }
+        }
         let byRate = variants.sorted { $0.bandwidth < $1.bandwidth }
         let start = byRate.last(where: { $0.bandwidth <= 1_000_000 }) ?? byRate.first
         let ordered = (start.map { [$0] } ?? []) + byRate.filter { $0.name != start?.name } + audioOnly
@@ -166,11 +190,12 @@ enum PackageWriter {
             if let w = v.width, let h = v.height { attrs.append("RESOLUTION=\(w)x\(h)") }
             if let f = v.frameRate { attrs.append(String(format: "FRAME-RATE=%.3f", f)) }
             if let a = v.audio { attrs.append("AUDIO=\"\(a)\"") }
+            if !captions.isEmpty { attrs.append("SUBTITLES=\"subs\"") }
             lines.append("#EXT-X-STREAM-INF:" + attrs.joined(separator: ","))
             lines.append(v.playlist)
         }
         lines += iframeLines
         try (lines.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("master.m3u8"), atomically: false, encoding: .utf8)
-        return MasterSummary(master: "master.m3u8", variants: ordered, renditions: renditions)
+        return MasterSummary(master: "master.m3u8", variants: ordered, renditions: renditions, captions: captionSummaries)
     }
 }

@@ -35,6 +35,8 @@ public struct TranscodeResult: Sendable, Codable {
 public struct TranscodeOptions: Sendable {
     public var preset: Preset
     public var limits = Limits()
+    /// Caption files given on the command line; sidecars beside the input are added to them.
+    public var captions: [CaptionInput] = []
     public var logger = Logger(label: "coursepack")
     public var progress: (@Sendable (TranscodeProgress) -> Void)?
 
@@ -48,11 +50,15 @@ public enum Transcoder {
         let publisher = try Publisher(destination: output)
         do {
             let source = try Source.open(input, limits: options.limits)
+            // Caption files are read before any decoding, so a malformed one fails fast.
+            let captionTracks = try captionTracks(options.captions + CaptionInput.sidecars(of: input).filter { s in
+                !options.captions.contains { URL(fileURLWithPath: $0.path).standardizedFileURL == URL(fileURLWithPath: s.path).standardizedFileURL }
+            })
             let plan = LadderPlan.make(source: source.info, preset: options.preset)
             let pass = try OnePass(source: source, plan: plan, preset: options.preset, limits: options.limits,
                                    directory: publisher.workDirectory, logger: options.logger, progress: options.progress)
             let outcome = try pass.run()
-            let master = try PackageWriter.writeMaster(directory: publisher.workDirectory, outcome: outcome)
+            let master = try PackageWriter.writeMaster(directory: publisher.workDirectory, outcome: outcome, captions: captionTracks)
             var warnings = source.info.notes
             if outcome.corruptPackets > 0 {
                 warnings.append("\(outcome.corruptPackets) corrupt packet\(outcome.corruptPackets == 1 ? "" : "s") skipped or concealed while decoding")
@@ -72,6 +78,21 @@ public enum Transcoder {
 }
 
 extension Transcoder {
+    /// Parsed caption tracks with distinct names ("en", "en-2", "und").
+    static func captionTracks(_ inputs: [CaptionInput]) throws -> [CaptionWriter.Track] {
+        var tracks: [CaptionWriter.Track] = []
+        for input in inputs {
+            var t = CaptionWriter.Track(input: input, cues: try CaptionParser.parse(input))
+            var n = 2
+            while tracks.contains(where: { $0.name == t.name }) {
+                t.input.language = "\(input.language ?? "und")-\(n)"
+                n += 1
+            }
+            tracks.append(t)
+        }
+        return tracks
+    }
+
     /// The preset's download rung with its audio, and the audio-only rendition as M4A.
     static func makeDownloads(plan: LadderPlan, outcome: PassOutcome, package: URL) throws -> [DownloadSummary] {
         guard let audioOnly = plan.audio.first(where: \.audioOnly) else { return [] }

@@ -107,6 +107,16 @@ public enum Validator {
         if hasAudio {
             r.expect("ladder has an audio-only variant", audioOnlyVariant, "no variant without video")
         }
+        let subtitleGroups = Set(master.media.filter { $0["TYPE"] == "SUBTITLES" }.compactMap { $0["GROUP-ID"] })
+        for v in master.variants {
+            if let g = v.attributes["SUBTITLES"] {
+                r.expect("\(v.uri): subtitles group \(g) exists", subtitleGroups.contains(g), "no EXT-X-MEDIA TYPE=SUBTITLES with GROUP-ID \(g)")
+            }
+        }
+        for m in master.media where m["TYPE"] == "SUBTITLES" {
+            guard let uri = m["URI"] else { continue }
+            checkSubtitles(uri, package: package, report: &r)
+        }
         for i in master.iFrameVariants {
             guard let uri = i["URI"] else {
                 r.expect("I-frame variant has a URI", false, "URI missing")
@@ -173,6 +183,21 @@ public enum Validator {
         }
         let rate = MeasuredRate(sizes: sizes.map { $0! }, durations: pl.segments.map(\.duration), target: Double(target))
         return Rendition(playlist: pl, rate: rate, nonKeySegments: nonKey)
+    }
+
+    private static func checkSubtitles(_ uri: String, package: URL, report r: inout ValidationReport) {
+        let url = package.appendingPathComponent(uri)
+        guard let pl = try? MediaPlaylist(contentsOf: url) else {
+            r.expect("\(uri): subtitle playlist parses", false, "missing or malformed")
+            return
+        }
+        r.expect("\(uri): subtitle playlist is VOD with segments", pl.playlistType == "VOD" && pl.hasEndList && !pl.segments.isEmpty,
+                 "EXT-X-PLAYLIST-TYPE, EXT-X-ENDLIST or segments missing")
+        let bad = pl.segments.filter { s in
+            let text = (try? String(contentsOf: url.deletingLastPathComponent().appendingPathComponent(s.uri), encoding: .utf8)) ?? ""
+            return !text.hasPrefix("WEBVTT")
+        }.map(\.uri)
+        r.expect("\(uri): every subtitle segment is WebVTT", bad.isEmpty, "missing or not WebVTT: \(bad.prefix(3).joined(separator: ", "))")
     }
 
     private static func checkIFramePlaylist(_ uri: String, package: URL, report r: inout ValidationReport) {

@@ -65,6 +65,9 @@ struct Transcode: ParsableCommand {
     @Flag(help: "Print JSON-lines progress events and a final summary object on stdout.")
     var json = false
 
+    @Option(name: .customLong("captions"), help: ArgumentHelp("A caption file (.srt or .vtt) with an optional language, e.g. talk.srt:en. Repeatable; sidecars named like the input are found too.", valueName: "FILE[:LANG]"))
+    var captions: [String] = []
+
     @Option(help: "Refuse sources longer than this many seconds.")
     var maxDuration: Double = Limits().maxDuration
 
@@ -84,6 +87,7 @@ struct Transcode: ParsableCommand {
             options.limits.maxDuration = maxDuration
             options.limits.maxLongSide = maxLongSide
             options.limits.timeout = timeout
+            options.captions = captions.map(CaptionInput.init(argument:))
             let json = self.json
             let terminal = isatty(STDERR_FILENO) != 0
             if json || terminal {

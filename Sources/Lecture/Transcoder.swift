@@ -35,6 +35,8 @@ public struct TranscodeResult: Sendable, Codable {
 public struct TranscodeOptions: Sendable {
     public var preset: Preset
     public var limits = Limits()
+    /// Poster, storyboard, chapters and downloads besides the renditions (off to measure their cost).
+    public var extras = true
     /// Caption files given on the command line; sidecars beside the input are added to them.
     public var captions: [CaptionInput] = []
     public var logger = Logger(label: "coursepack")
@@ -55,7 +57,7 @@ public enum Transcoder {
                 !options.captions.contains { URL(fileURLWithPath: $0.path).standardizedFileURL == URL(fileURLWithPath: s.path).standardizedFileURL }
             })
             let plan = LadderPlan.make(source: source.info, preset: options.preset)
-            let pass = try OnePass(source: source, plan: plan, preset: options.preset, limits: options.limits,
+            let pass = try OnePass(source: source, plan: plan, preset: options.preset, limits: options.limits, extras: options.extras,
                                    directory: publisher.workDirectory, logger: options.logger, progress: options.progress)
             let outcome = try pass.run()
             let master = try PackageWriter.writeMaster(directory: publisher.workDirectory, outcome: outcome, captions: captionTracks)
@@ -63,7 +65,7 @@ public enum Transcoder {
             if outcome.corruptPackets > 0 {
                 warnings.append("\(outcome.corruptPackets) corrupt packet\(outcome.corruptPackets == 1 ? "" : "s") skipped or concealed while decoding")
             }
-            let downloads = try makeDownloads(plan: plan, outcome: outcome, package: publisher.workDirectory)
+            let downloads = options.extras ? try makeDownloads(plan: plan, outcome: outcome, package: publisher.workDirectory) : []
             try LectureManifest(source: source.info, master: master, thumbnails: outcome.thumbnails, chapters: outcome.chapters,
                                 downloads: downloads, warnings: warnings).write(to: publisher.workDirectory)
             try publisher.publish()
@@ -134,7 +136,7 @@ final class OnePass {
     private var videoFrames = 0
     private var audioFrames = 0
 
-    init(source: OpenedSource, plan: LadderPlan, preset: Preset, limits: Limits, directory: URL, logger: Logger,
+    init(source: OpenedSource, plan: LadderPlan, preset: Preset, limits: Limits, extras: Bool, directory: URL, logger: Logger,
          progress: (@Sendable (TranscodeProgress) -> Void)?) throws {
         self.source = source
         self.limits = limits
@@ -148,7 +150,7 @@ final class OnePass {
             audioBranches = try plan.audio.map {
                 try AudioBranch(plan: $0, directory: directory.appendingPathComponent($0.name), segmentSeconds: plan.segmentSeconds)
             }
-            if let top = plan.video.first, let aspect = source.info.displayAspect {
+            if extras, let top = plan.video.first, let aspect = source.info.displayAspect {
                 thumbnailBranch = try ThumbnailBranch(directory: directory.appendingPathComponent("thumbs"), duration: source.info.duration,
                                                       posterSize: (top.width, top.height), displayAspect: aspect)
                 chapterBranch = try ChapterBranch(directory: directory.appendingPathComponent("chapters"), duration: source.info.duration,

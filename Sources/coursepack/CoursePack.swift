@@ -68,6 +68,9 @@ struct Transcode: ParsableCommand {
     @Option(name: .customLong("captions"), help: ArgumentHelp("A caption file (.srt or .vtt) with an optional language, e.g. talk.srt:en. Repeatable; sidecars named like the input are found too.", valueName: "FILE[:LANG]"))
     var captions: [String] = []
 
+    @Flag(help: "Make the HLS renditions only: no poster, storyboard, chapters or downloads.")
+    var renditionsOnly = false
+
     @Option(help: "Refuse sources longer than this many seconds.")
     var maxDuration: Double = Limits().maxDuration
 
@@ -88,6 +91,7 @@ struct Transcode: ParsableCommand {
             options.limits.maxLongSide = maxLongSide
             options.limits.timeout = timeout
             options.captions = captions.map(CaptionInput.init(argument:))
+            options.extras = !renditionsOnly
             let json = self.json
             let terminal = isatty(STDERR_FILENO) != 0
             if json || terminal {

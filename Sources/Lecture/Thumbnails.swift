@@ -109,7 +109,7 @@ final class ThumbnailBranch: Branch {
         let x = (tilesInSheet % columns) * tile.0, y = (tilesInSheet / columns) * tile.1
         try tileScaler!.scale(frame, into: sheet!, x: x, y: y)
         let start = cues.count == 0 ? 0 : (t / interval).rounded(.down) * interval
-        cues.append("\(vttTime(start)) --> \(vttTime(min(duration, start + interval)))\nsprite-\(String(format: "%03d", sprites.count)).jpg#xywh=\(x),\(y),\(tile.0),\(tile.1)")
+        cues.append("\(vttTimestamp(start)) --> \(vttTimestamp(min(duration, start + interval)))\nsprite-\(String(format: "%03d", sprites.count)).jpg#xywh=\(x),\(y),\(tile.0),\(tile.1)")
         tilesInSheet += 1
         if tilesInSheet == columns * rows { try flushSheet() }
     }
@@ -143,10 +143,5 @@ final class ThumbnailBranch: Branch {
         }
         summary = ThumbnailSummary(poster: poster, storyboard: "thumbs/storyboard.vtt", sprites: sprites.map { "thumbs/\($0)" },
                                    tileWidth: tile.0, tileHeight: tile.1, interval: interval, tiles: cues.count)
-    }
-
-    private func vttTime(_ t: Double) -> String {
-        let ms = Int((t * 1000).rounded())
-        return String(format: "%02d:%02d:%02d.%03d", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
     }
 }

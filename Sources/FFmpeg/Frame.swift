@@ -55,9 +55,7 @@ public final class Frame {
         let planes = format == .gray ? 1 : 3
         for i in 0..<planes {
             let h = i == 0 ? height : (height + 1) / 2
-            let stride = Int(withUnsafePointer(to: &f.pointer.pointee.linesize) { $0.withMemoryRebound(to: Int32.self, capacity: 8) { $0[i] } })
-            let data = withUnsafePointer(to: &f.pointer.pointee.data) { $0.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { $0[i] } }
-            data?.update(repeating: i == 0 ? luma : 128, count: stride * h)
+            f.plane(i)?.update(repeating: i == 0 ? luma : 128, count: f.lineSize(i) * h)
         }
         return f
     }
@@ -72,9 +70,18 @@ public final class Frame {
 
     /// Reads plane 0 (luma, or the only plane of a grey picture) of an 8-bit picture.
     public func withLuma<R>(_ body: (_ bytes: UnsafePointer<UInt8>, _ stride: Int) throws -> R) rethrows -> R? {
-        let data = withUnsafePointer(to: &pointer.pointee.data) { $0.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { $0[0] } }
-        guard let data, pixelFormat.bitDepth == 8 else { return nil }
-        return try body(UnsafePointer(data), Int(pointer.pointee.linesize.0))
+        guard let data = plane(0), pixelFormat.bitDepth == 8 else { return nil }
+        return try body(UnsafePointer(data), lineSize(0))
+    }
+
+    /// Start of picture plane `i` (AVFrame.data is a C array Swift sees as a tuple).
+    func plane(_ i: Int) -> UnsafeMutablePointer<UInt8>? {
+        withUnsafePointer(to: &pointer.pointee.data) { $0.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { $0[i] } }
+    }
+
+    /// Bytes per row of plane `i`.
+    func lineSize(_ i: Int) -> Int {
+        Int(withUnsafePointer(to: &pointer.pointee.linesize) { $0.withMemoryRebound(to: Int32.self, capacity: 8) { $0[i] } })
     }
 
     /// Asks the encoder to make this frame a keyframe (an IDR frame with libx264's forced-idr).

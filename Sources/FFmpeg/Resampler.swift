@@ -45,37 +45,28 @@ public final class Resampler {
             let start = frame.time ?? 0
             nextPTS = Rational(1, outRate).timestamp(start)
         }
-        let maxOut = swr_get_out_samples(swr, f.nb_samples)
-        guard maxOut > 0 else { return }
-        var planes = [UnsafeMutablePointer<UInt8>?](repeating: nil, count: Int(outChannels))
-        var linesize: Int32 = 0
-        try check(av_samples_alloc(&planes, &linesize, outChannels, maxOut, outFormat, 0), "allocating samples")
-        defer { av_freep(&planes[0]) }
-        let input = UnsafeMutablePointer<UnsafePointer<UInt8>?>(OpaquePointer(f.extended_data))
-        let converted = planes.withUnsafeMutableBufferPointer { out in
-            swr_convert(swr, out.baseAddress, maxOut, input, f.nb_samples)
-        }
-        try check(converted, "resampling")
-        try planes.withUnsafeMutableBufferPointer { buf in
-            let raw = UnsafeMutableRawPointer(buf.baseAddress!).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-            try check(av_audio_fifo_write(fifo, raw, converted), "queueing samples")
-        }
+        try convertAndQueue(UnsafeMutablePointer<UnsafePointer<UInt8>?>(OpaquePointer(f.extended_data)), count: f.nb_samples)
     }
 
     /// Drains the converter's delay at the end of the input.
     public func flush() throws {
         guard swr != nil else { return }
-        let maxOut = swr_get_out_samples(swr, 0)
+        try convertAndQueue(nil, count: 0)
+    }
+
+    /// Converts `count` input samples (nil input drains the converter) and appends them to the FIFO.
+    private func convertAndQueue(_ input: UnsafeMutablePointer<UnsafePointer<UInt8>?>?, count: Int32) throws {
+        let maxOut = swr_get_out_samples(swr, count)
         guard maxOut > 0 else { return }
         var planes = [UnsafeMutablePointer<UInt8>?](repeating: nil, count: Int(outChannels))
         var linesize: Int32 = 0
         try check(av_samples_alloc(&planes, &linesize, outChannels, maxOut, outFormat, 0), "allocating samples")
         defer { av_freep(&planes[0]) }
-        let n = planes.withUnsafeMutableBufferPointer { swr_convert(swr, $0.baseAddress, maxOut, nil, 0) }
-        try check(n, "resampling")
+        let converted = planes.withUnsafeMutableBufferPointer { swr_convert(swr, $0.baseAddress, maxOut, input, count) }
+        try check(converted, "resampling")
         try planes.withUnsafeMutableBufferPointer { buf in
             let raw = UnsafeMutableRawPointer(buf.baseAddress!).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-            try check(av_audio_fifo_write(fifo, raw, n), "queueing samples")
+            try check(av_audio_fifo_write(fifo, raw, converted), "queueing samples")
         }
     }
 

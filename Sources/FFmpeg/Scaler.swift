@@ -58,23 +58,13 @@ extension Scaler {
         }
         var dst = [UnsafeMutablePointer<UInt8>?](repeating: nil, count: 4)
         var strides = [Int32](repeating: 0, count: 4)
-        let c = canvas.pointer
-        let planes = pixelFormat == .gray ? 1 : 3
-        for i in 0..<planes {
-            let stride = withUnsafePointer(to: &c.pointee.linesize) { $0.withMemoryRebound(to: Int32.self, capacity: 8) { $0[i] } }
-            let base = withUnsafePointer(to: &c.pointee.data) { $0.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { $0[i] } }
+        for i in 0..<(pixelFormat == .gray ? 1 : 3) {
             let (px, py) = i == 0 ? (x, y) : (x / 2, y / 2)
-            dst[i] = base.map { $0 + py * Int(stride) + px }
-            strides[i] = stride
+            dst[i] = canvas.plane(i).map { $0 + py * canvas.lineSize(i) + px }
+            strides[i] = Int32(canvas.lineSize(i))
         }
-        let s = source.pointer
-        let srcData = withUnsafePointer(to: &s.pointee.data) { p in
-            p.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { Array(UnsafeBufferPointer(start: $0, count: 4)) }
-        }
-        let srcStride = withUnsafePointer(to: &s.pointee.linesize) { p in
-            p.withMemoryRebound(to: Int32.self, capacity: 8) { Array(UnsafeBufferPointer(start: $0, count: 4)) }
-        }
-        let rows = srcData.map { UnsafePointer<UInt8>($0) }
+        let rows = (0..<4).map { UnsafePointer<UInt8>(source.plane($0)) }
+        let srcStride = (0..<4).map { Int32(source.lineSize($0)) }
         let rc = rows.withUnsafeBufferPointer { src in
             dst.withUnsafeMutableBufferPointer { d in
                 sws_scale(context, src.baseAddress, srcStride, 0, Int32(sourceHeight), d.baseAddress, strides)

@@ -85,19 +85,14 @@ public final class Demuxer {
         var ctxOpt: UnsafeMutablePointer<AVFormatContext>? = ctx
         cp_clear_last_error()
         let rc = avformat_open_input(&ctxOpt, path, nil, &dict)
+        // Every stored property is set by now, so a throw below runs deinit, which frees the interrupt
+        // state and closes `context`: freeing them here as well would free them twice.
         if rc < 0 {
-            // avformat_open_input frees the context on failure.
-            cp_interrupt_free(state)
+            // avformat_open_input frees the context on failure; `context` stays nil.
             throw Demuxer.describeOpenFailure(rc)
         }
         context = ctxOpt
-        do {
-            try check(avformat_find_stream_info(ctxOpt, nil), "reading stream parameters")
-        } catch {
-            avformat_close_input(&context)
-            cp_interrupt_free(state)
-            throw error
-        }
+        try check(avformat_find_stream_info(ctxOpt, nil), "reading stream parameters")
         streams = (0..<Int(ctxOpt!.pointee.nb_streams)).map { Demuxer.info(ctxOpt!.pointee.streams[$0]!, index: $0) }
     }
 

@@ -26,11 +26,14 @@ let package = Package(
         .target(name: "FFmpeg", dependencies: ["CFFmpeg", "CFFmpegShims"]),
         // Packaging: probe, plan, one-pass pipeline, playlists, validation.
         .target(name: "Lecture", dependencies: ["FFmpeg", .product(name: "Logging", package: "swift-log")]),
+        // Courses: course.json, the worker pool of child processes, manifest.json and index.html.
+        .target(name: "Course", dependencies: ["Lecture", "FFmpeg"]),
         .executableTarget(name: "coursepack", dependencies: [
             "Lecture",
+            "Course",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "CoursePackTests", dependencies: ["Lecture", "FFmpeg"]),
+        .testTarget(name: "CoursePackTests", dependencies: ["Lecture", "Course", "FFmpeg"]),
     ]
 )

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libavformat/avformat.h>
 #include <libavutil/log.h>
@@ -101,4 +102,16 @@ int cp_interrupt_reason(const cp_interrupt *state) {
 void cp_interrupt_attach(AVFormatContext *ctx, cp_interrupt *state) {
     ctx->interrupt_callback.callback = interrupt_trampoline;
     ctx->interrupt_callback.opaque = state;
+}
+
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+// A worker process asks to be killed when its parent dies (prctl is variadic, so Swift cannot call it).
+int cp_die_with_parent(int parent_pid) {
+#ifdef __linux__
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return 0;
+#endif
+    return getppid() == parent_pid;
 }

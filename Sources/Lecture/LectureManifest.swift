@@ -21,7 +21,18 @@ public struct LectureManifest: Sendable, Codable {
         public var stills: [String]
     }
 
+    /// How the package was made: the same tool version, preset and key make the same package.
+    public struct Build: Sendable, Codable {
+        public var generator: String
+        public var preset: String
+        /// SHA-256 of the preset's canonical JSON.
+        public var presetSHA256: String
+        /// A caller's key for everything that went into the package (a batch uses it to skip unchanged lectures).
+        public var key: String?
+    }
+
     public var format = "coursepack-lecture/1"
+    public var build: Build?
     /// The source's facts; `path` holds the file name only.
     public var source: SourceInfo
     public var duration: Double
@@ -41,7 +52,8 @@ public struct LectureManifest: Sendable, Codable {
     public var warnings: [String]
 
     init(source: SourceInfo, master: MasterSummary, thumbnails: ThumbnailSummary?, chapters: [Chapter],
-         downloads: [DownloadSummary], warnings: [String]) {
+         downloads: [DownloadSummary], warnings: [String], build: Build?) {
+        self.build = build
         var s = source
         s.path = URL(fileURLWithPath: source.path).lastPathComponent
         self.source = s
@@ -65,6 +77,28 @@ public struct LectureManifest: Sendable, Codable {
         self.downloads = downloads
         captions = master.captions
         self.warnings = warnings
+    }
+
+    /// Reads a package's lecture.json.
+    public static func read(package: URL) throws -> LectureManifest {
+        try JSONDecoder().decode(LectureManifest.self, from: Data(contentsOf: package.appendingPathComponent("lecture.json")))
+    }
+
+    /// The same manifest with every path prefixed by `prefix` (a package folder relative to a course manifest).
+    public func rebased(under prefix: String) -> LectureManifest {
+        func p(_ path: String) -> String { prefix + path }
+        var m = self
+        m.master = p(master)
+        m.renditions = renditions.map { var r = $0; r.playlist = p(r.playlist); r.iFramePlaylist = r.iFramePlaylist.map(p); return r }
+        m.audio = audio.map { var r = $0; r.playlist = p(r.playlist); r.iFramePlaylist = r.iFramePlaylist.map(p); return r }
+        m.poster = poster.map { var x = $0; x.full = p(x.full); x.small = p(x.small); return x }
+        m.storyboard = storyboard.map { var x = $0; x.vtt = p(x.vtt); x.sprites = x.sprites.map(p); return x }
+        m.chapters = chapters.map { var c = $0; c.still = p(c.still); return c }
+        m.chaptersVTT = chaptersVTT.map(p)
+        m.slidesAndAudio = slidesAndAudio.map { var x = $0; x.audio = p(x.audio); x.chapters = p(x.chapters); x.stills = x.stills.map(p); return x }
+        m.captions = captions.map { var c = $0; c.playlist = p(c.playlist); return c }
+        m.downloads = downloads.map { var d = $0; d.path = p(d.path); return d }
+        return m
     }
 
     func write(to directory: URL) throws {

@@ -1,3 +1,4 @@
+import FFmpeg
 import Foundation
 
 /// A ladder of renditions and how to encode them, read from a JSON file in Presets/.
@@ -50,6 +51,13 @@ public struct Preset: Codable, Sendable {
     /// Rung offered as a progressive MP4 download (with its audio); the planned rung nearest below it
     /// when the source is smaller. Nil for no video download (the audio-only M4A is always made).
     public var download: String?
+
+    /// SHA-256 of the preset's canonical JSON (sorted keys): equal for presets that encode alike.
+    public var fingerprint: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return SHA256.hex((try? encoder.encode(self)) ?? Data())
+    }
 
     /// Preset files shipped in Presets/.
     public static func named(_ name: String, in directory: URL) throws -> Preset {

@@ -41,6 +41,10 @@ public struct TranscodeOptions: Sendable {
     public var captions: [CaptionInput] = []
     public var logger = Logger(label: "coursepack")
     public var progress: (@Sendable (TranscodeProgress) -> Void)?
+    /// Cores the run may keep busy; encoder threads are planned for this many.
+    public var cores = ProcessInfo.processInfo.activeProcessorCount
+    /// Recorded in lecture.json's `build.key`.
+    public var buildKey: String?
 
     public init(preset: Preset) { self.preset = preset }
 }
@@ -56,7 +60,7 @@ public enum Transcoder {
             let captionTracks = try captionTracks(options.captions + CaptionInput.sidecars(of: input).filter { s in
                 !options.captions.contains { URL(fileURLWithPath: $0.path).standardizedFileURL == URL(fileURLWithPath: s.path).standardizedFileURL }
             })
-            let plan = LadderPlan.make(source: source.info, preset: options.preset)
+            let plan = LadderPlan.make(source: source.info, preset: options.preset, cores: max(1, options.cores))
             let pass = try OnePass(source: source, plan: plan, preset: options.preset, limits: options.limits, extras: options.extras,
                                    directory: publisher.workDirectory, logger: options.logger, progress: options.progress)
             let outcome = try pass.run()
@@ -67,7 +71,10 @@ public enum Transcoder {
             }
             let downloads = options.extras ? try makeDownloads(plan: plan, outcome: outcome, package: publisher.workDirectory) : []
             try LectureManifest(source: source.info, master: master, thumbnails: outcome.thumbnails, chapters: outcome.chapters,
-                                downloads: downloads, warnings: warnings).write(to: publisher.workDirectory)
+                                downloads: downloads, warnings: warnings,
+                                build: .init(generator: "\(Product.name) \(Product.version)", preset: options.preset.name,
+                                             presetSHA256: options.preset.fingerprint, key: options.buildKey))
+                .write(to: publisher.workDirectory)
             try publisher.publish()
             return TranscodeResult(output: output, source: source.info, plan: plan, master: master,
                                    thumbnails: outcome.thumbnails, chapters: outcome.chapters, downloads: downloads, corruptPackets: outcome.corruptPackets, warnings: warnings,

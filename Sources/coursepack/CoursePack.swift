@@ -1,4 +1,5 @@
 import ArgumentParser
+import Course
 import FFmpeg
 import Foundation
 import Lecture
@@ -13,7 +14,7 @@ struct CoursePack: ParsableCommand {
         Exit codes: 0 success, 1 validation failures, 64 usage or preset error, 65 bad input,
         70 internal error, 73 output not writable, 75 interrupted or deadline exceeded.
         """,
-        subcommands: [Transcode.self, Probe.self, Validate.self]
+        subcommands: [Transcode.self, BatchCommand.self, Probe.self, Validate.self]
     )
 }
 
@@ -80,10 +81,18 @@ struct Transcode: ParsableCommand {
     @Option(help: "Stop the run after this many wall-clock seconds.")
     var timeout: Double?
 
+    @Option(help: ArgumentHelp("Cores to plan encoder threads for (a batch gives each worker its share).", visibility: .hidden))
+    var cores: Int?
+
+    @Option(help: ArgumentHelp("A key recorded in lecture.json's build.key (a batch skips lectures whose key is unchanged).", visibility: .hidden))
+    var buildKey: String?
+
     @OptionGroup var common: Common
 
     func run() throws {
         let logger = setUp(verbose: common.verbose)
+        WorkerMode.enter()
+        FaultSwitch.apply(input: input)
         try runReportingErrors(json: json) {
             var options = TranscodeOptions(preset: try PresetLocator.load(preset))
             options.logger = logger
@@ -92,6 +101,8 @@ struct Transcode: ParsableCommand {
             options.limits.timeout = timeout
             options.captions = captions.map(CaptionInput.init(argument:))
             options.extras = !renditionsOnly
+            if let cores { options.cores = cores }
+            options.buildKey = buildKey
             let json = self.json
             let terminal = isatty(STDERR_FILENO) != 0
             if json || terminal {

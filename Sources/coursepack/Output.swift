@@ -57,13 +57,16 @@ enum Output {
 
 /// Finds presets by name: $COURSEPACK_PRESETS, a Presets folder above the executable, ./Presets.
 enum PresetLocator {
-    static func load(_ nameOrPath: String) throws -> Preset {
+    static func load(_ nameOrPath: String) throws -> Preset { try Preset.load(url(nameOrPath)) }
+
+    /// The preset file a name or path stands for.
+    static func url(_ nameOrPath: String) throws -> URL {
         if nameOrPath.contains("/") || nameOrPath.hasSuffix(".json") {
-            return try Preset.load(URL(fileURLWithPath: nameOrPath))
+            return URL(fileURLWithPath: nameOrPath).standardizedFileURL
         }
         for dir in searchPath() {
             let url = dir.appendingPathComponent("\(nameOrPath).json")
-            if FileManager.default.fileExists(atPath: url.path) { return try Preset.load(url) }
+            if FileManager.default.fileExists(atPath: url.path) { return url.standardizedFileURL }
         }
         let known = searchPath().flatMap { (try? FileManager.default.contentsOfDirectory(atPath: $0.path)) ?? [] }
             .filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }

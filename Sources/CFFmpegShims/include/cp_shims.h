@@ -26,4 +26,7 @@ int64_t cp_now_us(void);
 void cp_signals_install(void);
 int cp_signal_received(void);   // the signal number, or 0
 
+// A worker process asks for SIGKILL when its parent dies; returns 0 if the parent is already gone.
+int cp_die_with_parent(int parent_pid);
+
 #endif

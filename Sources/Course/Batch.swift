@@ -1,0 +1,410 @@
+import FFmpeg
+import Foundation
+import Lecture
+
+/// What a batch reports as it runs, in order, from several threads.
+public enum BatchEvent: Sendable {
+    case started(course: String, lectures: Int, toRun: Int, workers: Int)
+    case skipped(id: String, title: String)
+    case lectureStarted(id: String, title: String, worker: Int)
+    case progress(id: String, worker: Int, percent: Double, eta: Double?)
+    case finished(id: String, worker: Int, seconds: Double, duration: Double, bytes: Int)
+    case failed(id: String, worker: Int?, category: String, reason: String)
+    case warning(String)
+    case batchFinished(BatchSummary)
+}
+
+public struct BatchSummary: Sendable, Codable {
+    public var lectures: Int
+    public var ran: Int
+    public var skipped: Int
+    public var ready: Int
+    public var failed: Int
+    public var pending: Int
+    public var seconds: Double
+    public var manifest: String
+    public var report: String
+}
+
+public struct BatchOptions: Sendable {
+    /// Lectures encoded at once. One worker keeps both cores of a 2-core machine busy and runs a batch
+    /// fastest (BENCHMARKS.md, "Batch throughput").
+    public static let defaultWorkers = 1
+
+    public var workers = BatchOptions.defaultWorkers
+    /// Preset name or file; overrides course.json's course-wide preset, not a lecture's own.
+    public var preset: String?
+    public var limits = WorkerLimits()
+    public var renditionsOnly = false
+    /// The coursepack executable that runs each lecture (`transcode` in worker mode).
+    public var executable: String
+    /// Turns a preset name or path into a preset file.
+    public var locatePreset: @Sendable (String) throws -> URL
+    /// Cores shared by the workers.
+    public var cores = ProcessInfo.processInfo.activeProcessorCount
+    /// Environment added to every worker's.
+    public var workerEnvironment: [String: String] = [:]
+
+    public init(executable: String, locatePreset: @escaping @Sendable (String) throws -> URL) {
+        self.executable = executable
+        self.locatePreset = locatePreset
+    }
+}
+
+/// Turns a course folder into a course package: one child process per lecture, N at a time, the
+/// manifest rewritten atomically after each lecture, unchanged lectures skipped.
+public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
+    /// Folder in OUTDIR for the batch's own files: the lock and the source hash cache.
+    static let stateFolder = ".coursepack"
+
+    private let courseDirectory: URL
+    private let output: URL
+    private let options: BatchOptions
+    private let emit: @Sendable (BatchEvent) -> Void
+    private let lock = NSLock()
+    private var spec: CourseSpec!
+    private var jobs: [Job] = []
+    private var entries: [CourseManifest.Entry] = []
+    private var bytes: [String: Int] = [:]
+    private var next = 0
+    private var batchPreset: CourseManifest.PresetInfo!
+
+    struct Job {
+        var index: Int
+        var lecture: CourseLecture
+        var presetFile: URL
+        var presetName: String
+        var key: String
+    }
+
+    public init(courseDirectory: String, output: String, options: BatchOptions, events: @escaping @Sendable (BatchEvent) -> Void) {
+        self.courseDirectory = URL(fileURLWithPath: courseDirectory).standardizedFileURL
+        self.output = URL(fileURLWithPath: output).standardizedFileURL
+        self.options = options
+        emit = events
+    }
+
+    public func run() throws -> BatchSummary {
+        let started = Date()
+        let spec = try CourseSpec.load(courseDirectory: courseDirectory.path, excluding: output.path)
+        self.spec = spec
+        for u in spec.unlisted { emit(.warning("\(u): not listed in \(CourseSpec.specFileName), not packaged")) }
+        let lockFD = try prepareOutput()
+        defer { close(lockFD) }
+        removeLeftovers()
+
+        // Plan: resolve presets, hash sources, skip what is already made the same way.
+        let batchPresetName = options.preset ?? spec.preset ?? "lecture"
+        let (batchURL, batchPreset) = try loadPreset(batchPresetName)
+        self.batchPreset = .init(name: batchPreset.name, sha256: batchPreset.fingerprint)
+        var cache = SourceHashCache(url: output.appendingPathComponent(Batch.stateFolder).appendingPathComponent("sources.json"))
+        var toRun: [Job] = []
+        var skipped: [CourseLecture] = []
+        var failedEarly: [(CourseLecture, CoursePackError)] = []
+        for (i, lecture) in spec.lectures.enumerated() {
+            let (presetURL, preset) = try lecture.preset.map(loadPreset) ?? (batchURL, batchPreset)
+            var entry = CourseManifest.Entry(id: lecture.id, title: lecture.title, source: lecture.relativeSource,
+                                             status: .pending, path: nil, preset: preset.name, lecture: nil, error: nil)
+            let key: String
+            do {
+                key = try buildKey(lecture: lecture, preset: preset, cache: &cache)
+            } catch let e as CoursePackError {
+                entry.status = .failed
+                entry.error = .init(category: "\(e.category)", reason: e.description)
+                entries.append(entry)
+                failedEarly.append((lecture, e))
+                continue
+            }
+            let package = output.appendingPathComponent(lecture.id)
+            if let made = try? LectureManifest.read(package: package), made.build?.key == key {
+                entry.status = .ready
+                entry.path = lecture.id + "/"
+                entry.lecture = made.rebased(under: lecture.id + "/")
+                bytes[lecture.id] = Batch.diskBytes(package)
+                skipped.append(lecture)
+            } else {
+                toRun.append(Job(index: i, lecture: lecture, presetFile: presetURL, presetName: preset.name, key: key))
+            }
+            entries.append(entry)
+        }
+        cache.save()
+        jobs = toRun
+        let workers = max(1, min(options.workers, max(1, toRun.count)))
+        emit(.started(course: spec.id, lectures: spec.lectures.count, toRun: toRun.count, workers: workers))
+        for l in skipped { emit(.skipped(id: l.id, title: l.title)) }
+        for (l, e) in failedEarly { emit(.failed(id: l.id, worker: nil, category: "\(e.category)", reason: e.description)) }
+        try lock.withLock { try writeManifest() }
+
+        // Run: one thread per worker, each running one child process at a time.
+        let done = DispatchGroup()
+        for w in 0..<workers {
+            done.enter()
+            let thread = Thread { [self] in
+                while let job = take() { runJob(job, worker: w + 1) }
+                done.leave()
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        done.wait()
+
+        try lock.withLock { try writeManifest() }
+        let ready = entries.filter { $0.status == .ready }.count
+        let failed = entries.filter { $0.status == .failed }.count
+        let summary = BatchSummary(lectures: entries.count, ran: toRun.count, skipped: skipped.count,
+                                   ready: ready, failed: failed, pending: entries.count - ready - failed,
+                                   seconds: Date().timeIntervalSince(started),
+                                   manifest: output.appendingPathComponent("manifest.json").path,
+                                   report: output.appendingPathComponent("index.html").path)
+        emit(.batchFinished(summary))
+        if let sig = ProcessSignals.received {
+            throw CoursePackError(.interrupted, path: output.path, "batch interrupted by signal \(sig); run it again to finish")
+        }
+        return summary
+    }
+
+    private func take() -> Job? {
+        lock.withLock {
+            guard next < jobs.count, ProcessSignals.received == nil else { return nil }
+            defer { next += 1 }
+            return jobs[next]
+        }
+    }
+
+    // MARK: one lecture
+
+    private func runJob(_ job: Job, worker: Int) {
+        let lecture = job.lecture
+        emit(.lectureStarted(id: lecture.id, title: lecture.title, worker: worker))
+        let started = Date()
+        let destination = output.appendingPathComponent(lecture.id)
+        let cores = max(1, Int((Double(options.cores) / Double(max(1, options.workers))).rounded(.up)))
+        var arguments = ["transcode", lecture.source, "-o", destination.path, "--preset", job.presetFile.path,
+                         "--json", "--cores", "\(cores)", "--build-key", job.key]
+        for c in lecture.captions { arguments += ["--captions", c.language.map { "\(c.path):\($0)" } ?? c.path] }
+        if options.renditionsOnly { arguments.append("--renditions-only") }
+        var environment = options.workerEnvironment
+        environment["COURSEPACK_WORKER_PARENT"] = "\(getpid())"
+        // A crashing worker's last stderr line then names the fault, not the end of a backtrace.
+        if ProcessInfo.processInfo.environment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
+
+        var reported: CourseManifest.Failure?
+        var childPID: Int32 = 0
+        let outcome = ChildProcess.run(
+            executable: options.executable, arguments: arguments, environment: environment, limits: options.limits,
+            interrupted: { ProcessSignals.received != nil }, onStart: { childPID = $0 }
+        ) { line in
+            guard line.hasPrefix("{"), let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let event = obj["event"] as? String else { return }
+            if event == "progress", let percent = obj["percent"] as? Double {
+                let eta = (obj["eta"] as? Double).flatMap { $0 >= 0 ? $0 : nil }
+                emit(.progress(id: lecture.id, worker: worker, percent: percent, eta: eta))
+            } else if event == "error" {
+                reported = .init(category: obj["category"] as? String ?? "internal", reason: obj["reason"] as? String ?? line)
+            }
+        }
+        cleanUpAfter(child: childPID, id: lecture.id)
+
+        var failure: CourseManifest.Failure?
+        var made: LectureManifest?
+        if let stop = outcome.stopped {
+            failure = .init(category: stop.category, reason: "\(lecture.relativeSource): worker \(stop.reason)")
+        } else if let sig = outcome.signal {
+            let last = outcome.stderrTail.last(where: { !$0.isEmpty }).map { ": \($0)" } ?? ""
+            failure = .init(category: "crashed", reason: "\(lecture.relativeSource): worker crashed with signal \(sig) (\(Batch.signalName(sig)))\(last)")
+        } else if let reported {
+            failure = .init(category: reported.category, reason: "\(lecture.relativeSource): \(reported.reason)")
+        } else if outcome.status != 0 {
+            let last = outcome.stderrTail.last(where: { !$0.isEmpty }) ?? "no message"
+            failure = .init(category: "internal", reason: "\(lecture.relativeSource): worker exited with status \(outcome.status): \(last)")
+        } else {
+            do {
+                made = try LectureManifest.read(package: destination)
+                if made?.build?.key != job.key { failure = .init(category: "internal", reason: "\(destination.path): package does not carry this run's build key") }
+            } catch {
+                failure = .init(category: "internal", reason: "\(destination.path)/lecture.json: cannot read: \(error)")
+            }
+        }
+
+        lock.withLock {
+            let i = entries.firstIndex { $0.id == lecture.id }!
+            if let failure, failure.category == "interrupted", ProcessSignals.received != nil {
+                entries[i].status = .pending  // not the lecture's fault: the next run does it
+            } else if let failure {
+                entries[i].status = .failed
+                entries[i].error = failure
+                entries[i].lecture = nil
+                entries[i].path = nil
+            } else if let made {
+                entries[i].status = .ready
+                entries[i].error = nil
+                entries[i].path = lecture.id + "/"
+                entries[i].lecture = made.rebased(under: lecture.id + "/")
+                bytes[lecture.id] = Batch.diskBytes(destination)
+            }
+            do {
+                try writeManifest()
+            } catch {
+                emit(.warning("\(error)"))
+            }
+        }
+        if let failure {
+            emit(.failed(id: lecture.id, worker: worker, category: failure.category, reason: failure.reason))
+        } else if let made {
+            emit(.finished(id: lecture.id, worker: worker, seconds: Date().timeIntervalSince(started), duration: made.duration,
+                           bytes: bytes[lecture.id] ?? 0))
+        }
+    }
+
+    /// A worker killed mid-run leaves its temporary folder (and, if killed while publishing, the
+    /// previous package set aside); remove the one and put the other back.
+    private func cleanUpAfter(child pid: Int32, id: String) {
+        let fm = FileManager.default
+        let names = (try? fm.contentsOfDirectory(atPath: output.path)) ?? []
+        for name in names where name.hasPrefix(".\(id).partial-\(pid)-") {
+            try? fm.removeItem(at: output.appendingPathComponent(name))
+        }
+        let aside = output.appendingPathComponent(".\(id).old-\(pid)")
+        let destination = output.appendingPathComponent(id)
+        if fm.fileExists(atPath: aside.path) {
+            if !fm.fileExists(atPath: destination.path) { try? fm.moveItem(at: aside, to: destination) } else { try? fm.removeItem(at: aside) }
+        }
+    }
+
+    // MARK: output folder
+
+    /// Creates OUTDIR and takes its lock, so two batches never write into one folder.
+    private func prepareOutput() throws -> Int32 {
+        let state = output.appendingPathComponent(Batch.stateFolder)
+        do {
+            try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
+        } catch {
+            throw CoursePackError(.output, path: output.path, "cannot create output folder: \(error.localizedDescription)")
+        }
+        let lockPath = state.appendingPathComponent("lock").path
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CoursePackError(.output, path: lockPath, "cannot open: \(String(cString: strerror(errno)))") }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            close(fd)
+            throw CoursePackError(.output, path: output.path, "another coursepack batch is writing to this folder")
+        }
+        return fd
+    }
+
+    /// Temporary folders and files of a run that was killed (this batch holds the lock, so none is in use).
+    private func removeLeftovers() {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: output.path)) ?? []
+        for name in names where name.hasPrefix(".") && name != Batch.stateFolder {
+            let url = output.appendingPathComponent(name)
+            if name.contains(".partial-") || name.contains(".tmp-") {
+                try? FileManager.default.removeItem(at: url)
+            } else if let r = name.range(of: ".old-") {
+                let id = String(name.dropFirst().prefix(upTo: r.lowerBound))
+                let destination = output.appendingPathComponent(id)
+                if FileManager.default.fileExists(atPath: destination.path) {
+                    try? FileManager.default.removeItem(at: url)
+                } else {
+                    try? FileManager.default.moveItem(at: url, to: destination)
+                }
+            }
+        }
+    }
+
+    /// Called with `lock` held.
+    private func writeManifest() throws {
+        let manifest = CourseManifest(course: .init(id: spec.id, title: spec.title, description: spec.description),
+                                      preset: batchPreset, lectures: entries,
+                                      bytes: entries.filter { $0.status == .ready }.compactMap { bytes[$0.id] }.reduce(0, +))
+        try AtomicFile.write(try manifest.encoded(), to: output.appendingPathComponent("manifest.json"))
+        try AtomicFile.write(Data(Report.html(manifest).utf8), to: output.appendingPathComponent("index.html"))
+    }
+
+    // MARK: helpers
+
+    private func loadPreset(_ nameOrPath: String) throws -> (URL, Preset) {
+        let url = try options.locatePreset(nameOrPath)
+        return (url, try Preset.load(url))
+    }
+
+    /// Everything that shapes a lecture's package: the source's bytes, the preset, the captions
+    /// (named ones and sidecars), the extras switch and the tool version.
+    private func buildKey(lecture: CourseLecture, preset: Preset, cache: inout SourceHashCache) throws -> String {
+        let captions = lecture.captions + CaptionInput.sidecars(of: lecture.source).filter { s in !lecture.captions.contains { $0.path == s.path } }
+        var parts = ["coursepack \(Product.version)", "source \(try cache.hash(lecture.source))", "preset \(preset.fingerprint)",
+                     "extras \(!options.renditionsOnly)"]
+        for c in captions {
+            parts.append("captions \(c.language ?? "-") \(URL(fileURLWithPath: c.path).lastPathComponent) \(try cache.hash(c.path))")
+        }
+        return SHA256.hex(Data(parts.joined(separator: "\n").utf8))
+    }
+
+    static func diskBytes(_ dir: URL) -> Int {
+        guard let e = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: [.fileSizeKey]) else { return 0 }
+        var total = 0
+        for case let url as URL in e { total += (try? url.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0 }
+        return total
+    }
+
+    static func signalName(_ sig: Int32) -> String {
+        switch sig {
+        case SIGSEGV: return "SIGSEGV"
+        case SIGABRT: return "SIGABRT"
+        case SIGKILL: return "SIGKILL"
+        case SIGBUS: return "SIGBUS"
+        case SIGILL: return "SIGILL"
+        case SIGFPE: return "SIGFPE"
+        case SIGTRAP: return "SIGTRAP"
+        case SIGTERM: return "SIGTERM"
+        default: return "signal \(sig)"
+        }
+    }
+}
+
+/// SHA-256 of source files, remembered by path, size, modification time and inode so an unchanged
+/// rerun over hours of recordings does not read them all again.
+struct SourceHashCache {
+    struct Record: Codable {
+        var size: Int
+        var modified: Double
+        var inode: UInt64
+        var sha256: String
+    }
+
+    let url: URL
+    private var records: [String: Record]
+
+    init(url: URL) {
+        self.url = url
+        records = (try? JSONDecoder().decode([String: Record].self, from: Data(contentsOf: url))) ?? [:]
+    }
+
+    mutating func hash(_ path: String) throws -> String {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw CoursePackError(.badInput, path: path, "cannot read: \(String(cString: strerror(errno)))")
+        }
+        let modified = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+        if let r = records[path], r.size == Int(st.st_size), r.modified == modified, r.inode == UInt64(st.st_ino) {
+            return r.sha256
+        }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw CoursePackError(.badInput, path: path, "cannot read: \(String(cString: strerror(errno)))")
+        }
+        defer { try? handle.close() }
+        let h = SHA256()
+        do {
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { h.update(chunk) }
+        } catch {
+            throw CoursePackError(.badInput, path: path, "cannot read: \(error.localizedDescription)")
+        }
+        let digest = h.finish()
+        records[path] = Record(size: Int(st.st_size), modified: modified, inode: UInt64(st.st_ino), sha256: digest)
+        return digest
+    }
+
+    func save() {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        if let data = try? encoder.encode(records) { try? AtomicFile.write(data, to: url) }
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+
+/// Limits a batch puts on each lecture's worker process.
+public struct WorkerLimits: Sendable {
+    /// Wall-clock seconds a lecture may take; nil for no limit.
+    public var timeout: Double? = 4 * 3600
+    /// Seconds without a progress event after which the worker counts as hung.
+    public var stallTimeout: Double = 300
+    /// Resident memory of the worker, megabytes.
+    public var memoryMB: Int = 3000
+    /// Seconds between SIGTERM and SIGKILL when a worker is stopped.
+    public var grace: Double = 5
+
+    public init() {}
+}
+
+/// How a worker process ended.
+struct ChildOutcome {
+    var status: Int32
+    /// The signal that ended it, if one did.
+    var signal: Int32?
+    /// Why the batch stopped it, if it did: a category (timeout, hung, memory, interrupted) and a reason.
+    var stopped: (category: String, reason: String)?
+    /// The last lines it wrote on stderr.
+    var stderrTail: [String]
+    var peakRSSMB: Int
+}
+
+/// Runs one child process (this executable in worker mode), streams its stdout lines to a callback,
+/// and enforces the limits: a crash, hang or runaway allocation inside FFmpeg ends that child only.
+enum ChildProcess {
+    static func run(executable: String, arguments: [String], environment: [String: String], limits: WorkerLimits,
+                    interrupted: @escaping @Sendable () -> Bool, onStart: (Int32) -> Void,
+                    onLine: (String) -> Void) -> ChildOutcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            return ChildOutcome(status: -1, signal: nil, stopped: ("internal", "cannot start worker process \(executable): \(error)"),
+                                stderrTail: [], peakRSSMB: 0)
+        }
+        let pid = process.processIdentifier
+        onStart(pid)
+        let watch = Watch(pid: pid, limits: limits, interrupted: interrupted)
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global())
+        timer.schedule(deadline: .now() + 0.25, repeating: 0.25)
+        timer.setEventHandler { watch.tick() }
+        timer.resume()
+
+        let errGroup = DispatchGroup()
+        let stderrTail = TailBuffer(lines: 20)
+        DispatchQueue.global().async(group: errGroup) {
+            let handle = err.fileHandleForReading
+            while case let data = handle.availableData, !data.isEmpty { stderrTail.append(data) }
+        }
+        var pending = Data()
+        let handle = out.fileHandleForReading
+        while case let data = handle.availableData, !data.isEmpty {
+            pending.append(data)
+            while let nl = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: pending[pending.startIndex..<nl], as: UTF8.self)
+                pending.removeSubrange(pending.startIndex...nl)
+                watch.sawOutput()
+                onLine(line)
+            }
+        }
+        process.waitUntilExit()
+        timer.cancel()
+        errGroup.wait()
+        let signaled = process.terminationReason == .uncaughtSignal
+        return ChildOutcome(status: process.terminationStatus, signal: signaled ? process.terminationStatus : nil,
+                            stopped: watch.reason, stderrTail: stderrTail.lines, peakRSSMB: watch.peakMB)
+    }
+
+    /// Resident set size of a process in megabytes, from /proc; nil once it is gone.
+    static func residentMB(_ pid: Int32) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            let kb = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+            return kb / 1024
+        }
+        return nil
+    }
+}
+
+/// The limits check, run four times a second beside the reading loop.
+private final class Watch: @unchecked Sendable {  // all state behind `lock`
+    private let lock = NSLock()
+    private let pid: Int32
+    private let limits: WorkerLimits
+    private let interrupted: @Sendable () -> Bool
+    private let started = Date()
+    private var lastOutput = Date()
+    private var termSent: Date?
+    private var killed = false
+    private var stopReason: (category: String, reason: String)?
+    private var peak = 0
+
+    init(pid: Int32, limits: WorkerLimits, interrupted: @escaping @Sendable () -> Bool) {
+        self.pid = pid
+        self.limits = limits
+        self.interrupted = interrupted
+    }
+
+    var reason: (category: String, reason: String)? { lock.withLock { stopReason } }
+    var peakMB: Int { lock.withLock { peak } }
+
+    func sawOutput() { lock.withLock { lastOutput = Date() } }
+
+    func tick() {
+        lock.withLock {
+            guard !killed else { return }
+            let now = Date()
+            if let rss = ChildProcess.residentMB(pid) {
+                peak = max(peak, rss)
+                if rss > limits.memoryMB {
+                    stop(now, "memory", "used \(rss) MB of memory, over the limit of \(limits.memoryMB) MB", force: true)
+                    return
+                }
+            }
+            if let t = termSent {
+                if now.timeIntervalSince(t) > limits.grace { kill(pid, SIGKILL); killed = true }
+                return
+            }
+            if let timeout = limits.timeout, now.timeIntervalSince(started) > timeout {
+                stop(now, "timeout", "took longer than the per-lecture timeout of \(Int(timeout)) s", force: false)
+            } else if now.timeIntervalSince(lastOutput) > limits.stallTimeout {
+                stop(now, "hung", "made no progress for \(Int(limits.stallTimeout)) s (hung)", force: false)
+            } else if interrupted() {
+                stop(now, "interrupted", "the batch was interrupted", force: false)
+            }
+        }
+    }
+
+    /// SIGTERM first, so the worker removes its temporary folder; SIGKILL after the grace period.
+    private func stop(_ now: Date, _ category: String, _ why: String, force: Bool) {
+        if stopReason == nil { stopReason = (category, why) }
+        if force {
+            kill(pid, SIGKILL)
+            killed = true
+        } else {
+            kill(pid, SIGTERM)
+            termSent = now
+        }
+    }
+}
+
+/// The last few lines of a stream.
+private final class TailBuffer: @unchecked Sendable {  // state behind `lock`
+    private let lock = NSLock()
+    private let limit: Int
+    private var partial = Data()
+    private var kept: [String] = []
+
+    init(lines: Int) { limit = lines }
+
+    func append(_ data: Data) {
+        lock.withLock {
+            partial.append(data)
+            while let nl = partial.firstIndex(of: UInt8(ascii: "\n")) {
+                kept.append(String(decoding: partial[partial.startIndex..<nl], as: UTF8.self))
+                partial.removeSubrange(partial.startIndex...nl)
+            }
+            if kept.count > limit { kept.removeFirst(kept.count - limit) }
+            if partial.count > 4096 { partial.removeAll() }
+        }
+    }
+
+    var lines: [String] {
+        lock.withLock { kept + (partial.isEmpty ? [] : [String(decoding: partial, as: UTF8.self)]) }
+    }
+}

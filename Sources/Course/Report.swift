@@ -1,0 +1,125 @@
+import Foundation
+import Lecture
+
+/// `index.html` beside the course manifest: a static page people can open to look at a course
+/// package, with a native HLS player per lecture. Served over HTTP, it needs nothing else.
+enum Report {
+    static func html(_ m: CourseManifest) -> String {
+        var h = """
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>\(esc(m.course.title))</title>
+        <style>
+        body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 980px; padding: 1em; color: #222; }
+        header p, .meta { color: #555; }
+        .lecture { border-top: 1px solid #ddd; padding: 1em 0; }
+        .lecture h2 { margin: 0 0 .3em; font-size: 1.25em; }
+        video { width: 100%; max-width: 640px; background: #000; display: block; }
+        table { border-collapse: collapse; margin: .6em 0; font-size: 13px; }
+        th, td { text-align: right; padding: 2px 10px; border-bottom: 1px solid #eee; }
+        th:first-child, td:first-child { text-align: left; }
+        .chapters { columns: 2; font-size: 13px; }
+        .failed { background: #fff1f0; border-left: 4px solid #d33; padding: .5em 1em; }
+        .pending { color: #777; }
+        .thumb { float: right; width: 160px; margin-left: 1em; }
+        </style>
+        </head>
+        <body>
+        <header>
+        <h1>\(esc(m.course.title))</h1>
+
+        """
+        if let d = m.course.description { h += "<p>\(esc(d))</p>\n" }
+        let t = m.totals
+        h += "<p id=\"totals\">\(t.lectures) lectures: \(t.ready) ready, \(t.failed) failed, \(t.pending) pending · "
+            + "\(clock(t.duration)) of video · \(megabytes(t.bytes)) · preset \(esc(m.preset.name)) · "
+            + "\(esc(m.generator.name)) \(esc(m.generator.version)) · updated \(esc(m.updated))</p>\n</header>\n"
+
+        let failures = m.lectures.filter { $0.status == .failed }
+        if !failures.isEmpty {
+            h += "<section id=\"failures\" class=\"failed\">\n<h2>Failed</h2>\n<ul>\n"
+            for f in failures {
+                h += "<li><a href=\"#lecture-\(esc(f.id))\">\(esc(f.title))</a>: \(esc(f.error?.reason ?? "unknown"))</li>\n"
+            }
+            h += "</ul>\n</section>\n"
+        }
+        for (n, e) in m.lectures.enumerated() { h += lecture(e, number: n + 1) }
+        h += """
+        <script>
+        // Chapter links seek the lecture's player.
+        document.querySelectorAll('a[data-seek]').forEach(a => a.addEventListener('click', ev => {
+          ev.preventDefault();
+          const v = document.getElementById(a.dataset.player);
+          v.currentTime = parseFloat(a.dataset.seek);
+          v.play();
+        }));
+        </script>
+        </body>
+        </html>
+
+        """
+        return h
+    }
+
+    private static func lecture(_ e: CourseManifest.Entry, number: Int) -> String {
+        var h = "<article class=\"lecture\" id=\"lecture-\(esc(e.id))\" data-status=\"\(e.status.rawValue)\">\n"
+        h += "<h2>\(number). \(esc(e.title))</h2>\n"
+        guard let l = e.lecture, e.status == .ready else {
+            if e.status == .failed {
+                h += "<p class=\"failed\">Failed (\(esc(e.error?.category ?? ""))): \(esc(e.error?.reason ?? ""))</p>\n"
+            } else {
+                h += "<p class=\"pending\">Pending: not packaged yet.</p>\n"
+            }
+            return h + "<p class=\"meta\">Source: \(esc(e.source))</p>\n</article>\n"
+        }
+        if let small = l.poster?.small { h += "<img class=\"thumb\" src=\"\(esc(small))\" alt=\"\">\n" }
+        h += "<p class=\"meta\">\(clock(l.duration)) · source \(esc(e.source)) · \(l.chapters.count) chapters · \(l.captions.count) caption tracks</p>\n"
+        let poster = l.poster.map { " poster=\"\(esc($0.full))\"" } ?? ""
+        h += "<video id=\"player-\(esc(e.id))\" controls preload=\"none\" playsinline\(poster) src=\"\(esc(l.master))\"></video>\n"
+        if !l.chapters.isEmpty {
+            h += "<ol class=\"chapters\">\n"
+            for c in l.chapters {
+                h += "<li><a href=\"\(esc(l.master))\" data-player=\"player-\(esc(e.id))\" data-seek=\"\(c.start)\">\(clock(c.start))</a> "
+                    + "slide \(c.index)</li>\n"
+            }
+            h += "</ol>\n"
+        }
+        h += "<table class=\"renditions\">\n<tr><th>rendition</th><th>size</th><th>average kb/s</th><th>peak kb/s</th><th>MB per hour</th><th>MB</th></tr>\n"
+        for r in l.renditions + l.audio {
+            let size = r.width.map { "\($0)x\(r.height ?? 0)" } ?? "audio\(r.audioOnly == true ? " only" : "")"
+            h += "<tr><td>\(esc(r.name))</td><td>\(size)</td><td>\(r.averageBitrate / 1000)</td><td>\(r.peakBitrate / 1000)</td>"
+                + "<td>\(String(format: "%.1f", r.megabytesPerHour))</td><td>\(megabytes(r.bytes))</td></tr>\n"
+        }
+        h += "</table>\n"
+        if !l.downloads.isEmpty {
+            h += "<p>Downloads: " + l.downloads.map { "<a href=\"\(esc($0.path))\" download>\($0.kind == "video" ? "MP4" : "M4A") (\(megabytes($0.bytes)))</a>" }
+                .joined(separator: " · ") + "</p>\n"
+        }
+        return h + "</article>\n"
+    }
+
+    static func esc(_ s: String) -> String {
+        var out = ""
+        for ch in s {
+            switch ch {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(ch)
+            }
+        }
+        return out
+    }
+
+    static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+
+    static func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+}

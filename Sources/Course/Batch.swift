@@ -10,6 +10,8 @@ public enum BatchEvent: Sendable {
     case progress(id: String, worker: Int, percent: Double, eta: Double?)
     case finished(id: String, worker: Int, seconds: Double, duration: Double, bytes: Int)
     case failed(id: String, worker: Int?, category: String, reason: String)
+    /// Stopped because the batch was interrupted; pending again, the next run makes it.
+    case stopped(id: String, worker: Int)
     case warning(String)
     case batchFinished(BatchSummary)
 }
@@ -226,10 +228,11 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
             }
         }
 
+        let interrupted = failure?.category == "interrupted" && ProcessSignals.received != nil
         lock.withLock {
             let i = entries.firstIndex { $0.id == lecture.id }!
-            if let failure, failure.category == "interrupted", ProcessSignals.received != nil {
-                entries[i].status = .pending  // not the lecture's fault: the next run does it
+            if interrupted {
+                entries[i].status = .pending  // not the lecture's fault: the next run makes it
             } else if let failure {
                 entries[i].status = .failed
                 entries[i].error = failure
@@ -248,7 +251,9 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
                 emit(.warning("\(error)"))
             }
         }
-        if let failure {
+        if interrupted {
+            emit(.stopped(id: lecture.id, worker: worker))
+        } else if let failure {
             emit(.failed(id: lecture.id, worker: worker, category: failure.category, reason: failure.reason))
         } else if let made {
             emit(.finished(id: lecture.id, worker: worker, seconds: Date().timeIntervalSince(started), duration: made.duration,

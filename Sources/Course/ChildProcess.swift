@@ -134,7 +134,7 @@ private final class Watch: @unchecked Sendable {  // all state behind `lock`
             } else if now.timeIntervalSince(lastOutput) > limits.stallTimeout {
                 stop(now, "hung", "made no progress for \(Int(limits.stallTimeout)) s (hung)", force: false)
             } else if interrupted() {
-                stop(now, "interrupted", "the batch was interrupted", force: false)
+                stop(now, "interrupted", "was stopped: the batch was interrupted", force: false)
             }
         }
     }

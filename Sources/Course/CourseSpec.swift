@@ -195,8 +195,9 @@ public struct CourseSpec: Sendable {
     /// "03_Sets-and-Maps.mp4" → "Sets and Maps"; "week 2/Lecture 10 - Graphs.mkv" → "Lecture 10 - Graphs".
     public static func title(fromFileName path: String) -> String {
         var name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        name = name.replacingOccurrences(of: "_", with: " ")
+        // A name without spaces uses '_' or '-' between words; otherwise a '-' belongs to the title.
         if !name.contains(" ") { name = name.replacingOccurrences(of: "-", with: " ") }
+        name = name.replacingOccurrences(of: "_", with: " ")
         // A leading sequence number ("01 ", "1. ", "02 - ") orders files; it is not part of the title.
         if let r = name.range(of: #"^\d+\s*[-.)]?\s+"#, options: .regularExpression), r.upperBound < name.endIndex {
             name = String(name[r.upperBound...])
@@ -243,23 +244,23 @@ public struct CourseSpec: Sendable {
 public enum NaturalOrder {
     public static func less(_ a: String, _ b: String) -> Bool {
         let x = chunks(a), y = chunks(b)
-        for (p, q) in zip(x, y) where p != q {
+        for (p, q) in zip(x, y) {
             switch (p, q) {
-            case let (.number(m, ms), .number(n, ns)):
+            case let (.number(m), .number(n)):
                 if m != n { return m < n }
-                return ms < ns  // "02" after "2"
             case let (.text(s), .text(t)):
                 let (ls, lt) = (s.lowercased(), t.lowercased())
-                return ls != lt ? ls < lt : s < t
+                if ls != lt { return ls < lt }
             case (.number, .text): return true
             case (.text, .number): return false
             }
         }
+        // Equal but for case or leading zeros: fall back to plain order, so the order is total.
         return x.count != y.count ? x.count < y.count : a < b
     }
 
     private enum Chunk: Equatable {
-        case number(Decimal, String)
+        case number(Decimal)
         case text(String)
     }
 
@@ -269,7 +270,7 @@ public enum NaturalOrder {
         var digits = false
         func flush() {
             guard !current.isEmpty else { return }
-            out.append(digits ? .number(Decimal(string: current) ?? 0, current) : .text(current))
+            out.append(digits ? .number(Decimal(string: current) ?? 0) : .text(current))
             current = ""
         }
         for ch in s {

@@ -146,6 +146,8 @@ struct JSONBatchDisplay: BatchDisplay {
                              "duration": duration, "bytes": bytes])
         case let .failed(id, worker, category, reason):
             Output.jsonLine(["event": "lecture-failed", "id": id, "worker": worker ?? 0, "category": category, "reason": reason])
+        case let .stopped(id, worker):
+            Output.jsonLine(["event": "lecture-stopped", "id": id, "worker": worker])
         case let .warning(message):
             Output.jsonLine(["event": "warning", "message": message])
         case let .batchFinished(s):
@@ -178,6 +180,7 @@ enum BatchText {
         case let .finished(id, _, seconds, duration, bytes):
             return String(format: "  ready     %@: %.0f s of media in %.1f s, %.1f MB", id, duration, seconds, Double(bytes) / 1e6)
         case let .failed(id, _, category, reason): return "  FAILED    \(id) (\(category)): \(reason)"
+        case let .stopped(id, _): return "  stopped   \(id) (batch interrupted; pending)"
         case let .warning(message): return "coursepack: warning: \(message)"
         case let .batchFinished(s):
             return String(format: "coursepack: %d ready, %d failed, %d skipped, %d pending in %.1f s; %@",
@@ -213,6 +216,8 @@ final class LiveBatchDisplay: BatchDisplay, @unchecked Sendable {  // state behi
                 workers[worker] = nil
             case let .failed(_, worker, _, _):
                 if let worker { done += 1; workers[worker] = nil }
+            case let .stopped(_, worker):
+                workers[worker] = nil
             default:
                 break
             }

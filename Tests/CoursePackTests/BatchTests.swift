@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Course
 
 /// `coursepack batch` end to end: real worker processes, real encodes, faults injected through the
 /// documented COURSEPACK_TEST_FAULT switch, the manifest checked against its JSON Schema.
@@ -252,5 +253,49 @@ import Testing
                   !stat.contains(") Z ") else { return nil }
             return "\(pid): \(cmd)"
         }
+    }
+}
+
+@Suite struct CourseNamingTests {
+    @Test func naturalOrderComparesNumbersAsNumbers() {
+        let names = ["Lecture 10.mp4", "lecture 2.mp4", "Lecture 1.mp4", "week 2/b.mp4", "week 10/a.mp4", "Lecture 02.mp4", "intro.mp4"]
+        #expect(names.sorted(by: NaturalOrder.less) ==
+                ["intro.mp4", "Lecture 1.mp4", "Lecture 02.mp4", "lecture 2.mp4", "Lecture 10.mp4", "week 2/b.mp4", "week 10/a.mp4"])
+        #expect(NaturalOrder.less("a2", "a10") && !NaturalOrder.less("a10", "a2"))
+        #expect(!NaturalOrder.less("same", "same"))
+    }
+
+    @Test func titlesAndIdsComeFromFileNames() {
+        #expect(CourseSpec.title(fromFileName: "03_Sets-and-Maps.mp4") == "Sets and Maps")
+        #expect(CourseSpec.title(fromFileName: "week 2/Lecture 10 - Graphs.mkv") == "Lecture 10 - Graphs")
+        #expect(CourseSpec.title(fromFileName: "01 - introduction.mp4") == "Introduction")
+        #expect(CourseSpec.title(fromFileName: "2024.mp4") == "2024")
+        #expect(CourseSpec.title(fromFileName: "Q-learning in practice.mp4") == "Q-learning in practice")
+        #expect(CourseSpec.slug("Lecture 10 - Graphs (part 2)") == "lecture-10-graphs-part-2")
+        #expect(CourseSpec.slug("Überblick") == "berblick")
+        #expect(CourseSpec.slug("???") == "lecture")
+    }
+
+    @Test func interruptedBatchLeavesLecturesPendingAndExits75() throws {
+        let long = try BatchTests.clip(seconds: 20, size: "640x360")
+        let course = try BatchTests.course(["one.mp4", "two.mp4"], clip: long)
+        let out = try Support.scratch().appendingPathComponent("pkg")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Support.binary)
+        p.arguments = ["batch", course.path, "-o", out.path, "--preset", try Support.testPreset()]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !FileManager.default.fileExists(atPath: out.appendingPathComponent("manifest.json").path) { usleep(50_000) }
+        usleep(300_000)
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 75)
+        let lectures = try BatchTests.lectures(out)
+        #expect(lectures.contains { $0["status"] as? String == "pending" })
+        #expect(!lectures.contains { $0["status"] as? String == "failed" })
+        #expect(BatchTests.leftovers(out).isEmpty, "\(BatchTests.leftovers(out))")
+        try BatchTests.validateManifest(out)
     }
 }

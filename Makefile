@@ -1,13 +1,13 @@
 # CoursePack: make run (transcode the bundled sample), make test (build and run the tests).
 SHELL := /bin/bash
 SWIFT ?= swift
-PKGS := libavformat libavcodec libavfilter libavutil libswscale libswresample
-APT_BUILD := libavformat-dev libavcodec-dev libavfilter-dev libavutil-dev libswscale-dev libswresample-dev pkg-config
+PKGS := libavformat libavcodec libavfilter libavutil libswscale libswresample sqlite3
+APT_BUILD := libavformat-dev libavcodec-dev libavfilter-dev libavutil-dev libswscale-dev libswresample-dev libsqlite3-dev pkg-config
 PIP_TEST := m3u8 selenium jsonschema
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/coursepack
 
-.PHONY: deps test-deps bench-deps build run test bench validate clean
+.PHONY: deps test-deps bench-deps build run test bench bench-batch validate clean
 
 # Debian packages for building, installed only when pkg-config cannot find FFmpeg's libraries.
 deps:
@@ -51,6 +51,11 @@ bench-deps: deps
 bench: bench-deps build
 	bench/make_sources.sh
 	python3 bench/bench.py $(BENCH_ARGS)
+
+# Batch throughput with 1, 2 and 3 workers on a course cut from the bench sources.
+bench-batch: bench-deps build
+	bench/make_sources.sh
+	python3 bench/batch_bench.py $(BENCH_BATCH_ARGS)
 
 validate: build
 	$(BIN) validate out/lecture

@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "CoursePack",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "coursepack", targets: ["coursepack"]),
         .library(name: "Lecture", targets: ["Lecture"]),
@@ -11,6 +11,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // FFmpeg's C headers and libraries, found with pkg-config.
@@ -28,9 +31,18 @@ let package = Package(
         .target(name: "Lecture", dependencies: ["FFmpeg", .product(name: "Logging", package: "swift-log")]),
         // Courses: course.json, the worker pool of child processes, manifest.json and index.html.
         .target(name: "Course", dependencies: ["Lecture", "FFmpeg"]),
+        // The job server: HTTP API (Hummingbird), durable queue (SQLite through GRDB), metrics, webhooks.
+        .target(name: "Server", dependencies: [
+            "Course", "Lecture",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "coursepack", dependencies: [
             "Lecture",
             "Course",
+            "Server",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

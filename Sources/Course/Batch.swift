@@ -29,9 +29,11 @@ public struct BatchSummary: Sendable, Codable {
 }
 
 public struct BatchOptions: Sendable {
-    /// Lectures encoded at once. One worker keeps both cores of a 2-core machine busy and runs a batch
-    /// fastest (BENCHMARKS.md, "Batch throughput").
-    public static let defaultWorkers = 1
+    /// Lectures encoded at once: one more than the cores. Each worker's encoder threads are planned
+    /// for its share of the cores; the extra worker fills the single-threaded stretches (probing,
+    /// finishing playlists and downloads, process start). On 2 cores, 3 workers ran a course 4%
+    /// faster than 1 and 1% faster than 2 (BENCHMARKS.md, "batch throughput").
+    public static var defaultWorkers: Int { ProcessInfo.processInfo.activeProcessorCount + 1 }
 
     public var workers = BatchOptions.defaultWorkers
     /// Preset name or file; overrides course.json's course-wide preset, not a lecture's own.
@@ -99,7 +101,7 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
         let batchPresetName = options.preset ?? spec.preset ?? "lecture"
         let (batchURL, batchPreset) = try loadPreset(batchPresetName)
         self.batchPreset = .init(name: batchPreset.name, sha256: batchPreset.fingerprint)
-        var cache = SourceHashCache(url: output.appendingPathComponent(Batch.stateFolder).appendingPathComponent("sources.json"))
+        let hashes = SourceHashCache(url: output.appendingPathComponent(Batch.stateFolder).appendingPathComponent("sources.json"))
         var toRun: [Job] = []
         var skipped: [CourseLecture] = []
         var failedEarly: [(CourseLecture, CoursePackError)] = []
@@ -109,7 +111,8 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
                                              status: .pending, path: nil, preset: preset.name, lecture: nil, error: nil)
             let key: String
             do {
-                key = try buildKey(lecture: lecture, preset: preset, cache: &cache)
+                key = try BuildKey.make(source: lecture.source, captions: lecture.captions, preset: preset,
+                                        extras: !options.renditionsOnly, hashes: hashes)
             } catch let e as CoursePackError {
                 entry.status = .failed
                 entry.error = .init(category: "\(e.category)", reason: e.description)
@@ -129,7 +132,7 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
             }
             entries.append(entry)
         }
-        cache.save()
+        hashes.save()
         jobs = toRun
         let workers = max(1, min(options.workers, max(1, toRun.count)))
         emit(.started(course: spec.id, lectures: spec.lectures.count, toRun: toRun.count, workers: workers))
@@ -180,65 +183,29 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
         emit(.lectureStarted(id: lecture.id, title: lecture.title, worker: worker))
         let started = Date()
         let destination = output.appendingPathComponent(lecture.id)
-        let cores = max(1, Int((Double(options.cores) / Double(max(1, options.workers))).rounded(.up)))
-        var arguments = ["transcode", lecture.source, "-o", destination.path, "--preset", job.presetFile.path,
-                         "--json", "--cores", "\(cores)", "--build-key", job.key]
-        for c in lecture.captions { arguments += ["--captions", c.language.map { "\(c.path):\($0)" } ?? c.path] }
-        if options.renditionsOnly { arguments.append("--renditions-only") }
-        var environment = options.workerEnvironment
-        environment["COURSEPACK_WORKER_PARENT"] = "\(getpid())"
-        // A crashing worker's last stderr line then names the fault, not the end of a backtrace.
-        if ProcessInfo.processInfo.environment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
-
-        var reported: CourseManifest.Failure?
-        var childPID: Int32 = 0
-        let outcome = ChildProcess.run(
-            executable: options.executable, arguments: arguments, environment: environment, limits: options.limits,
-            interrupted: { ProcessSignals.received != nil }, onStart: { childPID = $0 }
-        ) { line in
-            guard line.hasPrefix("{"), let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let event = obj["event"] as? String else { return }
-            if event == "progress", let percent = obj["percent"] as? Double {
-                let eta = (obj["eta"] as? Double).flatMap { $0 >= 0 ? $0 : nil }
+        var task = LectureWorker.Task(source: lecture.source, destination: destination, presetFile: job.presetFile, key: job.key,
+                                      cores: max(1, Int((Double(options.cores) / Double(max(1, options.workers))).rounded(.up))),
+                                      displayName: lecture.relativeSource)
+        task.captions = lecture.captions
+        task.renditionsOnly = options.renditionsOnly
+        let outcome = LectureWorker(executable: options.executable, limits: options.limits, environment: options.workerEnvironment)
+            .run(task, stop: { ProcessSignals.received != nil }) { percent, eta in
                 emit(.progress(id: lecture.id, worker: worker, percent: percent, eta: eta))
-            } else if event == "error" {
-                reported = .init(category: obj["category"] as? String ?? "internal", reason: obj["reason"] as? String ?? line)
             }
-        }
-        cleanUpAfter(child: childPID, id: lecture.id)
 
-        var failure: CourseManifest.Failure?
-        var made: LectureManifest?
-        if let stop = outcome.stopped {
-            failure = .init(category: stop.category, reason: "\(lecture.relativeSource): worker \(stop.reason)")
-        } else if let sig = outcome.signal {
-            let last = outcome.stderrTail.last(where: { !$0.isEmpty }).map { ": \($0)" } ?? ""
-            failure = .init(category: "crashed", reason: "\(lecture.relativeSource): worker crashed with signal \(sig) (\(Batch.signalName(sig)))\(last)")
-        } else if let reported {
-            failure = .init(category: reported.category, reason: "\(lecture.relativeSource): \(reported.reason)")
-        } else if outcome.status != 0 {
-            let last = outcome.stderrTail.last(where: { !$0.isEmpty }) ?? "no message"
-            failure = .init(category: "internal", reason: "\(lecture.relativeSource): worker exited with status \(outcome.status): \(last)")
-        } else {
-            do {
-                made = try LectureManifest.read(package: destination)
-                if made?.build?.key != job.key { failure = .init(category: "internal", reason: "\(destination.path): package does not carry this run's build key") }
-            } catch {
-                failure = .init(category: "internal", reason: "\(destination.path)/lecture.json: cannot read: \(error)")
-            }
-        }
-
-        let interrupted = failure?.category == "interrupted" && ProcessSignals.received != nil
+        var interrupted = false
         lock.withLock {
             let i = entries.firstIndex { $0.id == lecture.id }!
-            if interrupted {
+            switch outcome {
+            case let .failed(failure) where failure.category == "interrupted" && ProcessSignals.received != nil:
+                interrupted = true
                 entries[i].status = .pending  // not the lecture's fault: the next run makes it
-            } else if let failure {
+            case let .failed(failure):
                 entries[i].status = .failed
                 entries[i].error = failure
                 entries[i].lecture = nil
                 entries[i].path = nil
-            } else if let made {
+            case let .ready(made):
                 entries[i].status = .ready
                 entries[i].error = nil
                 entries[i].path = lecture.id + "/"
@@ -253,26 +220,14 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
         }
         if interrupted {
             emit(.stopped(id: lecture.id, worker: worker))
-        } else if let failure {
+            return
+        }
+        switch outcome {
+        case let .failed(failure):
             emit(.failed(id: lecture.id, worker: worker, category: failure.category, reason: failure.reason))
-        } else if let made {
+        case let .ready(made):
             emit(.finished(id: lecture.id, worker: worker, seconds: Date().timeIntervalSince(started), duration: made.duration,
-                           bytes: bytes[lecture.id] ?? 0))
-        }
-    }
-
-    /// A worker killed mid-run leaves its temporary folder (and, if killed while publishing, the
-    /// previous package set aside); remove the one and put the other back.
-    private func cleanUpAfter(child pid: Int32, id: String) {
-        let fm = FileManager.default
-        let names = (try? fm.contentsOfDirectory(atPath: output.path)) ?? []
-        for name in names where name.hasPrefix(".\(id).partial-\(pid)-") {
-            try? fm.removeItem(at: output.appendingPathComponent(name))
-        }
-        let aside = output.appendingPathComponent(".\(id).old-\(pid)")
-        let destination = output.appendingPathComponent(id)
-        if fm.fileExists(atPath: aside.path) {
-            if !fm.fileExists(atPath: destination.path) { try? fm.moveItem(at: aside, to: destination) } else { try? fm.removeItem(at: aside) }
+                           bytes: lock.withLock { bytes[lecture.id] ?? 0 }))
         }
     }
 
@@ -331,43 +286,31 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
         return (url, try Preset.load(url))
     }
 
-    /// Everything that shapes a lecture's package: the source's bytes, the preset, the captions
-    /// (named ones and sidecars), the extras switch and the tool version.
-    private func buildKey(lecture: CourseLecture, preset: Preset, cache: inout SourceHashCache) throws -> String {
-        let captions = lecture.captions + CaptionInput.sidecars(of: lecture.source).filter { s in !lecture.captions.contains { $0.path == s.path } }
-        var parts = ["coursepack \(Product.version)", "source \(try cache.hash(lecture.source))", "preset \(preset.fingerprint)",
-                     "extras \(!options.renditionsOnly)"]
-        for c in captions {
-            parts.append("captions \(c.language ?? "-") \(URL(fileURLWithPath: c.path).lastPathComponent) \(try cache.hash(c.path))")
-        }
-        return SHA256.hex(Data(parts.joined(separator: "\n").utf8))
-    }
-
     static func diskBytes(_ dir: URL) -> Int {
         guard let e = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: [.fileSizeKey]) else { return 0 }
         var total = 0
         for case let url as URL in e { total += (try? url.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0 }
         return total
     }
+}
 
-    static func signalName(_ sig: Int32) -> String {
-        switch sig {
-        case SIGSEGV: return "SIGSEGV"
-        case SIGABRT: return "SIGABRT"
-        case SIGKILL: return "SIGKILL"
-        case SIGBUS: return "SIGBUS"
-        case SIGILL: return "SIGILL"
-        case SIGFPE: return "SIGFPE"
-        case SIGTRAP: return "SIGTRAP"
-        case SIGTERM: return "SIGTERM"
-        default: return "signal \(sig)"
+/// What makes a lecture's package what it is: the source's bytes, its caption files (named ones and
+/// sidecars), the preset, the extras switch and the tool version. A package whose lecture.json
+/// carries the same key need not be made again.
+public enum BuildKey {
+    public static func make(source: String, captions: [CaptionInput], preset: Preset, extras: Bool, hashes: SourceHashCache) throws -> String {
+        let all = captions + CaptionInput.sidecars(of: source).filter { s in !captions.contains { $0.path == s.path } }
+        var parts = ["coursepack \(Product.version)", "source \(try hashes.hash(source))", "preset \(preset.fingerprint)", "extras \(extras)"]
+        for c in all {
+            parts.append("captions \(c.language ?? "-") \(URL(fileURLWithPath: c.path).lastPathComponent) \(try hashes.hash(c.path))")
         }
+        return SHA256.hex(Data(parts.joined(separator: "\n").utf8))
     }
 }
 
 /// SHA-256 of source files, remembered by path, size, modification time and inode so an unchanged
 /// rerun over hours of recordings does not read them all again.
-struct SourceHashCache {
+public final class SourceHashCache: @unchecked Sendable {  // records behind `lock`
     struct Record: Codable {
         var size: Int
         var modified: Double
@@ -376,20 +319,21 @@ struct SourceHashCache {
     }
 
     let url: URL
+    private let lock = NSLock()
     private var records: [String: Record]
 
-    init(url: URL) {
+    public init(url: URL) {
         self.url = url
         records = (try? JSONDecoder().decode([String: Record].self, from: Data(contentsOf: url))) ?? [:]
     }
 
-    mutating func hash(_ path: String) throws -> String {
+    public func hash(_ path: String) throws -> String {
         var st = stat()
         guard stat(path, &st) == 0 else {
             throw CoursePackError(.badInput, path: path, "cannot read: \(String(cString: strerror(errno)))")
         }
         let modified = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
-        if let r = records[path], r.size == Int(st.st_size), r.modified == modified, r.inode == UInt64(st.st_ino) {
+        if let r = lock.withLock({ records[path] }), r.size == Int(st.st_size), r.modified == modified, r.inode == UInt64(st.st_ino) {
             return r.sha256
         }
         guard let handle = FileHandle(forReadingAtPath: path) else {
@@ -403,13 +347,13 @@ struct SourceHashCache {
             throw CoursePackError(.badInput, path: path, "cannot read: \(error.localizedDescription)")
         }
         let digest = h.finish()
-        records[path] = Record(size: Int(st.st_size), modified: modified, inode: UInt64(st.st_ino), sha256: digest)
+        lock.withLock { records[path] = Record(size: Int(st.st_size), modified: modified, inode: UInt64(st.st_ino), sha256: digest) }
         return digest
     }
 
-    func save() {
+    public func save() {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        if let data = try? encoder.encode(records) { try? AtomicFile.write(data, to: url) }
+        if let data = lock.withLock({ try? encoder.encode(records) }) { try? AtomicFile.write(data, to: url) }
     }
 }

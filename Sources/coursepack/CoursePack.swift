@@ -6,7 +6,7 @@ import Lecture
 import Logging
 
 @main
-struct CoursePack: ParsableCommand {
+struct CoursePack: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coursepack",
         abstract: "Turn lecture videos into HLS courseware for weak networks.",
@@ -14,7 +14,7 @@ struct CoursePack: ParsableCommand {
         Exit codes: 0 success, 1 validation failures, 64 usage or preset error, 65 bad input,
         70 internal error, 73 output not writable, 75 interrupted or deadline exceeded.
         """,
-        subcommands: [Transcode.self, BatchCommand.self, Probe.self, Validate.self]
+        subcommands: [Transcode.self, BatchCommand.self, Serve.self, Probe.self, Validate.self]
     )
 }
 

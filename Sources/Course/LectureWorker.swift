@@ -1,0 +1,126 @@
+import Foundation
+import Lecture
+
+/// One lecture made by a child process (`coursepack transcode` of the same binary), watched for
+/// limits; used by batches and by the job server.
+public struct LectureWorker: Sendable {
+    public struct Task: Sendable {
+        public var source: String
+        /// The package folder; built beside it and renamed into place by the child.
+        public var destination: URL
+        public var presetFile: URL
+        public var captions: [CaptionInput] = []
+        /// Recorded in lecture.json's build.key.
+        public var key: String
+        public var renditionsOnly = false
+        /// Cores the child plans its encoder threads for.
+        public var cores: Int
+        /// How the source is named in failure reasons (a path relative to a course folder, say).
+        public var displayName: String
+
+        public init(source: String, destination: URL, presetFile: URL, key: String, cores: Int, displayName: String) {
+            self.source = source
+            self.destination = destination
+            self.presetFile = presetFile
+            self.key = key
+            self.cores = cores
+            self.displayName = displayName
+        }
+    }
+
+    public enum Outcome: Sendable {
+        case ready(LectureManifest)
+        case failed(CourseManifest.Failure)
+    }
+
+    public var executable: String
+    public var limits: WorkerLimits
+    public var environment: [String: String]
+
+    public init(executable: String, limits: WorkerLimits, environment: [String: String] = [:]) {
+        self.executable = executable
+        self.limits = limits
+        self.environment = environment
+    }
+
+    /// Runs the child to its end. `stop` is polled four times a second: true stops the child
+    /// (SIGTERM, then SIGKILL after the grace period) and the outcome is an "interrupted" failure.
+    public func run(_ task: Task, stop: @escaping @Sendable () -> Bool, progress: (_ percent: Double, _ eta: Double?) -> Void) -> Outcome {
+        var arguments = ["transcode", task.source, "-o", task.destination.path, "--preset", task.presetFile.path,
+                         "--json", "--cores", "\(task.cores)", "--build-key", task.key]
+        for c in task.captions { arguments += ["--captions", c.language.map { "\(c.path):\($0)" } ?? c.path] }
+        if task.renditionsOnly { arguments.append("--renditions-only") }
+        var env = environment
+        env["COURSEPACK_WORKER_PARENT"] = "\(getpid())"
+        // A crashing worker's last stderr line then names the fault, not the end of a backtrace.
+        if ProcessInfo.processInfo.environment["SWIFT_BACKTRACE"] == nil { env["SWIFT_BACKTRACE"] = "enable=no" }
+
+        var reported: CourseManifest.Failure?
+        var childPID: Int32 = 0
+        let outcome = ChildProcess.run(executable: executable, arguments: arguments, environment: env, limits: limits,
+                                       interrupted: stop, onStart: { childPID = $0 }) { line in
+            guard line.hasPrefix("{"), let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let event = obj["event"] as? String else { return }
+            if event == "progress", let percent = obj["percent"] as? Double {
+                progress(percent, (obj["eta"] as? Double).flatMap { $0 >= 0 ? $0 : nil })
+            } else if event == "error" {
+                reported = .init(category: obj["category"] as? String ?? "internal", reason: obj["reason"] as? String ?? line)
+            }
+        }
+        LectureWorker.cleanUp(after: childPID, destination: task.destination)
+
+        let name = task.displayName
+        if let s = outcome.stopped {
+            return .failed(.init(category: s.category, reason: "\(name): worker \(s.reason)"))
+        }
+        if let sig = outcome.signal {
+            let last = outcome.stderrTail.last(where: { !$0.isEmpty }).map { ": \($0)" } ?? ""
+            return .failed(.init(category: "crashed", reason: "\(name): worker crashed with signal \(sig) (\(LectureWorker.signalName(sig)))\(last)"))
+        }
+        if let reported {
+            return .failed(.init(category: reported.category, reason: "\(name): \(reported.reason)"))
+        }
+        if outcome.status != 0 {
+            let last = outcome.stderrTail.last(where: { !$0.isEmpty }) ?? "no message"
+            return .failed(.init(category: "internal", reason: "\(name): worker exited with status \(outcome.status): \(last)"))
+        }
+        do {
+            let made = try LectureManifest.read(package: task.destination)
+            guard made.build?.key == task.key else {
+                return .failed(.init(category: "internal", reason: "\(task.destination.path): package does not carry this run's build key"))
+            }
+            return .ready(made)
+        } catch {
+            return .failed(.init(category: "internal", reason: "\(task.destination.path)/lecture.json: cannot read: \(error)"))
+        }
+    }
+
+    /// A child killed mid-run leaves its temporary folder beside the destination (and, if killed while
+    /// publishing, the previous package set aside): remove the one, put the other back.
+    static func cleanUp(after pid: Int32, destination: URL) {
+        let fm = FileManager.default
+        let parent = destination.deletingLastPathComponent()
+        let id = destination.lastPathComponent
+        for name in (try? fm.contentsOfDirectory(atPath: parent.path)) ?? [] where name.hasPrefix(".\(id).partial-\(pid)-") {
+            try? fm.removeItem(at: parent.appendingPathComponent(name))
+        }
+        let aside = parent.appendingPathComponent(".\(id).old-\(pid)")
+        if fm.fileExists(atPath: aside.path) {
+            if fm.fileExists(atPath: destination.path) { try? fm.removeItem(at: aside) } else { try? fm.moveItem(at: aside, to: destination) }
+        }
+    }
+
+    static func signalName(_ sig: Int32) -> String {
+        switch sig {
+        case SIGSEGV: return "SIGSEGV"
+        case SIGABRT: return "SIGABRT"
+        case SIGKILL: return "SIGKILL"
+        case SIGBUS: return "SIGBUS"
+        case SIGILL: return "SIGILL"
+        case SIGFPE: return "SIGFPE"
+        case SIGTRAP: return "SIGTRAP"
+        case SIGTERM: return "SIGTERM"
+        default: return "signal \(sig)"
+        }
+    }
+}

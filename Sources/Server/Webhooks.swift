@@ -1,0 +1,79 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Logging
+import ServiceLifecycle
+
+/// Delivers each finished job to its callback URL: a POST of the job as GET /v1/jobs/{id} shows it,
+/// retried with exponential backoff until the receiver answers 2xx or the tries run out. The queue
+/// of deliveries is in the job store, so a restart goes on where it stopped.
+final class Webhooks: Service, Sendable {
+    let store: JobStore
+    let config: ServerConfig
+    let metrics: ServerMetrics
+    let logger: Logger
+    let session: URLSession
+
+    init(store: JobStore, config: ServerConfig, metrics: ServerMetrics, logger: Logger) {
+        self.store = store
+        self.config = config
+        self.metrics = metrics
+        self.logger = logger
+        let c = URLSessionConfiguration.ephemeral
+        c.timeoutIntervalForRequest = 15
+        c.timeoutIntervalForResource = 30
+        session = URLSession(configuration: c)
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let due = (try? self.store.dueWebhooks(limit: 16)) ?? []
+                await withTaskGroup(of: Void.self) { group in
+                    for job in due { group.addTask { await self.deliver(job) } }
+                }
+                try? await Task.sleep(for: .milliseconds(due.isEmpty ? 250 : 10))
+            }
+        }
+    }
+
+    private func deliver(_ job: Job) async {
+        guard let urlString = job.callbackUrl, let url = URL(string: urlString) else { return }
+        var request = URLRequest(url: url)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.setValue("coursepack-webhook", forHTTPHeaderField: "User-Agent")
+        request.setValue(job.id, forHTTPHeaderField: "X-CoursePack-Job")
+        request.httpBody = (try? API.body(job)) ?? Data()
+        let attempt = (job.webhook?.attempts ?? 0) + 1
+        var failure: String?
+        do {
+            let status = try await post(request)
+            if !(200..<300).contains(status) { failure = "receiver answered \(status)" }
+        } catch {
+            failure = "\(error.localizedDescription)"
+        }
+        if let failure {
+            let last = attempt >= config.webhookAttempts
+            let delay = config.webhookRetryBaseSeconds * pow(2, Double(attempt - 1))
+            try? store.webhookResult(job.id, delivered: false, error: failure, retryAfter: last ? nil : min(delay, 3600))
+            metrics.webhook(last ? "failed" : "retry")
+            logger.warning("webhook for job \(job.id) to \(url.host ?? "?"), try \(attempt): \(failure)\(last ? "; giving up" : "")")
+        } else {
+            try? store.webhookResult(job.id, delivered: true, error: nil, retryAfter: nil)
+            metrics.webhook("delivered")
+        }
+    }
+
+    /// The receiver's HTTP status.
+    private func post(_ request: URLRequest) async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            session.dataTask(with: request) { _, response, error in
+                if let error { continuation.resume(throwing: error) } else {
+                    continuation.resume(returning: (response as? HTTPURLResponse)?.statusCode ?? 0)
+                }
+            }.resume()
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import Lecture
+import Logging
+import Server
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the HTTP job API for an upload server (docs/SERVER.md).",
+        discussion: """
+        Jobs are kept in SQLite under the config's dataDirectory; each lecture runs in a worker process.
+        The API token comes from $COURSEPACK_API_TOKEN or the config's tokenFile. SIGTERM stops
+        accepting requests, gives running jobs shutdownGraceSeconds, and queues the rest again.
+        """)
+
+    @Option(help: "The server config (JSON); without it, ./coursepack-server.json.")
+    var config: String = "coursepack-server.json"
+
+    @OptionGroup var common: Common
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = common.verbose ? .debug : .info
+            return h
+        }
+        let logger = Logger(label: "coursepack.serve")
+        do {
+            let cfg = try ServerConfig.load(config)
+            guard let executable = Executable.path else {
+                throw CoursePackError(.internal, path: CommandLine.arguments[0], "cannot find this program's own file to start workers")
+            }
+            var presets: [String: URL] = [:]
+            for name in cfg.presets {
+                let url = try PresetLocator.url(name)
+                _ = try Preset.load(url)
+                presets[name] = url
+            }
+            let app = try API.buildApplication(config: cfg, executable: executable, presets: presets, logger: logger)
+            try await app.runService()
+        } catch let e as CoursePackError {
+            Output.stderr("coursepack: \(e.description)")
+            throw ExitCode(e.category.exitCode)
+        }
+    }
+}

@@ -46,6 +46,6 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "CoursePackTests", dependencies: ["Lecture", "Course", "FFmpeg"]),
+        .testTarget(name: "CoursePackTests", dependencies: ["Lecture", "Course", "Server", "FFmpeg"]),
     ]
 )

@@ -103,7 +103,7 @@ public struct ServerConfig: Codable, Sendable {
 
     func check(_ path: String) throws {
         func fail(_ field: String, _ why: String) -> CoursePackError { CoursePackError(.usage, path: path, "\(field): \(why)") }
-        guard (1...65535).contains(port) else { throw fail("port", "must be 1-65535") }
+        guard (0...65535).contains(port) else { throw fail("port", "must be 0-65535 (0: any free port)") }
         guard !inputRoots.isEmpty else { throw fail("inputRoots", "name at least one folder that sources may come from") }
         for r in inputRoots where !FileManager.default.fileExists(atPath: r) { throw fail("inputRoots", "no such folder: \(r)") }
         guard (1...64).contains(workers) else { throw fail("workers", "must be 1-64") }

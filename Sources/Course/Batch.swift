@@ -71,13 +71,13 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
     private var entries: [CourseManifest.Entry] = []
     private var bytes: [String: Int] = [:]
     private var next = 0
+    /// Workers actually started (no more than there are lectures to make).
+    private var workers = 1
     private var batchPreset: CourseManifest.PresetInfo!
 
     struct Job {
-        var index: Int
         var lecture: CourseLecture
         var presetFile: URL
-        var presetName: String
         var key: String
     }
 
@@ -93,20 +93,21 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
         let spec = try CourseSpec.load(courseDirectory: courseDirectory.path, excluding: output.path)
         self.spec = spec
         for u in spec.unlisted { emit(.warning("\(u): not listed in \(CourseSpec.specFileName), not packaged")) }
+        // Presets are checked before anything is written.
+        let (batchURL, batchPreset) = try loadPreset(options.preset ?? spec.preset ?? "lecture")
+        self.batchPreset = .init(name: batchPreset.name, sha256: batchPreset.fingerprint)
+        let presets = try spec.lectures.map { try $0.preset.map(loadPreset) ?? (batchURL, batchPreset) }
         let lockFD = try prepareOutput()
         defer { close(lockFD) }
         removeLeftovers()
 
-        // Plan: resolve presets, hash sources, skip what is already made the same way.
-        let batchPresetName = options.preset ?? spec.preset ?? "lecture"
-        let (batchURL, batchPreset) = try loadPreset(batchPresetName)
-        self.batchPreset = .init(name: batchPreset.name, sha256: batchPreset.fingerprint)
+        // Plan: hash sources, skip what is already made the same way.
         let hashes = SourceHashCache(url: output.appendingPathComponent(Batch.stateFolder).appendingPathComponent("sources.json"))
         var toRun: [Job] = []
         var skipped: [CourseLecture] = []
         var failedEarly: [(CourseLecture, CoursePackError)] = []
         for (i, lecture) in spec.lectures.enumerated() {
-            let (presetURL, preset) = try lecture.preset.map(loadPreset) ?? (batchURL, batchPreset)
+            let (presetURL, preset) = presets[i]
             var entry = CourseManifest.Entry(id: lecture.id, title: lecture.title, source: lecture.relativeSource,
                                              status: .pending, path: nil, preset: preset.name, lecture: nil, error: nil)
             let key: String
@@ -128,13 +129,13 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
                 bytes[lecture.id] = Batch.diskBytes(package)
                 skipped.append(lecture)
             } else {
-                toRun.append(Job(index: i, lecture: lecture, presetFile: presetURL, presetName: preset.name, key: key))
+                toRun.append(Job(lecture: lecture, presetFile: presetURL, key: key))
             }
             entries.append(entry)
         }
         hashes.save()
         jobs = toRun
-        let workers = max(1, min(options.workers, max(1, toRun.count)))
+        workers = max(1, min(options.workers, toRun.count))
         emit(.started(course: spec.id, lectures: spec.lectures.count, toRun: toRun.count, workers: workers))
         for l in skipped { emit(.skipped(id: l.id, title: l.title)) }
         for (l, e) in failedEarly { emit(.failed(id: l.id, worker: nil, category: "\(e.category)", reason: e.description)) }
@@ -184,7 +185,7 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
         let started = Date()
         let destination = output.appendingPathComponent(lecture.id)
         var task = LectureWorker.Task(source: lecture.source, destination: destination, presetFile: job.presetFile, key: job.key,
-                                      cores: max(1, Int((Double(options.cores) / Double(max(1, options.workers))).rounded(.up))),
+                                      cores: max(1, Int((Double(options.cores) / Double(workers)).rounded(.up))),
                                       displayName: lecture.relativeSource)
         task.captions = lecture.captions
         task.renditionsOnly = options.renditionsOnly

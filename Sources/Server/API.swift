@@ -64,7 +64,12 @@ public enum API {
     /// A job as JSON, with its lecture.json inlined as `lecture`.
     static func body(_ job: Job) throws -> Data {
         let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            let f = ISO8601DateFormatter()
+            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            var c = encoder.singleValueContainer()
+            try c.encode(f.string(from: date))
+        }
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let base = try encoder.encode(job)
         guard let lecture = job.lectureJSON, var object = try JSONSerialization.jsonObject(with: base) as? [String: Any],

@@ -360,6 +360,31 @@ final class ServerHarness: @unchecked Sendable {
         #expect(body["lecture"] is [String: Any])
     }
 
+    @Test func transientFailuresRetryWithBackoffAndBadInputDoesNot() async throws {
+        let s = try ServerHarness(config: ["maxAttempts": 3, "retryBaseSeconds": 0.5], environment: ["COURSEPACK_TEST_FAULT": "crash:crashes"])
+        try s.start()
+        let crash = try await s.submit(["source": try s.input("crashes.mp4"), "courseId": "c1", "lectureId": "crash"])
+        let bad = s.inputs.appendingPathComponent("bad.mp4")
+        try Data((0..<50_000).map { _ in UInt8.random(in: 0...255) }).write(to: bad)
+        let badJob = try await s.submit(["source": bad.path, "courseId": "c1", "lectureId": "bad"])
+
+        let b = try await s.waitForState(badJob.json["id"] as! String, ["succeeded", "failed"])
+        #expect(b["state"] as? String == "failed")
+        #expect(b["attempts"] as? Int == 1, "bad input is never retried")
+        #expect((b["error"] as? [String: Any])?["category"] as? String == "badInput")
+
+        let c = try await s.waitForState(crash.json["id"] as! String, ["succeeded", "failed"])
+        #expect(c["state"] as? String == "failed")
+        #expect(c["attempts"] as? Int == 3)
+        #expect(((c["error"] as? [String: Any])?["reason"] as? String)?.contains("SIGSEGV") == true)
+        // Backoff: 0.5 s then 1 s between the three runs.
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let started = try #require(iso.date(from: c["createdAt"] as! String))
+        let finished = try #require(iso.date(from: c["finishedAt"] as! String))
+        #expect(finished.timeIntervalSince(started) >= 1.4)
+    }
+
     @Test func fullQueueAnswers429() async throws {
         let s = try ServerHarness(config: ["workers": 1, "queueLimit": 2], environment: ["COURSEPACK_TEST_FAULT": "hang:hangs"])
         try s.start()

@@ -6,44 +6,21 @@ Serves the folder on 127.0.0.1, loads index.html, reads every lecture article (i
 checks every poster image loaded, starts the first ready lecture's <video> (native HLS) and waits
 until it has played past 1.5 s. Prints one JSON line; exit 0 on success.
 """
-import functools
-import http.server
 import json
 import sys
-import threading
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-
-
-class Handler(http.server.SimpleHTTPRequestHandler):
-    def guess_type(self, path):
-        if str(path).endswith(".m3u8"):
-            return "application/vnd.apple.mpegurl"
-        if str(path).endswith((".m4s", ".mp4")):
-            return "video/mp4"
-        return super().guess_type(path)
-
-    def log_message(self, *args):
-        pass
+from browser import chromium, serve
 
 
 def main():
     root = sys.argv[1]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=root))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--mute-audio",
-              "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage"]:
-        opts.add_argument(a)
-    driver = webdriver.Chrome(options=opts, service=Service("/usr/bin/chromedriver"))
+    server, base = serve(root)
+    url = f"{base}/index.html"
+    driver = chromium()
     result = {"url": url}
     ok = False
     try:
-        driver.set_page_load_timeout(30)
         driver.get(url)
         result["title"] = driver.title
         result["lectures"] = driver.execute_script(

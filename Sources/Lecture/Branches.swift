@@ -64,12 +64,13 @@ final class BranchRunner: @unchecked Sendable {
     }
 }
 
-/// HLS muxer options shared by every rendition: VOD, fMP4 (CMAF) segments, libavformat writing them.
+/// HLS muxer options shared by every rendition: fMP4 (CMAF) segments cut by libavformat, which
+/// keeps a one-segment window (its records of older segments are freed); the VOD playlist is
+/// written from the segment files when the rendition is done (`VODPlaylist`).
 func hlsOptions(directory: URL, segmentSeconds: Double) -> [String: String] {
     [
         "hls_time": String(segmentSeconds),
-        "hls_playlist_type": "vod",
-        "hls_list_size": "0",
+        "hls_list_size": "1",
         "hls_segment_type": "fmp4",
         "hls_fmp4_init_filename": "init.mp4",
         "hls_segment_filename": directory.appendingPathComponent("seg_%05d.m4s").path,
@@ -91,6 +92,7 @@ final class VideoBranch: Branch {
     let plan: VideoRenditionPlan
     private let encoder: Encoder
     private let muxer: Muxer
+    private let directory: URL
     private var scaler: Scaler?
     private let keyframeSeconds: Double
     private let timeBase = Rational(1, 90_000)
@@ -104,6 +106,7 @@ final class VideoBranch: Branch {
     private(set) var stats = BranchStats()
 
     init(plan: VideoRenditionPlan, directory: URL, segmentSeconds: Double, keyframeSeconds: Double, x264Tune: String?, x264Params: String?) throws {
+        self.directory = directory
         self.name = plan.name
         self.plan = plan
         self.keyframeSeconds = keyframeSeconds
@@ -181,6 +184,7 @@ final class VideoBranch: Branch {
             held = nil
         }
         try muxer.finish()
+        try VODPlaylist.write(directory: directory, independentSegments: true)
     }
 
     /// Each packet is held until the next one arrives, so its duration is the real distance to the
@@ -212,9 +216,11 @@ final class AudioBranch: Branch {
     private let encoder: Encoder
     private let resampler: Resampler
     private let muxer: Muxer
+    private let directory: URL
     private(set) var stats = BranchStats()
 
     init(plan: AudioRenditionPlan, directory: URL, segmentSeconds: Double) throws {
+        self.directory = directory
         self.name = plan.name
         self.plan = plan
         var config = AudioEncoderConfig(sampleRate: plan.sampleRate, channels: plan.channels, bitRate: plan.kbps * 1000)
@@ -242,6 +248,7 @@ final class AudioBranch: Branch {
         try encoder.send(nil)
         try drain()
         try muxer.finish()
+        try VODPlaylist.write(directory: directory, independentSegments: false)
     }
 
     private func encodeQueued(partial: Bool) throws {

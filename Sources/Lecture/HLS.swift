@@ -228,3 +228,34 @@ public enum CodecString {
         return objectType > 0 && objectType < 31 ? "mp4a.40.\(objectType)" : nil
     }
 }
+
+/// The VOD media playlist of a rendition, written from its segment files. libavformat's HLS muxer
+/// keeps a record of about 12 KB for every segment of a VOD playlist until the end (two 4 KB file
+/// names and a 4 KB key URI each), which grows with the lecture's length; run as a one-segment
+/// sliding window it frees them, and this writes the full playlist afterwards from what is on disk.
+enum VODPlaylist {
+    static func write(directory: URL, independentSegments: Bool) throws {
+        let fm = FileManager.default
+        let names = try fm.contentsOfDirectory(atPath: directory.path)
+            .filter { $0.hasPrefix("seg_") && $0.hasSuffix(".m4s") }.sorted()
+        let timing = try MP4Fragments.timing(initSegment: Data(contentsOf: directory.appendingPathComponent("init.mp4")))
+        var durations: [Double] = []
+        for name in names {
+            let units = try MP4Fragments.duration(ofSegment: Data(contentsOf: directory.appendingPathComponent(name)),
+                                                  defaultDuration: timing.defaultDuration)
+            durations.append(Double(units) / Double(timing.timescale))
+        }
+        // RFC 8216 4.3.3.1: each EXTINF rounded to the nearest integer is at most the target duration.
+        let target = max(1, Int((durations.max() ?? 1).rounded()))
+        var lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-TARGETDURATION:\(target)", "#EXT-X-MEDIA-SEQUENCE:0",
+                     "#EXT-X-PLAYLIST-TYPE:VOD"]
+        if independentSegments { lines.append("#EXT-X-INDEPENDENT-SEGMENTS") }
+        lines.append("#EXT-X-MAP:URI=\"init.mp4\"")
+        for (name, d) in zip(names, durations) {
+            lines.append(String(format: "#EXTINF:%.6f,", d))
+            lines.append(name)
+        }
+        lines.append("#EXT-X-ENDLIST")
+        try (lines.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("index.m3u8"), atomically: true, encoding: .utf8)
+    }
+}

@@ -27,6 +27,64 @@ public enum MP4Fragments {
         return result
     }
 
+    /// The track's timescale (mdhd) and default sample duration (trex) from an fMP4 init segment.
+    public static func timing(initSegment data: Data) throws -> (timescale: UInt32, defaultDuration: UInt32) {
+        let b = [UInt8](data)
+        func child(_ type: String, in box: Box) throws -> Box {
+            guard let c = try boxes(b, from: box.payload, to: box.end).first(where: { $0.type == type }) else {
+                throw ParseError(description: "no \(type) in \(box.type) at \(box.start)")
+            }
+            return c
+        }
+        guard let moov = try boxes(b, from: 0, to: b.count).first(where: { $0.type == "moov" }) else {
+            throw ParseError(description: "init segment has no moov")
+        }
+        let mdhd = try child("mdhd", in: try child("mdia", in: try child("trak", in: moov)))
+        let version = b[mdhd.payload]
+        let timescale = be32(b, mdhd.payload + (version == 1 ? 20 : 12))
+        guard timescale > 0 else { throw ParseError(description: "mdhd timescale is 0") }
+        var defaultDuration: UInt32 = 0
+        if let mvex = try boxes(b, from: moov.payload, to: moov.end).first(where: { $0.type == "mvex" }),
+           let trex = try boxes(b, from: mvex.payload, to: mvex.end).first(where: { $0.type == "trex" }) {
+            defaultDuration = be32(b, trex.payload + 12)  // after version/flags, track_ID, sample description index
+        }
+        return (timescale, defaultDuration)
+    }
+
+    /// Sum of the sample durations of every fragment of a media segment, in track timescale units.
+    public static func duration(ofSegment data: Data, defaultDuration: UInt32) throws -> UInt64 {
+        let b = [UInt8](data)
+        var total: UInt64 = 0
+        for moof in try boxes(b, from: 0, to: b.count) where moof.type == "moof" {
+            for traf in try boxes(b, from: moof.payload, to: moof.end) where traf.type == "traf" {
+                let children = try boxes(b, from: traf.payload, to: traf.end)
+                var sampleDuration = defaultDuration
+                if let tfhd = children.first(where: { $0.type == "tfhd" }) {
+                    let hf = Int(be32(b, tfhd.payload)) & 0xFFFFFF
+                    var p = tfhd.payload + 8
+                    if hf & 0x1 != 0 { p += 8 }
+                    if hf & 0x2 != 0 { p += 4 }
+                    if hf & 0x8 != 0 { sampleDuration = be32(b, p) }
+                }
+                for trun in children where trun.type == "trun" {
+                    let rf = Int(be32(b, trun.payload)) & 0xFFFFFF
+                    let count = Int(be32(b, trun.payload + 4))
+                    var q = trun.payload + 8
+                    if rf & 0x1 != 0 { q += 4 }
+                    if rf & 0x4 != 0 { q += 4 }
+                    let fields = [0x100, 0x200, 0x400, 0x800].filter { rf & $0 != 0 }.count
+                    guard q + count * fields * 4 <= trun.end else { throw ParseError(description: "trun at \(trun.start) is truncated") }
+                    if rf & 0x100 != 0 {
+                        for i in 0..<count { total += UInt64(be32(b, q + i * fields * 4)) }
+                    } else {
+                        total += UInt64(count) * UInt64(sampleDuration)
+                    }
+                }
+            }
+        }
+        return total
+    }
+
     struct Box {
         var type: String
         var start: Int

@@ -108,32 +108,9 @@ final class JobRunner: Service, @unchecked Sendable {  // mutable state behind `
         }
         let destination = URL(fileURLWithPath: config.outputRoot).appendingPathComponent(job.courseId).appendingPathComponent(job.lectureId)
         let captions = job.captions.map { CaptionInput(path: $0.path, language: $0.language) }
-        let key: String
-        do {
-            key = try BuildKey.make(source: job.source, captions: captions, preset: preset, extras: true, hashes: hashes)
-        } catch let e as CoursePackError {
-            return .failed(.init(category: "\(e.category)", reason: e.description))
-        } catch {
-            return .failed(.init(category: "internal", reason: "\(error)"))
-        }
-        // At-least-once delivery: a run that already made this package (before a crash) is not repeated.
-        if let made = try? LectureManifest.read(package: destination), made.build?.key == key,
-           let data = try? Data(contentsOf: destination.appendingPathComponent("lecture.json")) {
-            return .succeeded(package: destination.path, lecture: data)
-        }
-        do {
-            try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
-        } catch {
-            return .failed(.init(category: "output", reason: "\(destination.deletingLastPathComponent().path): cannot create: \(error.localizedDescription)"))
-        }
-        var work = LectureWorker.Task(source: job.source, destination: destination, presetFile: presetFile, key: key,
-                                      cores: max(1, ProcessInfo.processInfo.activeProcessorCount / config.workers),
-                                      displayName: job.upload.map { "upload \($0)" } ?? job.source)
-        work.captions = captions
 
+        // The lease is renewed from the start: hashing an hours-long source takes a while too.
         let control = RunControl()
-        metrics.workerStarted()
-        defer { metrics.workerEnded() }
         let heartbeat = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(max(0.2, min(2, config.leaseSeconds / 3))))
@@ -145,17 +122,45 @@ final class JobRunner: Service, @unchecked Sendable {  // mutable state behind `
                 if lock.withLock({ graceOver }) { control.stop(.shutdown) }
             }
         }
+        defer { heartbeat.cancel() }
+
+        // Blocking work (hashing, the worker process) runs on threads of its own, off Swift's
+        // cooperative pool, which serves the HTTP requests. A thread also carries the worker's
+        // PR_SET_PDEATHSIG: the child dies if this process does.
+        let hashes = self.hashes
+        let prepared: Result<String, Job.Failure> = await Self.onThread {
+            let key: String
+            do {
+                key = try BuildKey.make(source: job.source, captions: captions, preset: preset, extras: true, hashes: hashes)
+                try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+            } catch let e as CoursePackError {
+                return .failure(.init(category: "\(e.category)", reason: e.description))
+            } catch {
+                return .failure(.init(category: "output", reason: "\(destination.deletingLastPathComponent().path): cannot create: \(error.localizedDescription)"))
+            }
+            return .success(key)
+        }
+        let key: String
+        switch prepared {
+        case let .failure(f): return .failed(f)
+        case let .success(k): key = k
+        }
+        // At-least-once delivery: a run that already made this package (before a crash) is not repeated.
+        if let made = try? LectureManifest.read(package: destination), made.build?.key == key,
+           let data = try? Data(contentsOf: destination.appendingPathComponent("lecture.json")) {
+            return .succeeded(package: destination.path, lecture: data)
+        }
+        var work = LectureWorker.Task(source: job.source, destination: destination, presetFile: presetFile, key: key,
+                                      cores: max(1, ProcessInfo.processInfo.activeProcessorCount / config.workers),
+                                      displayName: job.upload.map { "upload \($0)" } ?? job.source)
+        work.captions = captions
+        metrics.workerStarted()
+        defer { metrics.workerEnded() }
         let worker = self.worker
         let task = work
-        let outcome: LectureWorker.Outcome = await withCheckedContinuation { continuation in
-            // A thread of its own: the child is waited for with blocking calls, and it is killed if this
-            // thread's process dies (PR_SET_PDEATHSIG follows the thread that started it).
-            let thread = Thread {
-                continuation.resume(returning: worker.run(task, stop: { control.reason != nil }) { percent, _ in control.progress = percent })
-            }
-            thread.start()
+        let outcome = await Self.onThread {
+            worker.run(task, stop: { control.reason != nil }) { percent, _ in control.progress = percent }
         }
-        heartbeat.cancel()
 
         switch outcome {
         case .ready:
@@ -176,6 +181,15 @@ final class JobRunner: Service, @unchecked Sendable {  // mutable state behind `
                 return .retry(.init(category: f.category, reason: f.reason), delay: min(delay, 3600), countAttempt: true)
             }
             return .failed(.init(category: f.category, reason: f.reason))
+        }
+    }
+}
+
+extension JobRunner {
+    /// Runs blocking work on a thread of its own and waits for it without holding a cooperative thread.
+    static func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: body()) }.start()
         }
     }
 }

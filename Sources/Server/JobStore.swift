@@ -13,7 +13,7 @@ public struct Job: Encodable, Sendable, Equatable {
         public var language: String?
     }
 
-    public struct Failure: Codable, Sendable, Equatable {
+    public struct Failure: Error, Codable, Sendable, Equatable {
         public var category: String
         public var reason: String
     }

@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Course", dependencies: ["Lecture", "FFmpeg"]),
         // The job server: HTTP API (Hummingbird), durable queue (SQLite through GRDB), metrics, webhooks.
         .target(name: "Server", dependencies: [
-            "Course", "Lecture",
+            "Course", "Lecture", "FFmpeg",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Prometheus", package: "swift-prometheus"),

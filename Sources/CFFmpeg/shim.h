@@ -17,6 +17,7 @@
 #include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
+#include <libavutil/hmac.h>
 #include <libavutil/sha.h>
 #include <libavutil/time.h>
 #include <libswscale/swscale.h>

@@ -33,3 +33,20 @@ public final class SHA256 {
         return h.finish()
     }
 }
+
+/// HMAC-SHA256 from libavutil (`av_hmac`), for signing webhook bodies.
+public enum HMACSHA256 {
+    /// The MAC of `data` under `key`, as 64 lowercase hex digits.
+    public static func hex(key: [UInt8], data: Data) -> String {
+        guard let ctx = av_hmac_alloc(AV_HMAC_SHA256) else { fatalError("av_hmac_alloc: out of memory") }
+        defer { av_hmac_free(ctx) }
+        var out = [UInt8](repeating: 0, count: 32)
+        let n = data.withUnsafeBytes { d in
+            key.withUnsafeBufferPointer { k in
+                av_hmac_calc(ctx, d.bindMemory(to: UInt8.self).baseAddress, UInt32(d.count), k.baseAddress, UInt32(k.count), &out, 32)
+            }
+        }
+        precondition(n == 32, "av_hmac_calc wrote \(n) bytes")
+        return out.map { String(format: "%02x", $0) }.joined()
+    }
+}

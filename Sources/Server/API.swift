@@ -18,6 +18,7 @@ public enum API {
     public static func buildApplication(config: ServerConfig, executable: String, presets: [String: URL],
                                         logger: Logger) throws -> some ApplicationProtocol {
         let token = try config.token()
+        let webhookSecret = try config.webhookSecret()
         for dir in [config.outputRoot, config.dataDirectory, uploadsFolder(config)] {
             do {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -35,7 +36,7 @@ public enum API {
                                presets: presets,
                                hashes: SourceHashCache(url: URL(fileURLWithPath: config.dataDirectory).appendingPathComponent("sources.json")),
                                metrics: metrics, logger: logger)
-        let webhooks = Webhooks(store: store, config: config, metrics: metrics, logger: logger)
+        let webhooks = Webhooks(store: store, config: config, secret: webhookSecret, metrics: metrics, logger: logger)
         let handlers = Handlers(store: store, config: config, presets: presets, runner: runner, metrics: metrics,
                                 inputRoots: config.inputRoots.map { realPath($0) ?? $0 })
 

@@ -14,6 +14,9 @@ public struct ServerConfig: Codable, Sendable {
     public var dataDirectory = "coursepack-data"
     /// File holding the API token; the environment variable COURSEPACK_API_TOKEN wins over it.
     public var tokenFile: String?
+    /// File holding the secret that signs webhook bodies; $COURSEPACK_WEBHOOK_SECRET wins over it.
+    /// Without one, webhooks are sent unsigned.
+    public var webhookSecretFile: String?
     /// Lectures encoded at once.
     public var workers = 1
     /// Jobs waiting to run before submissions are answered 429.
@@ -56,6 +59,7 @@ public struct ServerConfig: Codable, Sendable {
         outputRoot = try v("outputRoot", d.outputRoot)
         dataDirectory = try v("dataDirectory", d.dataDirectory)
         tokenFile = try v("tokenFile", d.tokenFile)
+        webhookSecretFile = try v("webhookSecretFile", d.webhookSecretFile)
         workers = try v("workers", d.workers)
         queueLimit = try v("queueLimit", d.queueLimit)
         maxUploadBytes = try v("maxUploadBytes", d.maxUploadBytes)
@@ -97,6 +101,7 @@ public struct ServerConfig: Codable, Sendable {
         config.outputRoot = absolute(config.outputRoot)
         config.dataDirectory = absolute(config.dataDirectory)
         config.tokenFile = config.tokenFile.map(absolute)
+        config.webhookSecretFile = config.webhookSecretFile.map(absolute)
         try config.check(path)
         return config
     }
@@ -117,14 +122,27 @@ public struct ServerConfig: Codable, Sendable {
 
     /// The API token: $COURSEPACK_API_TOKEN, else the first line of tokenFile. Never logged.
     public func token() throws -> String {
-        if let t = ProcessInfo.processInfo.environment["COURSEPACK_API_TOKEN"], !t.isEmpty { return t }
-        guard let file = tokenFile else {
+        guard let t = try secret(environment: "COURSEPACK_API_TOKEN", file: tokenFile, what: "API token") else {
             throw CoursePackError(.usage, path: "serve", "no API token: set COURSEPACK_API_TOKEN or tokenFile in the config")
         }
+        return t
+    }
+
+    /// The webhook signing secret: $COURSEPACK_WEBHOOK_SECRET, else the first line of webhookSecretFile.
+    public func webhookSecret() throws -> String? {
+        try secret(environment: "COURSEPACK_WEBHOOK_SECRET", file: webhookSecretFile, what: "webhook secret")
+    }
+
+    private func secret(environment name: String, file: String?, what: String) throws -> String? {
+        if let t = ProcessInfo.processInfo.environment[name], !t.isEmpty {
+            guard t.count >= 16 else { throw CoursePackError(.usage, path: name, "the \(what) must have at least 16 characters") }
+            return t
+        }
+        guard let file else { return nil }
         guard let text = try? String(contentsOfFile: file, encoding: .utf8),
               let line = text.split(whereSeparator: \.isNewline).first.map(String.init)?.trimmingCharacters(in: .whitespaces),
               line.count >= 16 else {
-            throw CoursePackError(.usage, path: file, "cannot read an API token of at least 16 characters")
+            throw CoursePackError(.usage, path: file, "cannot read a \(what) of at least 16 characters")
         }
         return line
     }

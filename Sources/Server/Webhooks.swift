@@ -1,3 +1,4 @@
+import FFmpeg
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -6,7 +7,7 @@ import Logging
 import ServiceLifecycle
 
 /// Delivers each finished job to its callback URL: a POST of the job as GET /v1/jobs/{id} shows it,
-/// retried with exponential backoff until the receiver answers 2xx or the tries run out. The queue
+/// signed with `X-CoursePack-Signature: sha256=HMAC` when a webhook secret is configured, retried with exponential backoff until the receiver answers 2xx or the tries run out. The queue
 /// of deliveries is in the job store, so a restart goes on where it stopped.
 final class Webhooks: Service, Sendable {
     let store: JobStore
@@ -14,8 +15,10 @@ final class Webhooks: Service, Sendable {
     let metrics: ServerMetrics
     let logger: Logger
     let session: URLSession
+    let secret: [UInt8]?
 
-    init(store: JobStore, config: ServerConfig, metrics: ServerMetrics, logger: Logger) {
+    init(store: JobStore, config: ServerConfig, secret: String?, metrics: ServerMetrics, logger: Logger) {
+        self.secret = secret.map { Array($0.utf8) }
         self.store = store
         self.config = config
         self.metrics = metrics
@@ -45,7 +48,10 @@ final class Webhooks: Service, Sendable {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue("coursepack-webhook", forHTTPHeaderField: "User-Agent")
         request.setValue(job.id, forHTTPHeaderField: "X-CoursePack-Job")
-        request.httpBody = (try? API.body(job)) ?? Data()
+        let body = (try? API.body(job)) ?? Data()
+        request.httpBody = body
+        // Receivers check that the body comes from this server: HMAC-SHA256 of the body under the shared secret.
+        if let secret { request.setValue("sha256=" + HMACSHA256.hex(key: secret, data: body), forHTTPHeaderField: "X-CoursePack-Signature") }
         let attempt = (job.webhook?.attempts ?? 0) + 1
         var failure: String?
         do {

@@ -335,7 +335,8 @@ final class ServerHarness: @unchecked Sendable {
     }
 
     @Test func webhookReachesAReceiverThatWasDownAtFirst() async throws {
-        let s = try ServerHarness()
+        let secret = "webhook-secret-0123456789"
+        let s = try ServerHarness(environment: ["COURSEPACK_WEBHOOK_SECRET": secret])
         try s.start()
         let port = Int.random(in: 20_000...40_000)
         let r = try await s.submit(["source": try s.input("hook.mp4"), "courseId": "c1", "lectureId": "hook",
@@ -345,7 +346,8 @@ final class ServerHarness: @unchecked Sendable {
         let received = s.dir.appendingPathComponent("received.jsonl")
         let receiver = Process()
         receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        receiver.arguments = ["python3", Support.repoRoot.appendingPathComponent("Tests/server/receiver.py").path, "\(port)", received.path]
+        // The receiver keeps only bodies signed with the shared secret.
+        receiver.arguments = ["python3", Support.repoRoot.appendingPathComponent("Tests/server/receiver.py").path, "\(port)", received.path, secret]
         try receiver.run()
         // SIGKILL: a child of this test may start with SIGTERM blocked.
         defer { kill(receiver.processIdentifier, SIGKILL); receiver.waitUntilExit() }

@@ -61,9 +61,10 @@ public enum Transcoder {
                 !options.captions.contains { URL(fileURLWithPath: $0.path).standardizedFileURL == URL(fileURLWithPath: s.path).standardizedFileURL }
             })
             let plan = LadderPlan.make(source: source.info, preset: options.preset, cores: max(1, options.cores))
-            let pass = try OnePass(source: source, plan: plan, preset: options.preset, limits: options.limits, extras: options.extras,
-                                   directory: publisher.workDirectory, logger: options.logger, progress: options.progress)
-            let outcome = try pass.run()
+            // The pass (encoders, scalers, muxers) is released as soon as it has run, so the downloads
+            // remux below reuses its memory instead of adding to it.
+            let outcome = try OnePass(source: source, plan: plan, preset: options.preset, limits: options.limits, extras: options.extras,
+                                      directory: publisher.workDirectory, logger: options.logger, progress: options.progress).run()
             let master = try PackageWriter.writeMaster(directory: publisher.workDirectory, outcome: outcome, captions: captionTracks)
             var warnings = source.info.notes
             if outcome.corruptPackets > 0 {

@@ -74,7 +74,11 @@ public struct CourseSpec: Sendable {
         }
         let courseTitle = try string(top, "title", at: "", fail) ?? title(fromFileName: dir.lastPathComponent + ".dir")
         let description = try string(top, "description", at: "", fail)
-        let preset = try string(top, "preset", at: "", fail)
+        // A preset given as a file is relative to the course folder; a name is looked up in Presets/.
+        func presetRef(_ p: String) -> String {
+            p.contains("/") || p.hasSuffix(".json") ? dir.appendingPathComponent(p).standardizedFileURL.path : p
+        }
+        let preset = try string(top, "preset", at: "", fail).map(presetRef)
 
         var lectures: [CourseLecture] = []
         if let raw = top["lectures"] {
@@ -117,9 +121,7 @@ public struct CourseSpec: Sendable {
                 lectures.append(CourseLecture(
                     id: lectureID, title: try string(entry, "title", at: at, fail) ?? title(fromFileName: file),
                     source: source, relativeSource: relative(source, to: dir), captions: captions,
-                    preset: try string(entry, "preset", at: at, fail).map { p in
-                        p.contains("/") || p.hasSuffix(".json") ? dir.appendingPathComponent(p).standardizedFileURL.path : p
-                    }))
+                    preset: try string(entry, "preset", at: at, fail).map(presetRef)))
             }
             // Ids given later must not collide with ids made earlier from file names.
             let all = lectures.map(\.id)

@@ -202,7 +202,7 @@ import Course
         let spec = """
         { "id": "algo-101", "title": "Algorithms", "description": "Sorting & <graphs>",
           "lectures": [
-            { "file": "graphs.mp4", "title": "Graphs" },
+            { "file": "graphs.mp4", "title": "Graphs", "preset": "minimal" },
             { "file": "intro.mp4", "id": "welcome", "title": "Welcome", "captions": [ { "file": "welcome.srt", "language": "en" } ] } ] }
         """
         try spec.write(to: course.appendingPathComponent("course.json"), atomically: true, encoding: .utf8)
@@ -220,6 +220,18 @@ import Course
         try Self.validateManifest(out)
         let html = try String(contentsOf: out.appendingPathComponent("index.html"), encoding: .utf8)
         #expect(html.contains("Sorting &amp; &lt;graphs&gt;"))
+        // A lecture's own preset wins over --preset.
+        #expect(lectures.map { $0["preset"] as! String } == ["minimal", "test"])
+
+        // The course's preset, a file named relative to the course folder, applies without --preset.
+        try FileManager.default.copyItem(atPath: try Support.testPreset(), toPath: course.appendingPathComponent("ladder.json").path)
+        try spec.replacingOccurrences(of: #""id": "algo-101","#, with: #""id": "algo-101", "preset": "ladder.json","#)
+            .write(to: course.appendingPathComponent("course.json"), atomically: true, encoding: .utf8)
+        let out2 = try Support.scratch().appendingPathComponent("pkg")
+        let r2 = try Support.coursepack("batch", course.path, "-o", out2.path)
+        #expect(r2.status == 0, "\(r2.stderr)")
+        #expect(try Self.lectures(out2).map { $0["preset"] as! String } == ["minimal", "test"])
+        #expect((try Self.manifest(out2)["preset"] as? [String: Any])?["name"] as? String == "test")
     }
 
     @Test(arguments: [

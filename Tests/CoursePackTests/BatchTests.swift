@@ -106,6 +106,18 @@ import Course
         #expect((report["failures"] as? [Any])?.count == 4)
     }
 
+    @Test func perLectureTimeoutStopsAWorkerThatStillReportsNothing() throws {
+        let course = try Self.course(["slow hangs.mp4", "fine.mp4"])
+        let out = try Support.scratch().appendingPathComponent("pkg")
+        let (r, events) = try Self.batch(course, out, ["--timeout", "1", "--stall-timeout", "120"], fault: "hang:hangs")
+        #expect(r.status == 1)
+        let failed = events.filter { $0["event"] as? String == "lecture-failed" }
+        #expect(failed.map { $0["category"] as? String } == ["timeout"])
+        #expect((failed.first?["reason"] as? String)?.contains("per-lecture timeout of 1 s") == true)
+        #expect(try Self.lectures(out).map { $0["status"] as! String } == ["ready", "failed"])
+        #expect(Self.leftovers(out).isEmpty)
+    }
+
     @Test func unchangedRerunSkipsEverythingAndAChangedPresetReencodes() throws {
         let course = try Self.course(["b.mp4", "a.mp4"])
         let out = try Support.scratch().appendingPathComponent("pkg")

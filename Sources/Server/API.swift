@@ -257,8 +257,9 @@ struct Handlers: Sendable {
                 }
                 try chunk.withUnsafeReadableBytes { try handle.write(contentsOf: $0) }
             }
-            try handle.synchronize()
-            try handle.close()
+            // fsync of a large file can take seconds: not on a cooperative thread.
+            let synced: Result<Void, any Error> = await onOwnThread { Result { try handle.synchronize(); try handle.close() } }
+            try synced.get()
         } catch {
             try? handle.close()
             try? FileManager.default.removeItem(at: partial)

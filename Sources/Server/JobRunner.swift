@@ -128,7 +128,7 @@ final class JobRunner: Service, @unchecked Sendable {  // mutable state behind `
         // cooperative pool, which serves the HTTP requests. A thread also carries the worker's
         // PR_SET_PDEATHSIG: the child dies if this process does.
         let hashes = self.hashes
-        let prepared: Result<String, Job.Failure> = await Self.onThread {
+        let prepared: Result<String, Job.Failure> = await onOwnThread {
             let key: String
             do {
                 key = try BuildKey.make(source: job.source, captions: captions, preset: preset, extras: true, hashes: hashes)
@@ -158,7 +158,7 @@ final class JobRunner: Service, @unchecked Sendable {  // mutable state behind `
         defer { metrics.workerEnded() }
         let worker = self.worker
         let task = work
-        let outcome = await Self.onThread {
+        let outcome = await onOwnThread {
             worker.run(task, stop: { control.reason != nil }) { percent, _ in control.progress = percent }
         }
 
@@ -181,15 +181,6 @@ final class JobRunner: Service, @unchecked Sendable {  // mutable state behind `
                 return .retry(.init(category: f.category, reason: f.reason), delay: min(delay, 3600), countAttempt: true)
             }
             return .failed(.init(category: f.category, reason: f.reason))
-        }
-    }
-}
-
-extension JobRunner {
-    /// Runs blocking work on a thread of its own and waits for it without holding a cooperative thread.
-    static func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: body()) }.start()
         }
     }
 }

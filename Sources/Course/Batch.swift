@@ -237,11 +237,7 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
     /// Creates OUTDIR and takes its lock, so two batches never write into one folder.
     private func prepareOutput() throws -> Int32 {
         let state = output.appendingPathComponent(Batch.stateFolder)
-        do {
-            try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
-        } catch {
-            throw CoursePackError(.output, path: output.path, "cannot create output folder: \(error.localizedDescription)")
-        }
+        try createFolder(state.path)
         let lockPath = state.appendingPathComponent("lock").path
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CoursePackError(.output, path: lockPath, "cannot open: \(String(cString: strerror(errno)))") }

@@ -1,4 +1,5 @@
 import FFmpeg
+import Foundation
 
 /// An error a user sees: one line naming the file and the reason, and the exit code it maps to.
 public struct CoursePackError: Error, CustomStringConvertible, Sendable {
@@ -41,5 +42,22 @@ public struct CoursePackError: Error, CustomStringConvertible, Sendable {
     /// Classifies an FFmpeg error met while reading `path`: an interrupt, or else the input's fault.
     static func input(_ path: String, _ error: MediaError) -> CoursePackError {
         CoursePackError(error.kind == .interrupted ? .interrupted : .badInput, path: path, error.description)
+    }
+}
+
+/// Creates a folder and its parents like `mkdir -p`, failing with the system's reason
+/// ("Not a directory", "Permission denied"), which Foundation's error on Linux does not carry.
+public func createFolder(_ path: String) throws {
+    var current = ""
+    for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+        current += "/" + part
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: current, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw CoursePackError(.output, path: path, "cannot create output folder: \(current) is not a folder") }
+            continue
+        }
+        if mkdir(current, 0o755) != 0 && errno != EEXIST {
+            throw CoursePackError(.output, path: path, "cannot create output folder: \(String(cString: strerror(errno)))")
+        }
     }
 }

@@ -16,11 +16,7 @@ final class Publisher {
         if fm.fileExists(atPath: destination.path, isDirectory: &isDir), !isDir.boolValue {
             throw CoursePackError(.output, path: destination.path, "exists and is not a folder")
         }
-        do {
-            try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-        } catch {
-            throw CoursePackError(.output, path: parent.path, "cannot create output folder: \(Publisher.reason(error))")
-        }
+        try createFolder(parent.path)
         guard fm.isWritableFile(atPath: parent.path) else {
             throw CoursePackError(.output, path: parent.path, "output folder is not writable")
         }

@@ -20,11 +20,7 @@ public enum API {
         let token = try config.token()
         let webhookSecret = try config.webhookSecret()
         for dir in [config.outputRoot, config.dataDirectory, uploadsFolder(config)] {
-            do {
-                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            } catch {
-                throw CoursePackError(.output, path: dir, "cannot create: \(error.localizedDescription)")
-            }
+            try createFolder(dir)
         }
         let store = try JobStore(path: URL(fileURLWithPath: config.dataDirectory).appendingPathComponent("jobs.sqlite").path)
         let metrics = ServerMetrics()

@@ -44,6 +44,8 @@ public final class Scaler {
         try check(av_frame_get_buffer(out.pointer, 0), "allocating scaled picture")
         try check(sws_scale_frame(context, out.pointer, source.pointer), "scaling")
         out.pointer.pointee.pts = source.pts ?? cp_nopts()
+        out.pointer.pointee.pict_type = source.pointer.pointee.pict_type
+        out.pointer.pointee.key_frame = source.pointer.pointee.key_frame
         out.pointer.pointee.sample_aspect_ratio = AVRational(num: 1, den: 1)
         return out
     }

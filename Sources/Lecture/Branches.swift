@@ -94,9 +94,8 @@ final class VideoBranch: Branch {
     private let muxer: Muxer
     private let directory: URL
     private var scaler: Scaler?
-    private let keyframeSeconds: Double
     private let timeBase = Rational(1, 90_000)
-    private var nextKeyframe = 0.0
+    private var keyframeOwed = false
     private var nextDue = -Double.infinity
     private let minInterval: Double?
     private var lastPTS: Int64 = .min
@@ -104,19 +103,22 @@ final class VideoBranch: Branch {
     private var lastInputInterval: Double?
     private let frameDuration: Int64
     private(set) var stats = BranchStats()
+    /// Runners of the renditions scaled from this one's picture (`VideoRenditionPlan.scaledFrom`);
+    /// each gets a reference to every picture this branch makes, before its own frame-rate cap.
+    /// Set before the branch starts.
+    var downstream: [BranchRunner] = []
 
-    init(plan: VideoRenditionPlan, directory: URL, segmentSeconds: Double, keyframeSeconds: Double, x264Tune: String?, x264Params: String?) throws {
+    init(plan: VideoRenditionPlan, directory: URL, segmentSeconds: Double, x264Tune: String?, x264Params: String?) throws {
         self.directory = directory
         self.name = plan.name
         self.plan = plan
-        self.keyframeSeconds = keyframeSeconds
         minInterval = plan.frameRateCap.map { 1 / $0 }
         let fps = Rational.approximating(plan.frameRate, max: 1001 * 1000)
         frameDuration = max(1, timeBase.timestamp(1 / plan.frameRate))
-        // Keyframes come from forced IDR frames at the shared timestamps; the encoder's own GOP
-        // limit sits above that distance so it never places one of its own first.
+        // Keyframes come from forced IDR frames (`KeyframePlanner`); the encoder's own GOP limit sits
+        // above the longest distance between them (a segment) so it never places one of its own first.
         var config = VideoEncoderConfig(width: plan.width, height: plan.height, timeBase: timeBase, frameRate: fps,
-                                        gopSize: Int((plan.frameRate * keyframeSeconds * 2).rounded(.up)) + 1)
+                                        gopSize: Int((plan.frameRate * segmentSeconds * 2).rounded(.up)) + 1)
         config.threads = plan.threads
         config.maxRate = plan.maxKbps * 1000
         config.bufferSize = plan.bufferKbps * 1000
@@ -139,39 +141,49 @@ final class VideoBranch: Branch {
         guard let t = frame.time else { return }
         if let p = lastInputTime, t > p { lastInputInterval = t - p }
         lastInputTime = t
-        let atKeyframe = t >= nextKeyframe - 1e-4
-        if let minInterval, !atKeyframe {
-            // Drop frames above the cap, but never the first frame at or after a keyframe time,
-            // so every rendition switches GOP on the same source frame.
-            if t < nextDue - 0.25 * minInterval { return }
-        }
+        // A keyframe comes from the decode pass's mark (`KeyframePlanner`); one whose picture is dropped
+        // for its timestamp moves to the next picture kept.
+        let atKeyframe = frame.isKeyframeRequested || keyframeOwed
         let pts = timeBase.timestamp(t)
-        if pts <= lastPTS { return }  // duplicate or backwards timestamps (variable frame rate sources)
-        let scaled: Frame
-        if frame.width == plan.width, frame.height == plan.height, frame.pixelFormat == .yuv420p {
-            // Already this rendition's size and format: encode this branch's own reference, no copy.
-            scaled = frame
-        } else {
-            if let s = scaler, s.sourceMatches(frame) == false { scaler = nil }
-            if scaler == nil {
-                scaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
-                                    width: plan.width, height: plan.height)
-            }
-            scaled = try scaler!.scale(frame)
+        // Drop pictures above the cap, but never a keyframe, so every rendition switches GOP on the same
+        // source picture; drop duplicate or backwards timestamps (variable frame rate sources).
+        if pts <= lastPTS {
+            keyframeOwed = atKeyframe
         }
-        scaled.timeBase = timeBase
-        scaled.pts = pts
+        let dropped = (minInterval.map { !atKeyframe && t < nextDue - 0.25 * $0 } ?? false) || pts <= lastPTS
+        if dropped && downstream.isEmpty { return }
+        let picture = try picture(of: frame)
+        for runner in downstream where !runner.put(picture.reference()) {
+            throw MediaError(kind: .other, operation: "handing the picture on", message: "rendition \(runner.name) stopped")
+        }
+        if dropped { return }
+        picture.timeBase = timeBase
+        picture.pts = pts
         if atKeyframe {
-            scaled.requestKeyframe()
-            nextKeyframe = ((t + 1e-4) / keyframeSeconds).rounded(.down) * keyframeSeconds + keyframeSeconds
+            picture.requestKeyframe()
+            keyframeOwed = false
+        } else {
+            picture.clearPictureType()
         }
         if let minInterval {
             nextDue = (t - nextDue > minInterval) ? t + minInterval : nextDue + minInterval
         }
         lastPTS = pts
-        try encoder.send(scaled)
+        try encoder.send(picture)
         stats.framesEncoded += 1
         try drain()
+    }
+
+    /// The frame at this rendition's size and format, with the frame's timestamp and time base: the
+    /// frame itself when it already fits (this branch's own reference, no copy), else scaled.
+    private func picture(of frame: Frame) throws -> Frame {
+        if frame.width == plan.width, frame.height == plan.height, frame.pixelFormat == .yuv420p { return frame }
+        if let s = scaler, s.sourceMatches(frame) == false { scaler = nil }
+        if scaler == nil {
+            scaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
+                                width: plan.width, height: plan.height)
+        }
+        return try scaler!.scale(frame)
     }
 
     func finish() throws {

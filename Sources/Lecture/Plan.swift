@@ -16,6 +16,8 @@ public struct VideoRenditionPlan: Codable, Sendable {
     public var x264Preset: String
     /// x264 threads for this rendition.
     public var threads: Int
+    /// The rendition whose picture this one is scaled from; nil for the decoded picture.
+    public var scaledFrom: String? = nil
 }
 
 /// One audio rendition as it will be encoded.
@@ -33,6 +35,8 @@ public struct LadderPlan: Codable, Sendable {
     public var audio: [AudioRenditionPlan]
     public var segmentSeconds: Double
     public var keyframeSeconds: Double
+    /// See `Preset.keyframeMinChange`.
+    public var keyframeMinChange = 0.0
     /// The largest square-pixel size of the picture that needs no upscaling (chapter stills use it).
     public var fullWidth = 0
     public var fullHeight = 0
@@ -89,6 +93,7 @@ public struct LadderPlan: Codable, Sendable {
                     crf: r.crf, maxKbps: r.maxKbps, bufferKbps: r.bufferKbps ?? 2 * r.maxKbps, audio: r.audio,
                     x264Preset: r.x264Preset ?? preset.x264Preset, threads: threads)
             }
+            chainScaling(&video)
         }
         var audio: [AudioRenditionPlan] = []
         if let sel = source.selectedAudio, let a = source.audio.first(where: { $0.index == sel }) {
@@ -108,7 +113,19 @@ public struct LadderPlan: Codable, Sendable {
                 ?? video.filter { min($0.width, $0.height) <= wanted.height }.first?.name ?? video.last?.name
         }
         return LadderPlan(video: video, audio: audio, segmentSeconds: preset.segmentSeconds,
-                          keyframeSeconds: preset.keyframeSeconds, fullWidth: full.0, fullHeight: full.1, download: download)
+                          keyframeSeconds: preset.keyframeSeconds, keyframeMinChange: preset.keyframeMinChange ?? 0,
+                          fullWidth: full.0, fullHeight: full.1, download: download)
+    }
+
+    /// Scales each rendition from the next larger one's picture instead of from the decoded picture.
+    /// A Lanczos downscale costs in proportion to the pixels of its input, so on a 1080p source the
+    /// ladder's scaling costs a third of scaling every rung from 1080p (libswscale was 41% of the CPU
+    /// time of a 1080p screencast), and the scores hold: VMAF of the lower rungs of a 1080p screencast,
+    /// scaled back up, within 0.2 of direct scaling (BENCHMARKS.md).
+    private static func chainScaling(_ video: inout [VideoRenditionPlan]) {
+        for i in video.indices.dropFirst() {
+            video[i].scaledFrom = video[i - 1].name
+        }
     }
 
     private static func even(_ x: Double) -> Int { max(2, Int((x / 2).rounded()) * 2) }

@@ -38,8 +38,11 @@ public struct Preset: Codable, Sendable {
     public var description: String?
     /// Target segment length, seconds; a multiple of keyframeSeconds.
     public var segmentSeconds: Double
-    /// Distance between forced keyframes, seconds.
+    /// Distance between keyframes, seconds.
     public var keyframeSeconds: Double
+    /// Share of the picture (0...1) that must change since the last keyframe for a keyframe inside a
+    /// segment; segment starts always get one. Nil or 0: a keyframe every keyframeSeconds.
+    public var keyframeMinChange: Double?
     /// x264 speed preset, e.g. "veryfast".
     public var x264Preset: String
     /// x264 tune, e.g. "stillimage"; none by default.
@@ -101,6 +104,7 @@ public struct Preset: Codable, Sendable {
         if !(0.5...10).contains(keyframeSeconds) { return "preset field keyframeSeconds must be between 0.5 and 10, is \(keyframeSeconds)" }
         let ratio = segmentSeconds / keyframeSeconds
         if abs(ratio - ratio.rounded()) > 1e-9 { return "preset field segmentSeconds (\(segmentSeconds)) must be a multiple of keyframeSeconds (\(keyframeSeconds))" }
+        if let c = keyframeMinChange, !(0...1).contains(c) { return "preset field keyframeMinChange must be between 0 and 1, is \(c)" }
         if !x264Presets.contains(x264Preset) { return "preset field x264Preset must be one of \(x264Presets.joined(separator: ", ")), is \"\(x264Preset)\"" }
         if audio.isEmpty { return "preset field audio must list at least one rendition" }
         if !audio.contains(where: { $0.audioOnly == true }) { return "preset field audio must mark one rendition audioOnly" }

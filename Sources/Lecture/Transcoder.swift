@@ -134,7 +134,10 @@ final class OnePass {
     private let audioBranches: [AudioBranch]
     private let thumbnailBranch: ThumbnailBranch?
     private let chapterBranch: ChapterBranch?
+    /// Every video runner, in the order they are finished.
     private let videoRunners: [BranchRunner]
+    /// The video runners that take decoded pictures; the others are fed by the branch they scale from.
+    private let decodedRunners: [BranchRunner]
     private let audioRunners: [BranchRunner]
     private var corruptPackets = 0
     private var origin: Double?
@@ -142,6 +145,7 @@ final class OnePass {
     private var normaliser: VideoFilter?
     private var normaliserInput: (Int, Int, PixelFormat)?
     private var videoFrames = 0
+    private var keyframes: KeyframePlanner
     private var audioFrames = 0
 
     init(source: OpenedSource, plan: LadderPlan, preset: Preset, limits: Limits, extras: Bool, directory: URL, logger: Logger,
@@ -150,10 +154,12 @@ final class OnePass {
         self.limits = limits
         self.logger = logger
         self.progress = progress
+        keyframes = KeyframePlanner(segmentSeconds: plan.segmentSeconds, keyframeSeconds: plan.keyframeSeconds,
+                                    minChange: plan.keyframeMinChange)
         do {
             videoBranches = try plan.video.map {
                 try VideoBranch(plan: $0, directory: directory.appendingPathComponent($0.name), segmentSeconds: plan.segmentSeconds,
-                                keyframeSeconds: plan.keyframeSeconds, x264Tune: preset.x264Tune, x264Params: preset.x264Params)
+                                x264Tune: preset.x264Tune, x264Params: preset.x264Params)
             }
             audioBranches = try plan.audio.map {
                 try AudioBranch(plan: $0, directory: directory.appendingPathComponent($0.name), segmentSeconds: plan.segmentSeconds)
@@ -173,7 +179,15 @@ final class OnePass {
             throw CoursePackError(.output, path: directory.path, "\(error)")
         }
         let extras: [Branch] = [thumbnailBranch as Branch?, chapterBranch as Branch?].compactMap { $0 }
-        videoRunners = videoBranches.map { BranchRunner($0) } + extras.map { BranchRunner($0) }
+        // Branches are in ladder order, larger first, so a branch that hands its pictures on finishes
+        // before the ones it feeds are told their input has ended.
+        let branchRunners = videoBranches.map { BranchRunner($0) }
+        for (branch, runner) in zip(videoBranches, branchRunners) {
+            guard let from = branch.plan.scaledFrom else { continue }
+            videoBranches.first { $0.name == from }?.downstream.append(runner)
+        }
+        videoRunners = branchRunners + extras.map { BranchRunner($0) }
+        decodedRunners = zip(videoBranches, branchRunners).filter { $0.0.plan.scaledFrom == nil }.map(\.1) + videoRunners.dropFirst(branchRunners.count)
         audioRunners = audioBranches.map { BranchRunner($0) }
     }
 
@@ -344,8 +358,9 @@ final class OnePass {
         guard let t = frame.time else { return }
         if origin == nil { try startTimeline(at: t) }
         frame.pts = frame.timeBase.timestamp(t - origin!)
+        try keyframes.mark(frame, at: t - origin!)
         videoFrames += 1
-        try fanOut(frame, to: videoRunners)
+        try fanOut(frame, to: decodedRunners)
     }
 
     private func handleAudio(_ frame: Frame) throws {

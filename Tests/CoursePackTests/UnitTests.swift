@@ -61,9 +61,9 @@ import Testing
                           video: v, audio: [a], selectedAudio: 1, notes: [])
     }
 
-    func preset() throws -> Preset {
+    func preset(_ name: String = "lecture") throws -> Preset {
         try Preset.load(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Presets/lecture.json"))
+            .deletingLastPathComponent().appendingPathComponent("Presets/\(name).json"))
     }
 
     @Test func ladderFor720pStopsAt720() throws {
@@ -73,13 +73,20 @@ import Testing
         #expect(plan.audio.contains { $0.audioOnly && $0.kbps <= 64 })
     }
 
-    @Test func ladderFor1080pIncludes1080() throws {
+    @Test func ladderFor1080pTopsAt720UnlessHD() throws {
         let plan = LadderPlan.make(source: source(1920, 1080), preset: try preset())
-        #expect(plan.video.first?.width == 1920 && plan.video.first?.height == 1080)
+        #expect(plan.video.first?.width == 1280 && plan.video.first?.height == 720)
+        let hd = LadderPlan.make(source: source(1920, 1080), preset: try preset("lecture-hd"))
+        #expect(hd.video.first?.width == 1920 && hd.video.first?.height == 1080)
+    }
+
+    @Test func eachRungIsScaledFromTheNextLargerOne() throws {
+        let plan = LadderPlan.make(source: source(1920, 1080), preset: try preset("lecture-hd"))
+        #expect(plan.video.map(\.scaledFrom) == [nil, "v1080", "v720", "v480", "v360", "v240"])
     }
 
     @Test func portraitKeepsShortSide() throws {
-        let plan = LadderPlan.make(source: source(1920, 1080, rotation: 90), preset: try preset())
+        let plan = LadderPlan.make(source: source(1920, 1080, rotation: 90), preset: try preset("lecture-hd"))
         #expect(plan.video.first.map { ($0.width, $0.height) } ?? (0, 0) == (1080, 1920))
         #expect(plan.video.allSatisfy { $0.height > $0.width })
     }
@@ -94,7 +101,7 @@ import Testing
 
     @Test func threadsFollowEachRungsShareOfThePixels() throws {
         // Six rungs on two cores: one x264 thread each, the branches provide the parallelism.
-        let ladder = LadderPlan.make(source: source(1920, 1080), preset: try preset(), cores: 2)
+        let ladder = LadderPlan.make(source: source(1920, 1080), preset: try preset("lecture-hd"), cores: 2)
         #expect(ladder.video.count == 6 && ladder.video.allSatisfy { $0.threads == 1 })
         // A single rung may use every core.
         var one = try preset()

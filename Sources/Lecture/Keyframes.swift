@@ -1,0 +1,70 @@
+import FFmpeg
+
+/// Decides, once for every rendition, which decoded pictures start a GOP, and marks them (a
+/// keyframe request that references and scaled copies carry); every other picture's type is cleared
+/// so the encoder never inherits the source's frame types.
+///
+/// Keyframe times fall every `keyframeSeconds` on the lecture's timeline. Those that start a segment
+/// always get a keyframe: a segment must start with one (RFC 8216, Apple 7.4). A keyframe in the middle
+/// of a segment only serves seeking and trick play, so with `minChange` above zero it is placed only
+/// when at least that share of the picture changed since the last keyframe. On a slide with a small
+/// speaker inset, or an editor where a line is typed, it would repeat the picture the player already
+/// has at the cost of a full picture: on the benchmark screencast the keyframes are 93% of the bytes.
+struct KeyframePlanner {
+    let keyframeSeconds: Double
+    /// Keyframe times per segment.
+    let perSegment: Int
+    /// Share of the picture (0...1) that must have changed since the last keyframe for a keyframe
+    /// inside a segment; 0 places every one.
+    let minChange: Double
+    /// A cell of the small grey picture counts as changed when its mean moves by more than this.
+    static let cellThreshold = 6.0
+
+    private var nextIndex = 0
+    private var reference: [Double]?
+    private var probe: Scaler?
+    private(set) var placed = 0
+    private(set) var skipped = 0
+
+    init(segmentSeconds: Double, keyframeSeconds: Double, minChange: Double) {
+        self.keyframeSeconds = keyframeSeconds
+        perSegment = max(1, Int((segmentSeconds / keyframeSeconds).rounded()))
+        self.minChange = minChange
+    }
+
+    /// Marks `frame`, at `time` seconds from the lecture's start, as a keyframe or not.
+    mutating func mark(_ frame: Frame, at time: Double) throws {
+        guard time >= Double(nextIndex) * keyframeSeconds - 1e-4 else {
+            frame.clearPictureType()
+            return
+        }
+        // The first picture at or after one or more keyframe times (a gap can pass several).
+        let index = max(nextIndex, Int(((time + 1e-4) / keyframeSeconds).rounded(.down)))
+        let startsSegment = (nextIndex...index).contains { $0 % perSegment == 0 }
+        nextIndex = index + 1
+        let cells = minChange > 0 ? try self.cells(frame) : nil
+        if startsSegment || reference == nil || changedShare(cells, reference) >= minChange {
+            frame.requestKeyframe()
+            reference = cells
+            placed += 1
+        } else {
+            frame.clearPictureType()
+            skipped += 1
+        }
+    }
+
+    private mutating func cells(_ frame: Frame) throws -> [Double]? {
+        if probe == nil || probe!.sourceMatches(frame) == false {
+            probe = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
+                               width: ChapterDetector.width, height: ChapterDetector.height, pixelFormat: .gray)
+        }
+        return try probe!.scale(frame).withLuma { ChapterDetector.cells($0, stride: $1) }
+    }
+
+    /// Share of cells whose mean brightness moved by more than `cellThreshold`; 1 when either is unknown.
+    func changedShare(_ a: [Double]?, _ b: [Double]?) -> Double {
+        guard let a, let b, a.count == b.count, !a.isEmpty else { return 1 }
+        let changed = zip(a, b).reduce(0) { $0 + (abs($1.0 - $1.1) > Self.cellThreshold ? 1 : 0) }
+        return Double(changed) / Double(a.count)
+    }
+}

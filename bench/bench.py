@@ -8,7 +8,8 @@ For each benchmark source (bench/make_sources.sh), in one invocation and alterna
   - CoursePack's default `lecture` preset.
 Measures wall time, CPU time and peak RSS (GNU time), and per rung bytes, average bitrate, and VMAF
 (vmaf_v0.6.1) and SSIM against the source, each rung scaled back to the source size (FFmpeg 9's
-libvmaf). Then CoursePack alone on a 30-minute lecture for memory and time scaling.
+libvmaf). Then the lecture-hd preset (1080p on top) on the screencast for context, and CoursePack alone
+on a 30-minute lecture for memory and time scaling.
 Prints a table and appends it to BENCHMARKS.md.
 """
 import argparse
@@ -152,6 +153,7 @@ def main():
     work.mkdir(parents=True)
     report = []
     summary = {}
+    times_by_source, totals_by_source = {}, {}
     for name, desc in SOURCES:
         src = CACHE / f"{name}.mp4"
         info = probe(src)
@@ -171,6 +173,7 @@ def main():
         med = {t: {k: statistics.median(x[k] for x in v) for k in ("wall", "cpu", "rss")} for t, v in times.items()}
         cp_vars, cp_total = package(work / name / "coursepack")
         ref_vars, ref_total = package(work / name / "ffmpeg9")
+        times_by_source[name], totals_by_source[name] = times, ref_total
         for v in cp_vars + ref_vars:
             if v["height"]:
                 pkg = work / name / ("coursepack" if v in cp_vars else "ffmpeg9")
@@ -233,6 +236,20 @@ def main():
     report.append("\n### Extra outputs on lecture720 (poster, storyboard, chapters, downloads)\n")
     report.append(f"Wall {full:.1f} s with them, {bare:.1f} s with `--renditions-only` (medians of {args.repeats}): "
                   f"ratio {full / bare:.3f} (goal ≤ 1.05).")
+
+    # The 1080p ladder (lecture-hd) on the screencast, for context: one run, not a comparison target.
+    src, info = CACHE / "screencast1080.mp4", probe(CACHE / "screencast1080.mp4")
+    out = work / "screencast1080" / "coursepack-hd"
+    shutil.rmtree(out, ignore_errors=True)
+    hd = timed([str(CP), "transcode", str(src), "-o", str(out), "--preset", "lecture-hd"])
+    hd_vars, hd_total = package(out)
+    top = max((v for v in hd_vars if v["height"]), key=lambda v: v["height"])
+    top_vmaf, _ = quality(ff9, out / top["uri"], src, info, args.subsample)
+    ref9 = statistics.median(x["wall"] for x in times_by_source["screencast1080"]["ffmpeg9"])
+    report.append("\n### lecture-hd (adds a 1080p rung) on screencast1080\n")
+    report.append(f"Wall {hd['wall']:.1f} s ({hd['wall'] / ref9:.2f}x FFmpeg 9's median), peak RSS {hd['rss']:.0f} MB, "
+                  f"delivered {hd_total / 1e6:.2f} MB (ratio {hd_total / totals_by_source['screencast1080']:.3f}); "
+                  f"1080p rung {top['avg_kbps']:.0f} kb/s average, VMAF {top_vmaf:.1f}.")
 
     if not args.skip_long:
         src = CACHE / "lecture720-30min.mp4"

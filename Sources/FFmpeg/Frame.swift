@@ -86,7 +86,8 @@ public final class Frame {
 
     /// Asks the encoder to make this frame a keyframe (an IDR frame with libx264's forced-idr).
     public func requestKeyframe() { cp_frame_force_key(pointer) }
-    /// Whether `requestKeyframe` was called on this frame, a reference to it, or a scaled copy.
+    /// Whether the picture type is I: set by `requestKeyframe` (carried by references and scaled copies),
+    /// or by a decoder for a keyframe of the source.
     public var isKeyframeRequested: Bool { pointer.pointee.pict_type == AV_PICTURE_TYPE_I }
     /// Lets the encoder choose the picture type.
     public func clearPictureType() { cp_frame_clear_pict_type(pointer) }

@@ -262,6 +262,7 @@ final class OnePass {
             throw CoursePackError(.badInput, path: path, "no decodable audio frames (\(corruptPackets) corrupt packets)")
         }
         runners.forEach { $0.finishAndWait() }
+        logger.debug("keyframes: \(keyframes.placed) placed, \(keyframes.skipped) left out where the picture had not changed")
         try failIfBranchFailed()
         progress?(TranscodeProgress(position: max(position, info.duration), duration: info.duration, elapsed: Date().timeIntervalSince(started)))
         return PassOutcome(video: videoBranches.map { ($0.plan, $0.stats) },

@@ -159,11 +159,10 @@ final class VideoBranch: Branch {
         if dropped { return }
         picture.timeBase = timeBase
         picture.pts = pts
-        if atKeyframe {
+        if keyframeOwed {
+            // The picture types are otherwise the planner's marks, carried by references and scaled copies.
             picture.requestKeyframe()
             keyframeOwed = false
-        } else {
-            picture.clearPictureType()
         }
         if let minInterval {
             nextDue = (t - nextDue > minInterval) ? t + minInterval : nextDue + minInterval

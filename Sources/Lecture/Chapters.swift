@@ -100,6 +100,20 @@ public struct Chapter: Sendable, Codable {
     public var still: String
 }
 
+/// Cell means (`ChapterDetector.cells`) of a decoded picture, through a grey copy at the detector's
+/// size; the scaler is remade when the picture changes shape.
+struct CellProbe {
+    private var scaler: Scaler?
+
+    mutating func cells(_ frame: Frame) throws -> [Double]? {
+        if scaler == nil || scaler!.sourceMatches(frame) == false {
+            scaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
+                                width: ChapterDetector.width, height: ChapterDetector.height, pixelFormat: .gray)
+        }
+        return try scaler!.scale(frame).withLuma { ChapterDetector.cells($0, stride: $1) }
+    }
+}
+
 /// Runs the slide-change detector on the decoded frames and keeps one full-resolution still per chapter.
 final class ChapterBranch: Branch {
     let name = "chapters"
@@ -107,7 +121,7 @@ final class ChapterBranch: Branch {
     private let duration: Double
     private let stillSize: (Int, Int)
     private var detector = ChapterDetector()
-    private var probe: Scaler?
+    private var probe = CellProbe()
     private var stillScaler: Scaler?
     private var nextSample = 0.0
     private let sampleInterval = 0.2
@@ -126,12 +140,7 @@ final class ChapterBranch: Branch {
     func consume(_ frame: Frame) throws {
         guard let t = frame.time, t >= nextSample - 1e-6 else { return }
         nextSample = t + sampleInterval
-        if probe == nil || probe!.sourceMatches(frame) == false {
-            probe = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
-                               width: ChapterDetector.width, height: ChapterDetector.height, pixelFormat: .gray)
-        }
-        let small = try probe!.scale(frame)
-        guard let cells = small.withLuma({ ChapterDetector.cells($0, stride: $1) }) else { return }
+        guard let cells = try probe.cells(frame) else { return }
         if detector.add(cells, at: t) != nil {
             pendingStill = true
         }

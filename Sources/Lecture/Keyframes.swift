@@ -23,7 +23,7 @@ struct KeyframePlanner {
 
     private var nextIndex = 0
     private var reference: [Double]?
-    private var probe: Scaler?
+    private var probe = CellProbe()
     private(set) var placed = 0
     private(set) var skipped = 0
 
@@ -43,7 +43,7 @@ struct KeyframePlanner {
         let index = max(nextIndex, Int(((time + 1e-4) / keyframeSeconds).rounded(.down)))
         let startsSegment = (nextIndex...index).contains { $0 % perSegment == 0 }
         nextIndex = index + 1
-        let cells = minChange > 0 ? try self.cells(frame) : nil
+        let cells = minChange > 0 ? try probe.cells(frame) : nil
         if startsSegment || minChange == 0 || changedShare(cells, reference) >= minChange {
             frame.requestKeyframe()
             reference = cells
@@ -52,14 +52,6 @@ struct KeyframePlanner {
             frame.clearPictureType()
             skipped += 1
         }
-    }
-
-    private mutating func cells(_ frame: Frame) throws -> [Double]? {
-        if probe == nil || probe!.sourceMatches(frame) == false {
-            probe = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
-                               width: ChapterDetector.width, height: ChapterDetector.height, pixelFormat: .gray)
-        }
-        return try probe!.scale(frame).withLuma { ChapterDetector.cells($0, stride: $1) }
     }
 
     /// Share of cells whose mean brightness moved by more than `cellThreshold`; 1 when either is unknown.

@@ -10,6 +10,8 @@ public struct FragmentInfo: Sendable {
     public var firstSampleSize: Int
     public var firstSampleIsSync: Bool
     public var sampleCount: Int
+    /// Sum of the fragment's sample durations, in track timescale units.
+    public var duration: UInt64
 }
 
 public enum MP4Fragments {
@@ -17,12 +19,13 @@ public enum MP4Fragments {
         public let description: String
     }
 
-    /// Movie fragments of a segment file, in order.
-    public static func fragments(of data: Data) throws -> [FragmentInfo] {
+    /// Movie fragments of a segment file, in order. `defaultDuration` is the init segment's default
+    /// sample duration (`timing`), used where a fragment gives none of its own.
+    public static func fragments(of data: Data, defaultDuration: UInt32 = 0) throws -> [FragmentInfo] {
         let bytes = [UInt8](data)
         var result: [FragmentInfo] = []
         for box in try boxes(bytes, from: 0, to: bytes.count) where box.type == "moof" {
-            result.append(try fragment(bytes, moof: box))
+            result.append(try fragment(bytes, moof: box, defaultDuration: defaultDuration))
         }
         return result
     }
@@ -53,36 +56,7 @@ public enum MP4Fragments {
 
     /// Sum of the sample durations of every fragment of a media segment, in track timescale units.
     public static func duration(ofSegment data: Data, defaultDuration: UInt32) throws -> UInt64 {
-        let b = [UInt8](data)
-        var total: UInt64 = 0
-        for moof in try boxes(b, from: 0, to: b.count) where moof.type == "moof" {
-            for traf in try boxes(b, from: moof.payload, to: moof.end) where traf.type == "traf" {
-                let children = try boxes(b, from: traf.payload, to: traf.end)
-                var sampleDuration = defaultDuration
-                if let tfhd = children.first(where: { $0.type == "tfhd" }) {
-                    let hf = Int(be32(b, tfhd.payload)) & 0xFFFFFF
-                    var p = tfhd.payload + 8
-                    if hf & 0x1 != 0 { p += 8 }
-                    if hf & 0x2 != 0 { p += 4 }
-                    if hf & 0x8 != 0 { sampleDuration = be32(b, p) }
-                }
-                for trun in children where trun.type == "trun" {
-                    let rf = Int(be32(b, trun.payload)) & 0xFFFFFF
-                    let count = Int(be32(b, trun.payload + 4))
-                    var q = trun.payload + 8
-                    if rf & 0x1 != 0 { q += 4 }
-                    if rf & 0x4 != 0 { q += 4 }
-                    let fields = [0x100, 0x200, 0x400, 0x800].filter { rf & $0 != 0 }.count
-                    guard q + count * fields * 4 <= trun.end else { throw ParseError(description: "trun at \(trun.start) is truncated") }
-                    if rf & 0x100 != 0 {
-                        for i in 0..<count { total += UInt64(be32(b, q + i * fields * 4)) }
-                    } else {
-                        total += UInt64(count) * UInt64(sampleDuration)
-                    }
-                }
-            }
-        }
-        return total
+        try fragments(of: data, defaultDuration: defaultDuration).reduce(0) { $0 + $1.duration }
     }
 
     struct Box {
@@ -115,7 +89,7 @@ public enum MP4Fragments {
         return out
     }
 
-    private static func fragment(_ b: [UInt8], moof: Box) throws -> FragmentInfo {
+    private static func fragment(_ b: [UInt8], moof: Box, defaultDuration: UInt32) throws -> FragmentInfo {
         guard let traf = try boxes(b, from: moof.payload, to: moof.end).first(where: { $0.type == "traf" }) else {
             throw ParseError(description: "moof at \(moof.start) has no traf")
         }
@@ -129,7 +103,8 @@ public enum MP4Fragments {
         var base = moof.start  // default-base-is-moof, and the rule for the first traf without a base
         if hf & 0x1 != 0 { base = Int(be64(b, p)); p += 8 }
         if hf & 0x2 != 0 { p += 4 }
-        if hf & 0x8 != 0 { p += 4 }
+        var sampleDuration = defaultDuration
+        if hf & 0x8 != 0 { sampleDuration = be32(b, p); p += 4 }
         var defaultSize = 0, defaultFlags: UInt32 = 0
         if hf & 0x10 != 0 { defaultSize = Int(be32(b, p)); p += 4 }
         if hf & 0x20 != 0 { defaultFlags = be32(b, p); p += 4 }
@@ -141,6 +116,12 @@ public enum MP4Fragments {
         if rf & 0x1 != 0 { dataOffset = Int(Int32(bitPattern: be32(b, q))); q += 4 }
         var firstFlags: UInt32?
         if rf & 0x4 != 0 { firstFlags = be32(b, q); q += 4 }
+        let fields = [0x100, 0x200, 0x400, 0x800].filter { rf & $0 != 0 }.count
+        guard q + count * fields * 4 <= trun.end else { throw ParseError(description: "trun at \(trun.start) is truncated") }
+        var duration = UInt64(count) * UInt64(sampleDuration)
+        if rf & 0x100 != 0 {
+            duration = (0..<count).reduce(0) { $0 + UInt64(be32(b, q + $1 * fields * 4)) }
+        }
         var size = defaultSize
         var flags = defaultFlags
         if count > 0 {
@@ -149,10 +130,9 @@ public enum MP4Fragments {
             if rf & 0x400 != 0 { flags = be32(b, q); q += 4 }
         }
         if let firstFlags { flags = firstFlags }
-        guard q <= trun.end else { throw ParseError(description: "trun at \(trun.start) is truncated") }
         let isSync = flags & 0x0001_0000 == 0  // sample_is_non_sync_sample clear
         return FragmentInfo(moofOffset: moof.start, firstSampleOffset: base + dataOffset, firstSampleSize: size,
-                            firstSampleIsSync: isSync, sampleCount: count)
+                            firstSampleIsSync: isSync, sampleCount: count, duration: duration)
     }
 
     private static func be32(_ b: [UInt8], _ i: Int) -> UInt32 {

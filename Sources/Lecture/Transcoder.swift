@@ -186,8 +186,9 @@ final class OnePass {
             guard let from = branch.plan.scaledFrom else { continue }
             videoBranches.first { $0.name == from }?.downstream.append(runner)
         }
-        videoRunners = branchRunners + extras.map { BranchRunner($0) }
-        decodedRunners = zip(videoBranches, branchRunners).filter { $0.0.plan.scaledFrom == nil }.map(\.1) + videoRunners.dropFirst(branchRunners.count)
+        let extraRunners = extras.map { BranchRunner($0) }
+        videoRunners = branchRunners + extraRunners
+        decodedRunners = zip(videoBranches, branchRunners).filter { $0.0.plan.scaledFrom == nil }.map(\.1) + extraRunners
         audioRunners = audioBranches.map { BranchRunner($0) }
     }
 

@@ -4,6 +4,9 @@
 #                      speaker with camera noise, synthetic speech
 #   screencast1080.mp4 1 min, 1920x1080 30 fps: an editor-like screen of small text that is typed line by
 #                      line and scrolls, a moving pointer, synthetic speech
+#   dense720.mp4      2 min, 1280x720 30 fps: 8 denser slides (15 s each), seven 28 px bullet lines in dark
+#                      grey under a 44 px title, the same picture-in-picture speaker and speech: the small-text
+#                      case for the weak-link rungs' legibility (bench/lowband.py)
 #   lecture720-30min.mp4  lecture720.mp4 repeated to 30 min (stream copy), for memory and time scaling
 # Sources are encoded at high quality (CRF 16) so they are a fair reference for VMAF.
 set -euo pipefail
@@ -49,6 +52,33 @@ if [ ! -f lecture720.mp4 ]; then
     -map "[v]" -map 3:a -t 120 -c:v libx264 -preset medium -crf 16 -pix_fmt yuv420p -g 60 \
     -c:a aac -b:a 128k -movflags +faststart lecture720.tmp.mp4
   mv lecture720.tmp.mp4 lecture720.mp4
+fi
+
+if [ ! -f dense720.mp4 ]; then
+  [ -f speech120.wav ] || speech speech120.wav 120
+  slides=""
+  titles=("Rate control for slides" "Why keyframes cost bits" "Measuring legibility" "Speech codecs at low rates" \
+          "Choosing a ladder" "Players and switching" "Offline viewing" "Questions for next week")
+  words=(segment playlist bandwidth keyframe encoder decoder bitrate ladder player buffer network latency \
+         codec sample picture quality)
+  for i in $(seq 0 7); do
+    s=$((i * 15)); e=$((s + 15))
+    en="enable='between(t,$s,$e)'"
+    slides+="drawtext=fontfile=$bold:text='${titles[$i]}':x=70:y=70:fontsize=44:fontcolor=0x263238:$en,"
+    for l in 0 1 2 3 4 5 6; do
+      w1=${words[$(((i * 7 + l) % 16))]}; w2=${words[$(((i * 3 + l * 5 + 1) % 16))]}; w3=${words[$(((i + l * 11 + 7) % 16))]}
+      slides+="drawtext=fontfile=$font:text='– The $w1 sets the $w2 while the $w3 waits $((i * 7 + l + 3)) ms':x=90:y=$((160 + l * 44)):fontsize=28:fontcolor=0x37474f:$en,"
+    done
+  done
+  ffmpeg -v error -y \
+    -f lavfi -i "color=c=white:s=1280x720:r=30:d=120" \
+    -f lavfi -i "gradients=s=320x240:r=30:c0=0x304050:c1=0x708090:speed=0.01:d=120,format=yuv420p" \
+    -f lavfi -i "color=c=0xd8a070:s=320x240:r=30:d=120,format=yuva420p,geq=lum='lum(X,Y)':cb='cb(X,Y)':cr='cr(X,Y)':a='255*lt(hypot((X-160-18*sin(T*1.7))/60,(Y-115-6*sin(T*3.1))/78),1)+255*lt(hypot((X-160)/120,(Y-300)/90),1)'" \
+    -i speech120.wav \
+    -filter_complex "[0:v]${slides%,}[bg];[1:v][2:v]overlay,noise=alls=6:allf=t[pip];[pip]scale=240:180[pips];[bg][pips]overlay=x=1020:y=520[v]" \
+    -map "[v]" -map 3:a -t 120 -c:v libx264 -preset medium -crf 16 -pix_fmt yuv420p -g 60 \
+    -c:a aac -b:a 128k -movflags +faststart dense720.tmp.mp4
+  mv dense720.tmp.mp4 dense720.mp4
 fi
 
 if [ ! -f screencast1080.mp4 ]; then

@@ -189,8 +189,16 @@ final class VideoBranch: Branch {
         try encoder.send(nil)
         try drain()
         if let last = held {
-            // The last picture lasts as long as the source's last frame, so every rendition ends together.
-            last.duration = lastInputInterval.map { max(1, timeBase.timestamp($0)) } ?? frameDuration
+            // The last picture lasts until the end of the source's last frame, so every rendition ends
+            // together, also when the frame-rate cap dropped the pictures after it.
+            // Sample durations add up from the first decode timestamp, so the last one is what is left
+            // of the source's length after the others.
+            let sourceEnd = lastInputTime.map { timeBase.timestamp($0 + (lastInputInterval ?? 1 / plan.frameRate)) }
+            if let end = sourceEnd, let first = firstDTS, let dts = last.dts, end > dts - first {
+                last.duration = end - (dts - first)
+            } else {
+                last.duration = lastInputInterval.map { max(1, timeBase.timestamp($0)) } ?? frameDuration
+            }
             try write(last)
             held = nil
         }
@@ -202,9 +210,11 @@ final class VideoBranch: Branch {
     /// next frame. The fMP4 muxer places each fragment after the previous one's last sample, so a
     /// nominal duration after a dropped or late frame would shift every later segment.
     private var held: Packet?
+    private var firstDTS: Int64?
 
     private func drain() throws {
         while let packet = try encoder.receive() {
+            if firstDTS == nil { firstDTS = packet.dts }
             if let previous = held {
                 if let a = previous.dts, let b = packet.dts, b > a { previous.duration = b - a }
                 else if previous.duration == 0 { previous.duration = frameDuration }
@@ -220,7 +230,7 @@ final class VideoBranch: Branch {
     }
 }
 
-/// Resample, encode AAC-LC and segment one audio rendition.
+/// Resample, encode (AAC-LC or Opus) and segment one audio rendition.
 final class AudioBranch: Branch {
     let name: String
     let plan: AudioRenditionPlan
@@ -235,7 +245,13 @@ final class AudioBranch: Branch {
         self.name = plan.name
         self.plan = plan
         var config = AudioEncoderConfig(sampleRate: plan.sampleRate, channels: plan.channels, bitRate: plan.kbps * 1000)
-        config.options = ["profile": "aac_low"]
+        switch plan.codec {
+        case "opus":
+            config.codec = "libopus"
+            config.options = AudioBranch.opusOptions
+        default:
+            config.options = ["profile": "aac_low"]
+        }
         encoder = try Encoder(audio: config)
         stats.extradata = encoder.extradata
         resampler = try Resampler(for: encoder)
@@ -244,6 +260,11 @@ final class AudioBranch: Branch {
         try muxer.addStream(for: encoder)
         try muxer.writeHeader(options: hlsOptions(directory: directory, segmentSeconds: segmentSeconds))
     }
+
+    /// libopus for speech at low rates: the speech-tuned mode, 60 ms packets (a third of the per-sample
+    /// boxes of 20 ms packets in each fragment) and constrained VBR, so a segment's size follows the
+    /// bit rate and the declared peak stays near it.
+    static let opusOptions = ["application": "voip", "frame_duration": "60", "vbr": "constrained"]
 
     func consume(_ frame: Frame) throws {
         stats.framesIn += 1

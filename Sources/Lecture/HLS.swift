@@ -221,6 +221,10 @@ public enum CodecString {
         return nil
     }
 
+    /// Opus in MP4 ("Opus" sample entry): the lower-case form that HLS players and MSE's
+    /// isTypeSupported take.
+    public static let opus = "opus"
+
     /// "mp4a.40.N" with N the audio object type of an AudioSpecificConfig.
     public static func aac(extradata: [UInt8]) -> String? {
         guard let first = extradata.first else { return nil }

@@ -54,6 +54,23 @@ public enum MP4Fragments {
         return (timescale, defaultDuration)
     }
 
+    /// The four-character code of the first track's sample entry (`avc1`, `mp4a`, `Opus`, ...) in an
+    /// fMP4 init segment: the codec the segments carry, to check against a playlist's CODECS.
+    public static func sampleEntry(initSegment data: Data) throws -> String {
+        let b = [UInt8](data)
+        var box: Box? = try boxes(b, from: 0, to: b.count).first(where: { $0.type == "moov" })
+        for type in ["trak", "mdia", "minf", "stbl", "stsd"] {
+            guard let parent = box else { break }
+            box = try boxes(b, from: parent.payload, to: parent.end).first(where: { $0.type == type })
+        }
+        // stsd: version/flags and an entry count precede the sample entries.
+        guard let stsd = box, stsd.payload + 8 <= stsd.end,
+              let entry = try boxes(b, from: stsd.payload + 8, to: stsd.end).first else {
+            throw ParseError(description: "init segment has no sample description (moov/trak/mdia/minf/stbl/stsd)")
+        }
+        return entry.type
+    }
+
     /// Sum of the sample durations of every fragment of a media segment, in track timescale units.
     public static func duration(ofSegment data: Data, defaultDuration: UInt32) throws -> UInt64 {
         try fragments(of: data, defaultDuration: defaultDuration).reduce(0) { $0 + $1.duration }

@@ -128,7 +128,7 @@ enum PackageWriter {
         for (a, stats) in outcome.audio {
             let dir = directory.appendingPathComponent(a.name)
             let m = try measure(dir)
-            let codec = CodecString.aac(extradata: stats.extradata) ?? "mp4a.40.2"
+            let codec = a.codec == "opus" ? CodecString.opus : CodecString.aac(extradata: stats.extradata) ?? "mp4a.40.2"
             audioCodecs[a.name] = codec
             audioRates[a.name] = m.rate
             var r = RenditionSummary(name: a.name, kind: "audio", codecs: codec, measured: m)
@@ -167,8 +167,6 @@ enum PackageWriter {
                 iFramePlaylist: "\(v.name)/iframes.m3u8", audio: audio))
             iframeLines.append("#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=\(Int(iRate.peak.rounded(.up))),AVERAGE-BANDWIDTH=\(Int(iRate.average.rounded(.up))),CODECS=\"\(avc)\",RESOLUTION=\(v.width)x\(v.height),URI=\"\(v.name)/iframes.m3u8\"")
         }
-        // The first variant is where players start: the best one that fits about 1 Mb/s, so a
-        // learner on a weak link does not stall on the first segment.
         // Captions are cut at the segment boundaries of the first video rendition (or of the audio).
         var captionSummaries: [CaptionSummary] = []
         if !captions.isEmpty {
@@ -182,9 +180,11 @@ enum PackageWriter {
                                                        source: URL(fileURLWithPath: t.input.path).lastPathComponent, cues: t.cues.count))
             }
         }
-        let byRate = variants.sorted { $0.bandwidth < $1.bandwidth }
-        let start = byRate.last(where: { $0.bandwidth <= 1_000_000 }) ?? byRate.first
-        let ordered = (start.map { [$0] } ?? []) + byRate.filter { $0.name != start?.name } + audioOnly
+        // Variants in ascending order of bandwidth, audio-only last. Players that start on the first
+        // listed variant (GStreamer's adaptive demuxer, AVPlayer) then start on the one a 2G link can
+        // carry and climb as their measurements allow; Chromium sorts by BANDWIDTH itself, starts on
+        // the lowest and drops audio-only variants when there is video.
+        let ordered = variants.sorted { $0.bandwidth < $1.bandwidth } + audioOnly.sorted { $0.bandwidth < $1.bandwidth }
         for v in ordered {
             var attrs = ["BANDWIDTH=\(v.bandwidth)", "AVERAGE-BANDWIDTH=\(v.averageBandwidth)", "CODECS=\"\(v.codecs)\""]
             if let w = v.width, let h = v.height { attrs.append("RESOLUTION=\(w)x\(h)") }

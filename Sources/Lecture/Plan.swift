@@ -23,6 +23,8 @@ public struct VideoRenditionPlan: Codable, Sendable {
 /// One audio rendition as it will be encoded.
 public struct AudioRenditionPlan: Codable, Sendable {
     public var name: String
+    /// "aac" or "opus".
+    public var codec = "aac"
     public var kbps: Int
     public var channels: Int
     public var sampleRate: Int
@@ -99,8 +101,10 @@ public struct LadderPlan: Codable, Sendable {
         if let sel = source.selectedAudio, let a = source.audio.first(where: { $0.index == sel }) {
             let used = Set(video.map(\.audio))
             for p in preset.audio where p.audioOnly == true || used.contains(p.name) {
-                let rate = p.sampleRate ?? (a.sampleRate == 44100 ? 44100 : 48000)
-                audio.append(AudioRenditionPlan(name: p.name, kbps: p.kbps, channels: min(p.channels, max(1, a.channels)),
+                let codec = p.codec ?? "aac"
+                // Opus runs at 48 kHz whatever the source (RFC 7845 5.1: its decoders output 48 kHz).
+                let rate = codec == "opus" ? 48000 : p.sampleRate ?? (a.sampleRate == 44100 ? 44100 : 48000)
+                audio.append(AudioRenditionPlan(name: p.name, codec: codec, kbps: p.kbps, channels: min(p.channels, max(1, a.channels)),
                                                 sampleRate: rate, audioOnly: p.audioOnly == true))
             }
         }

@@ -25,6 +25,9 @@ public struct Preset: Codable, Sendable {
 
     public struct Audio: Codable, Sendable {
         public var name: String
+        /// "aac" (AAC-LC, the default, which every HLS player takes) or "opus" (libopus; better speech at
+        /// low rates, for players that take Opus in fMP4).
+        public var codec: String?
         public var kbps: Int
         /// 1 or 2; a mono source stays mono.
         public var channels: Int
@@ -113,9 +116,13 @@ public struct Preset: Codable, Sendable {
             let f = "audio[\(i)]"
             if !isSafeName(a.name) { return "preset field \(f).name must be letters, digits, - or _, is \"\(a.name)\"" }
             if !names.insert(a.name).inserted { return "preset field \(f).name \"\(a.name)\" is used twice" }
-            if !(16...320).contains(a.kbps) { return "preset field \(f).kbps must be between 16 and 320, is \(a.kbps)" }
+            let codec = a.codec ?? "aac"
+            if !["aac", "opus"].contains(codec) { return "preset field \(f).codec must be aac or opus, is \"\(codec)\"" }
+            let kbpsRange = codec == "opus" ? 6...256 : 16...320
+            if !kbpsRange.contains(a.kbps) { return "preset field \(f).kbps must be between \(kbpsRange.lowerBound) and \(kbpsRange.upperBound) for \(codec), is \(a.kbps)" }
             if !(1...2).contains(a.channels) { return "preset field \(f).channels must be 1 or 2, is \(a.channels)" }
             if let r = a.sampleRate, ![22050, 24000, 32000, 44100, 48000].contains(r) { return "preset field \(f).sampleRate must be 22050, 24000, 32000, 44100 or 48000, is \(r)" }
+            if codec == "opus", let r = a.sampleRate, r != 48000 { return "preset field \(f).sampleRate must be 48000 for opus, is \(r)" }
         }
         if rungs.isEmpty { return "preset field rungs must list at least one rung" }
         for (i, r) in rungs.enumerated() {

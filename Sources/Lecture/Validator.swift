@@ -64,6 +64,16 @@ public enum Validator {
             }
             guard let media = rendition(v.uri) else { continue }
             var peak = media.rate.peak, average = media.rate.average
+            // Every codec of the variant (its own stream and its audio group's) is named in CODECS, and
+            // CODECS names nothing else: a player that lacks one of them skips the variant.
+            let listed = codecs.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            var carried = media.sampleEntry.map { [$0] } ?? []
+            if let g = a["AUDIO"] { carried += (audioGroups[g] ?? []).compactMap { rendition($0)?.sampleEntry } }
+            let unknown = listed.filter { Validator.sampleEntry(forCodec: $0) == nil }
+            r.expect("\(name): CODECS are known codecs", unknown.isEmpty, "unknown: \(unknown.joined(separator: ", "))")
+            let named = Set(listed.compactMap { Validator.sampleEntry(forCodec: $0) })
+            r.expect("\(name): CODECS match the streams", named == Set(carried),
+                     "CODECS \"\(codecs)\", streams carry \(Set(carried).sorted().joined(separator: ", "))")
             if let g = a["AUDIO"] {
                 let uris = audioGroups[g] ?? []
                 r.expect("\(name): audio group \(g) exists", !uris.isEmpty, "no EXT-X-MEDIA with GROUP-ID \(g)")
@@ -131,6 +141,23 @@ public enum Validator {
         var playlist: MediaPlaylist
         var rate: MeasuredRate
         var nonKeySegments: [String]
+        /// The init segment's sample entry (`avc1`, `mp4a`, `Opus`); nil when it cannot be read.
+        var sampleEntry: String?
+    }
+
+    /// The MP4 sample entry a CODECS entry (RFC 6381) names: the codecs CoursePack writes and the
+    /// common alternatives; nil for one this validator does not know.
+    static func sampleEntry(forCodec codec: String) -> String? {
+        let family = codec.split(separator: ".").first.map(String.init) ?? codec
+        switch family {
+        case "avc1", "avc3": return family
+        case "hvc1", "hev1": return family
+        case "av01": return "av01"
+        case "mp4a": return "mp4a"
+        case "opus", "Opus": return "Opus"
+        case "ac-3", "ec-3", "fLaC": return family
+        default: return nil
+        }
     }
 
     private static func loadRendition(_ uri: String, package: URL, report r: inout ValidationReport, decode: Bool) -> Rendition? {
@@ -182,7 +209,9 @@ public enum Validator {
             r.expect("\(uri): every segment decodes", undecodable.isEmpty, undecodable.prefix(3).joined(separator: ", "))
         }
         let rate = MeasuredRate(sizes: sizes.map { $0! }, durations: pl.segments.map(\.duration), target: Double(target))
-        return Rendition(playlist: pl, rate: rate, nonKeySegments: nonKey)
+        let entry = try? MP4Fragments.sampleEntry(initSegment: initData)
+        r.expect("\(uri): initialisation segment describes its stream", entry != nil, "no sample description in \(pl.mapURI ?? "EXT-X-MAP")")
+        return Rendition(playlist: pl, rate: rate, nonKeySegments: nonKey, sampleEntry: entry)
     }
 
     private static func checkSubtitles(_ uri: String, package: URL, report r: inout ValidationReport) {

@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""The weakest link: what a learner on a 2G/EDGE link gets from a CoursePack package.
+
+For a package made from a source (default: the bench lecture with the default preset):
+  - per variant of at most 200 kb/s: declared BANDWIDTH and slide-text OCR recall (Tesseract reading
+    frames of the rendition scaled back to the source size, against the same frames of the source;
+    recall = share of the source's words, with repeats, that the rendition's OCR also finds);
+  - per audio rendition: declared peak and wideband PESQ (PyPI `pesq`) against the source's speech;
+  - the slides + audio lecture's bytes, and what that makes for 45 minutes;
+  - playback in real headless Chromium (native HLS) over an emulated link (DevTools network emulation
+    plus a loopback server throttled to the same rate): first frame, media seconds played per wall
+    second after it, stall time, picture sizes played; the median of --runs runs per link.
+  - GStreamer's playbin (adaptive demuxer) playing the package to the end over loopback.
+
+Usage: lowband.py [--package DIR] [--source FILE] [--runs N] [--links 150:300,64:500] [--json OUT]
+Prints a table; `make bench-lowband` runs it on the bench lecture and appends it to BENCHMARKS.md.
+"""
+import argparse
+import collections
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "Tests" / "browser"))
+CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "coursepack-bench"))
+CP = ROOT / ".build" / "release" / "coursepack"
+
+
+def ffmpeg9():
+    import imageio_ffmpeg
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def attrs(text):
+    out = {}
+    for m in re.finditer(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)', text):
+        out[m.group(1)] = m.group(2).strip('"')
+    return out
+
+
+def master_variants(pkg):
+    lines = (Path(pkg) / "master.m3u8").read_text().splitlines()
+    variants, media = [], []
+    for i, line in enumerate(lines):
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            a = attrs(line[18:])
+            a["URI"] = lines[i + 1].strip()
+            variants.append(a)
+        elif line.startswith("#EXT-X-MEDIA:"):
+            media.append(attrs(line[13:]))
+    return variants, media
+
+
+# ---------- slide text ----------
+
+def words(png):
+    text = run(["tesseract", str(png), "stdout", "--psm", "3"], env={**os.environ, "OMP_THREAD_LIMIT": "1"}).stdout
+    return collections.Counter(w.lower() for w in re.findall(r"[A-Za-z0-9]{2,}", text))
+
+
+def frame(ff, src, t, out, w, h):
+    run([ff, "-v", "error", "-y", "-ss", f"{t:.3f}", "-i", str(src), "-frames:v", "1",
+         "-vf", f"scale={w}:{h}:flags=bicubic", str(out)])
+
+
+def ocr_recall(src, playlist, times, size, tmp):
+    """Share of the source frames' OCR words (with repeats) that the rendition's frames also give."""
+    ff = ffmpeg9()  # Debian's FFmpeg 5.1 cannot seek inside an fMP4 HLS playlist
+    found = total = 0
+    for i, t in enumerate(times):
+        a, b = Path(tmp) / f"s{i}.png", Path(tmp) / f"r{i}.png"
+        if not a.exists():
+            frame(ff, src, t, a, *size)
+        frame(ff, playlist, t, b, *size)
+        ws, wr = words(a), words(b)
+        total += sum(ws.values())
+        found += sum(min(n, wr[w]) for w, n in ws.items())
+    return found / total if total else float("nan")
+
+
+# ---------- speech ----------
+
+def pcm16k(ff, src, out, seconds):
+    run([ff, "-v", "error", "-y", "-i", str(src), "-t", str(seconds), "-ac", "1", "-ar", "16000", "-f", "s16le", str(out)])
+    import numpy as np
+    return np.fromfile(out, dtype=np.int16).astype("float32")
+
+
+def speech_score(src, playlist, tmp, seconds=60):
+    """Wideband PESQ (ITU-T P.862.2) of the rendition's speech against the source's."""
+    from pesq import pesq
+    ff = ffmpeg9()
+    ref = pcm16k(ff, src, Path(tmp) / "ref.raw", seconds)
+    deg = pcm16k(ff, playlist, Path(tmp) / "deg.raw", seconds)
+    n = min(len(ref), len(deg))
+    return pesq(16000, ref[:n], deg[:n], "wb")
+
+
+# ---------- weak-link playback ----------
+
+class Link:
+    """A shared link of `kbps` for every response of the loopback server (a token bucket in 1 KB steps)."""
+
+    def __init__(self, kbps):
+        self.rate = kbps * 1000 / 8
+        self.lock = threading.Lock()
+        self.free_at = time.monotonic()
+
+    def send(self, wfile, data):
+        step = 1024
+        for i in range(0, len(data), step):
+            chunk = data[i:i + step]
+            with self.lock:
+                now = time.monotonic()
+                self.free_at = max(self.free_at, now) + len(chunk) / self.rate
+                wait = self.free_at - now
+            if wait > 0:
+                time.sleep(wait)
+            wfile.write(chunk)
+
+
+def throttled_server(directory, link, page):
+    import functools
+    import http.server
+    from browser import Handler
+
+    class Throttled(Handler):
+        pages = {"/player.html": page}
+        fetched = []
+
+        def do_GET(self):
+            p = self.path.split("?")[0]
+            if p in self.pages:
+                return super().do_GET()
+            f = self.translate_path(self.path)
+            if not os.path.isfile(f):
+                return self.send_error(404)
+            data = open(f, "rb").read()
+            Throttled.fetched.append((time.monotonic(), p, len(data)))
+            self.send_response(200)
+            self.send_header("Content-Type", self.guess_type(f))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                link.send(self.wfile, data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Throttled, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}", Throttled.fetched
+
+
+PAGE = b"""<!doctype html><html><body style="margin:0">
+<video id="v" src="master.m3u8" muted autoplay playsinline width="960" height="540"></video>
+<script>
+const v = document.getElementById('v');
+window.log = [];
+window.waiting = 0; window.waitStart = null;
+v.addEventListener('waiting', () => { window.waitStart = performance.now(); });
+v.addEventListener('playing', () => { if (window.waitStart !== null) { window.waiting += performance.now() - window.waitStart; window.waitStart = null; } });
+setInterval(() => window.log.push([performance.now(), v.currentTime, v.videoWidth, v.videoHeight, v.readyState]), 250);
+</script></body></html>"""
+
+
+def play_once(pkg, kbps, rtt_ms, seconds):
+    from browser import chromium
+    link = Link(kbps)
+    server, base, fetched = throttled_server(pkg, link, PAGE)
+    driver = chromium()
+    try:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
+            "offline": False, "latency": rtt_ms, "downloadThroughput": kbps * 1000 / 8,
+            "uploadThroughput": kbps * 1000 / 8})
+        driver.get(f"{base}/player.html")
+        t0 = driver.execute_script("return performance.now()")
+        time.sleep(seconds)
+        log = driver.execute_script("return window.log")
+        stalled = driver.execute_script(
+            "return window.waiting + (window.waitStart === null ? 0 : performance.now() - window.waitStart)")
+        err = driver.execute_script("return document.getElementById('v').error && document.getElementById('v').error.message")
+    finally:
+        driver.quit()
+        server.shutdown()
+    first = next(((t - t0) / 1000 for t, ct, *_ in log if ct > 0), None)
+    end_t, end_ct = (log[-1][0] - t0) / 1000, log[-1][1]
+    rate = (end_ct / (end_t - first)) if first is not None and end_t > first else 0.0
+    sizes = []
+    for _, ct, w, h, _ in log:
+        s = f"{w}x{h}" if w else "audio"
+        if ct > 0 and (not sizes or sizes[-1] != s):
+            sizes.append(s)
+    variants = []
+    for _, p, _ in fetched:
+        d = p.strip("/").split("/")[0]
+        if p.endswith(".m4s") and (not variants or variants[-1] != d):
+            variants.append(d)
+    return {"first_frame": first, "played": end_ct, "wall": end_t, "rate_after_first": rate,
+            "stalled": (stalled or 0) / 1000, "sizes": sizes, "fetched": variants, "error": err}
+
+
+def playback(pkg, kbps, rtt, seconds, runs):
+    results = [play_once(pkg, kbps, rtt, seconds) for _ in range(runs)]
+    med = lambda k: statistics.median([r[k] if r[k] is not None else float("inf") for r in results])
+    return {"link": f"{kbps} kb/s, {rtt} ms RTT", "kbps": kbps, "rtt": rtt, "runs": results,
+            "first_frame": med("first_frame"), "rate_after_first": med("rate_after_first"),
+            "played": med("played"), "wall": med("wall"), "stalled": med("stalled")}
+
+
+# ---------- GStreamer ----------
+
+def gst_plays_to_end(pkg, timeout=120):
+    """playbin over loopback HTTP with fake sinks that keep the clock: exit 0 at end of stream."""
+    from browser import serve
+    server, base = serve(str(pkg))
+    try:
+        p = subprocess.run(["gst-launch-1.0", "-q", "playbin", f"uri={base}/master.m3u8",
+                            "video-sink=fakesink sync=true", "audio-sink=fakesink sync=true"],
+                           capture_output=True, text=True, timeout=timeout)
+        return p.returncode == 0, (p.stderr or p.stdout)[-300:]
+    except subprocess.TimeoutExpired:
+        return False, f"no end of stream within {timeout} s"
+    finally:
+        server.shutdown()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--source", default=str(CACHE / "lecture720.mp4"))
+    ap.add_argument("--package", help="an existing package of --source (default: made with --preset)")
+    ap.add_argument("--preset", default="lecture")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--links", default="150:300:45,64:500:60", help="kbps:rtt_ms:seconds,...")
+    ap.add_argument("--max-kbps", type=int, default=200, help="OCR the video variants up to this declared bandwidth")
+    ap.add_argument("--skip-playback", action="store_true")
+    ap.add_argument("--json", help="write the results here")
+    a = ap.parse_args()
+    src = Path(a.source)
+    tmpdir = tempfile.mkdtemp(prefix="cp-lowband-")
+    pkg = Path(a.package) if a.package else Path(tmpdir) / "pkg"
+    if not a.package:
+        run([str(CP), "transcode", str(src), "-o", str(pkg), "--preset", a.preset])
+    lecture = json.loads((pkg / "lecture.json").read_text())
+    duration = lecture["duration"]
+    variants, media = master_variants(pkg)
+    size = (lecture["renditions"][0]["width"], lecture["renditions"][0]["height"]) if lecture["renditions"] else None
+    src_size = (lecture["source"]["video"]["displayWidth"], lecture["source"]["video"]["displayHeight"]) if lecture["source"].get("video") else size
+    times = [duration * (i + 0.5) / 8 for i in range(8)]
+    out = {"source": src.name, "preset": a.preset, "variants": [], "audio": [], "playback": []}
+    print(f"{src.name}, preset {a.preset}: {len(variants)} variants")
+    for v in variants:
+        bw = int(v["BANDWIDTH"])
+        entry = {"uri": v["URI"], "bandwidth": bw, "codecs": v.get("CODECS"), "resolution": v.get("RESOLUTION"),
+                 "audio": v.get("AUDIO")}
+        if v.get("RESOLUTION") and bw <= a.max_kbps * 1000:
+            with tempfile.TemporaryDirectory() as t:
+                entry["ocr_recall"] = ocr_recall(src, pkg / v["URI"], times, src_size, tmpdir)
+        out["variants"].append(entry)
+        print(f"  {v['URI']:18} {v.get('RESOLUTION', 'audio'):>9} {bw / 1000:7.1f} kb/s  {v.get('CODECS')}"
+              + (f"  OCR recall {entry['ocr_recall']:.3f}" if "ocr_recall" in entry else ""))
+    for r in lecture["audio"]:
+        score = speech_score(src, pkg / r["playlist"], tmpdir)
+        out["audio"].append({"name": r["name"], "codecs": r["codecs"], "peak": r["peakBitrate"], "average": r["averageBitrate"],
+                             "pesq_wb": score})
+        print(f"  audio {r['name']:6} {r['codecs']:10} peak {r['peakBitrate'] / 1000:5.1f} kb/s  avg {r['averageBitrate'] / 1000:5.1f} kb/s  PESQ-WB {score:.2f}")
+    sa = lecture.get("slidesAndAudio")
+    if sa:
+        out["slides_and_audio"] = {"bytes": sa.get("bytes"), "per45min_mb": sa.get("bytes", 0) / duration * 2700 / 1e6}
+        print(f"  slides + audio: {sa.get('bytes', 0) / 1e6:.2f} MB for {duration:.0f} s = {out['slides_and_audio']['per45min_mb']:.2f} MB per 45 min")
+    ok, detail = gst_plays_to_end(pkg)
+    out["gstreamer_plays_to_end"] = ok
+    print(f"  GStreamer playbin to the end: {'yes' if ok else 'NO ' + detail}")
+    if not a.skip_playback:
+        for spec in a.links.split(","):
+            kbps, rtt, secs = (int(x) for x in spec.split(":"))
+            p = playback(pkg, kbps, rtt, secs, a.runs)
+            out["playback"].append(p)
+            print(f"  Chromium at {p['link']}: first frame {p['first_frame']:.1f} s, {p['rate_after_first']:.2f} s of media per s after it, "
+                  f"played {p['played']:.1f} s of {p['wall']:.0f} s, stalled {p['stalled']:.1f} s (medians of {a.runs})")
+            for r in p["runs"]:
+                print(f"      run: first {r['first_frame']}, rate {r['rate_after_first']:.2f}, stalled {r['stalled']:.1f} s, "
+                      f"sizes {' > '.join(r['sizes'])}, segments from {' > '.join(r['fetched'])}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -60,6 +60,23 @@ extension Encoder {
         config.qscale = qscale
         config.threads = 1
         if picture.pixelFormat == .yuv420p { config.options = ["strict": "unofficial"] }
+        try writeImage(picture, to: path, config: config)
+    }
+
+    /// Encodes one picture as a lossy WebP file (libwebp). `picture` must be yuv420p at the size wanted;
+    /// `quality` is libwebp's 0 (smallest) to 100 (best).
+    public static func writeWebP(_ picture: Frame, to path: String, quality: Int) throws {
+        var config = VideoEncoderConfig(width: picture.width, height: picture.height, timeBase: Rational(1, 25),
+                                        frameRate: Rational(25, 1), gopSize: 1)
+        config.codec = "libwebp"
+        config.pixelFormat = picture.pixelFormat
+        config.globalHeader = false
+        config.threads = 1
+        config.options = ["quality": String(quality), "preset": "text"]
+        try writeImage(picture, to: path, config: config)
+    }
+
+    private static func writeImage(_ picture: Frame, to path: String, config: VideoEncoderConfig) throws {
         let encoder = try Encoder(video: config)
         let f = picture.reference()
         f.pts = 0

@@ -98,6 +98,9 @@ public struct Chapter: Sendable, Codable {
     public var end: Double
     /// The slide as it settled, at the source's full resolution.
     public var still: String
+    /// The same slide small and light (WebP, short side at most 360 px) for the slides + audio lecture
+    /// on 2G links.
+    public var lightStill: String?
 }
 
 /// Cell means (`ChapterDetector.cells`) of a decoded picture, through a grey copy at the detector's
@@ -120,9 +123,11 @@ final class ChapterBranch: Branch {
     private let directory: URL
     private let duration: Double
     private let stillSize: (Int, Int)
+    private let lightSize: (Int, Int)
     private var detector = ChapterDetector()
     private var probe = CellProbe()
     private var stillScaler: Scaler?
+    private var lightScaler: Scaler?
     private var nextSample = 0.0
     private let sampleInterval = 0.2
     private var stills: [(time: Double, file: String)] = []
@@ -134,6 +139,7 @@ final class ChapterBranch: Branch {
         self.directory = directory
         self.duration = duration
         self.stillSize = stillSize
+        lightSize = ChapterBranch.lightSize(of: stillSize)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
@@ -159,7 +165,29 @@ final class ChapterBranch: Branch {
         }
         let name = String(format: "chapter-%03d.jpg", stills.count + 1)
         try Encoder.writeJPEG(try stillScaler!.scale(frame), to: directory.appendingPathComponent(name).path, qscale: 2)
+        if lightScaler == nil || lightScaler!.sourceMatches(frame) == false {
+            lightScaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
+                                     width: lightSize.0, height: lightSize.1, pixelFormat: .yuv420p)
+        }
+        try Encoder.writeWebP(try lightScaler!.scale(frame), to: directory.appendingPathComponent(Self.lightName(name)).path,
+                              quality: Self.lightQuality)
         stills.append((t, name))
+    }
+
+    /// libwebp quality of the light stills: a 640x360 slide is about 10 KB at 50 (a JPEG at the same
+    /// size and legibility about 16 KB), so 45 minutes of Opus speech with a still every 15 s stay
+    /// under 8 MB (BENCHMARKS.md).
+    static let lightQuality = 50
+
+    static func lightName(_ still: String) -> String { String(still.dropLast(4)) + ".webp" }
+
+    /// The light still's size: the still's aspect, short side at most 360 px, even dimensions.
+    static func lightSize(of size: (Int, Int)) -> (Int, Int) {
+        let short = min(size.0, size.1)
+        guard short > 360 else { return size }
+        let scale = 360.0 / Double(short)
+        let even = { (x: Int) in max(2, Int((Double(x) * scale / 2).rounded()) * 2) }
+        return (even(size.0), even(size.1))
     }
 
     func finish() throws {
@@ -167,7 +195,8 @@ final class ChapterBranch: Branch {
         chapters = starts.indices.map { i in
             Chapter(index: i + 1, start: (starts[i] * 1000).rounded() / 1000,
                     end: i + 1 < starts.count ? (starts[i + 1] * 1000).rounded() / 1000 : (duration * 1000).rounded() / 1000,
-                    still: "chapters/" + (i < stills.count ? stills[i].file : stills.last?.file ?? ""))
+                    still: "chapters/" + (i < stills.count ? stills[i].file : stills.last?.file ?? ""),
+                    lightStill: (i < stills.count ? stills[i].file : stills.last?.file).map { "chapters/" + Self.lightName($0) })
         }
         var vtt = "WEBVTT\n"
         for c in chapters {

@@ -19,6 +19,10 @@ public struct LectureManifest: Sendable, Codable {
         public var peakBitrate: Int
         public var chapters: String
         public var stills: [String]
+        /// What a learner downloads for the whole lecture: the audio's segments and init segment and
+        /// every still.
+        public var bytes: Int
+        public var megabytesPerHour: Double
     }
 
     /// How the package was made: the same tool version, preset and key make the same package.
@@ -51,7 +55,7 @@ public struct LectureManifest: Sendable, Codable {
     public var downloads: [DownloadSummary]
     public var warnings: [String]
 
-    init(source: SourceInfo, master: MasterSummary, thumbnails: ThumbnailSummary?, chapters: [Chapter],
+    init(package: URL, source: SourceInfo, master: MasterSummary, thumbnails: ThumbnailSummary?, chapters: [Chapter],
          downloads: [DownloadSummary], warnings: [String], build: Build?) {
         self.build = build
         var s = source
@@ -68,11 +72,21 @@ public struct LectureManifest: Sendable, Codable {
         }
         self.chapters = chapters
         chaptersVTT = chapters.isEmpty ? nil : "chapters/chapters.vtt"
-        if let a = audio.first(where: { $0.audioOnly == true }), !chapters.isEmpty {
+        // The lightest audio-only rendition with the light stills.
+        if let a = audio.filter({ $0.audioOnly == true }).min(by: { $0.peakBitrate < $1.peakBitrate }), !chapters.isEmpty {
+            let stills = chapters.map { $0.lightStill ?? $0.still }
+            let fileSize = { (path: String) in
+                (try? FileManager.default.attributesOfItem(atPath: package.appendingPathComponent(path).path)[.size] as? Int) ?? 0
+            }
+            let audioDir = (a.playlist as NSString).deletingLastPathComponent
+            let initBytes = fileSize(audioDir + "/init.mp4")
+            let bytes = a.bytes + initBytes + Set(stills).reduce(0) { $0 + fileSize($1) }
+            let hours = max(a.duration, 1e-3) / 3600
             slidesAndAudio = SlidesAndAudio(
                 description: "Slides and audio: play the audio-only rendition and show each chapter's still from its start time. "
                     + "A complete lecture for learners whose link cannot carry video.",
-                audio: a.playlist, peakBitrate: a.peakBitrate, chapters: "chapters/chapters.vtt", stills: chapters.map(\.still))
+                audio: a.playlist, peakBitrate: a.peakBitrate, chapters: "chapters/chapters.vtt", stills: stills,
+                bytes: bytes, megabytesPerHour: (Double(bytes) / 1e6 / hours * 10).rounded() / 10)
         }
         self.downloads = downloads
         captions = master.captions
@@ -93,7 +107,7 @@ public struct LectureManifest: Sendable, Codable {
         m.audio = audio.map { var r = $0; r.playlist = p(r.playlist); r.iFramePlaylist = r.iFramePlaylist.map(p); return r }
         m.poster = poster.map { var x = $0; x.full = p(x.full); x.small = p(x.small); return x }
         m.storyboard = storyboard.map { var x = $0; x.vtt = p(x.vtt); x.sprites = x.sprites.map(p); return x }
-        m.chapters = chapters.map { var c = $0; c.still = p(c.still); return c }
+        m.chapters = chapters.map { var c = $0; c.still = p(c.still); c.lightStill = c.lightStill.map(p); return c }
         m.chaptersVTT = chaptersVTT.map(p)
         m.slidesAndAudio = slidesAndAudio.map { var x = $0; x.audio = p(x.audio); x.chapters = p(x.chapters); x.stills = x.stills.map(p); return x }
         m.captions = captions.map { var c = $0; c.playlist = p(c.playlist); return c }

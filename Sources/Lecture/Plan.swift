@@ -116,9 +116,22 @@ public struct LadderPlan: Codable, Sendable {
             download = video.first { $0.name == wanted.name }?.name
                 ?? video.filter { min($0.width, $0.height) <= wanted.height }.first?.name ?? video.last?.name
         }
-        return LadderPlan(video: video, audio: audio, segmentSeconds: preset.segmentSeconds,
+        return LadderPlan(video: video, audio: audio,
+                          segmentSeconds: segmentSeconds(preset: preset, duration: source.duration),
                           keyframeSeconds: preset.keyframeSeconds, keyframeMinChange: preset.keyframeMinChange ?? 0,
                           fullWidth: full.0, fullHeight: full.1, download: download)
+    }
+
+    /// The preset's segment length, shortened for a lecture of at most two segments to the largest
+    /// multiple of the keyframe interval that gives it three or more. A player that switches variant
+    /// after the first segment then still has a segment to play after the switch: GStreamer 1.22's
+    /// hlsdemux (playbin) stalls for good when its first switch lands on the last segment (an 8-s
+    /// source in 6-s segments hung in 4 of 6 runs; in 2-s segments it played to the end in 8 of 8).
+    static func segmentSeconds(preset: Preset, duration: Double) -> Double {
+        let wanted = preset.segmentSeconds
+        guard duration > 0, duration <= 2 * wanted else { return wanted }
+        let steps = (duration / 3 / preset.keyframeSeconds).rounded(.down)
+        return max(1, steps) * preset.keyframeSeconds
     }
 
     /// Scales each rendition from the next larger one's picture instead of from the decoded picture.

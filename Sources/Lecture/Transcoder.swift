@@ -71,7 +71,7 @@ public enum Transcoder {
                 warnings.append("\(outcome.corruptPackets) corrupt packet\(outcome.corruptPackets == 1 ? "" : "s") skipped or concealed while decoding")
             }
             let downloads = options.extras ? try makeDownloads(plan: plan, outcome: outcome, package: publisher.workDirectory) : []
-            try LectureManifest(source: source.info, master: master, thumbnails: outcome.thumbnails, chapters: outcome.chapters,
+            try LectureManifest(package: publisher.workDirectory, source: source.info, master: master, thumbnails: outcome.thumbnails, chapters: outcome.chapters,
                                 downloads: downloads, warnings: warnings,
                                 build: .init(generator: "\(Product.name) \(Product.version)", preset: options.preset.name,
                                              presetSHA256: options.preset.fingerprint, key: options.buildKey))

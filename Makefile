@@ -7,7 +7,7 @@ PIP_TEST := m3u8 selenium jsonschema
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/coursepack
 
-.PHONY: deps test-deps bench-deps build run test bench bench-batch validate clean
+.PHONY: deps test-deps bench-deps build run test bench bench-lowband bench-batch validate clean
 
 # Debian packages for building, installed only when pkg-config cannot find FFmpeg's libraries.
 deps:
@@ -16,13 +16,17 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_BUILD); \
 	fi
 
-# What the tests use as independent references: ffprobe/ffmpeg, Chromium and its driver, m3u8, selenium.
+# What the tests use as independent references: ffprobe/ffmpeg, Chromium and its driver, GStreamer's
+# playbin with its HLS demuxer and libav decoders, m3u8, selenium.
 test-deps: deps
 	@missing=""; \
 	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
+	command -v gst-launch-1.0 >/dev/null || missing="$$missing gstreamer1.0-tools"; \
+	for p in gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -43,14 +47,22 @@ test: test-deps
 	$(SWIFT) test --skip-build
 
 # Benchmark against the FFmpeg CLI ladder; sources are made once into ~/.cache/coursepack-bench.
-bench-deps: deps
-	@command -v ffprobe >/dev/null && command -v espeak-ng >/dev/null && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || \
-	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg espeak-ng fonts-dejavu-core)
-	@python3 -c 'import imageio_ffmpeg' 2>/dev/null || python3 -m pip install -q imageio-ffmpeg
+bench-deps: test-deps
+	@command -v espeak-ng >/dev/null && command -v tesseract >/dev/null && [ -d /usr/share/tesseract-ocr/5/tessdata ] && \
+	  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg espeak-ng fonts-dejavu-core tesseract-ocr tesseract-ocr-eng)
+	@python3 -c 'import imageio_ffmpeg, pesq, numpy' 2>/dev/null || python3 -m pip install -q imageio-ffmpeg pesq numpy
 
 bench: bench-deps build
 	bench/make_sources.sh
 	python3 bench/bench.py $(BENCH_ARGS)
+	python3 bench/lowband.py --append $(LOWBAND_ARGS)
+
+# The weak-link measurements alone: OCR recall and bandwidth of the bottom rungs, speech scores,
+# slides + audio size, GStreamer to the end, Chromium on emulated 150 and 64 kb/s links.
+bench-lowband: bench-deps build
+	bench/make_sources.sh
+	python3 bench/lowband.py --append $(LOWBAND_ARGS)
 
 # Batch throughput with 1, 2 and 3 workers on a course cut from the bench sources.
 bench-batch: bench-deps build

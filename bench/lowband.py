@@ -12,7 +12,7 @@ For a package made from a source (default: the bench lecture with the default pr
     second after it, stall time, picture sizes played; the median of --runs runs per link.
   - GStreamer's playbin (adaptive demuxer) playing the package to the end over loopback.
 
-Usage: lowband.py [--package DIR] [--source FILE] [--runs N] [--links 150:300,64:500] [--json OUT]
+Usage: lowband.py [--sources lecture720,dense720] [--runs N] [--links 150:300:45,64:500:60] [--append]
 Prints a table; `make bench-lowband` runs it on the bench lecture and appends it to BENCHMARKS.md.
 """
 import argparse
@@ -186,18 +186,21 @@ def play_once(pkg, kbps, rtt_ms, seconds):
             "offline": False, "latency": rtt_ms, "downloadThroughput": kbps * 1000 / 8,
             "uploadThroughput": kbps * 1000 / 8})
         driver.get(f"{base}/player.html")
-        t0 = driver.execute_script("return performance.now()")
         time.sleep(seconds)
         log = driver.execute_script("return window.log")
-        stalled = driver.execute_script(
-            "return window.waiting + (window.waitStart === null ? 0 : performance.now() - window.waitStart)")
         err = driver.execute_script("return document.getElementById('v').error && document.getElementById('v').error.message")
     finally:
         driver.quit()
         server.shutdown()
-    first = next(((t - t0) / 1000 for t, ct, *_ in log if ct > 0), None)
-    end_t, end_ct = (log[-1][0] - t0) / 1000, log[-1][1]
+    # log rows: [ms since navigation start, currentTime, videoWidth, videoHeight, readyState], every 250 ms
+    first = next((t / 1000 for t, ct, *_ in log if ct > 0), None)
+    end_t, end_ct = log[-1][0] / 1000, log[-1][1]
     rate = (end_ct / (end_t - first)) if first is not None and end_t > first else 0.0
+    # Stalled: wall time after the first frame during which the media time did not move.
+    stalled = 0.0
+    for (ta, ca, *_), (tb, cb, *_) in zip(log, log[1:]):
+        if first is not None and ta / 1000 >= first and cb <= ca + 1e-3:
+            stalled += (tb - ta) / 1000
     sizes = []
     for _, ct, w, h, _ in log:
         s = f"{w}x{h}" if w else "audio"
@@ -209,7 +212,7 @@ def play_once(pkg, kbps, rtt_ms, seconds):
         if p.endswith(".m4s") and (not variants or variants[-1] != d):
             variants.append(d)
     return {"first_frame": first, "played": end_ct, "wall": end_t, "rate_after_first": rate,
-            "stalled": (stalled or 0) / 1000, "sizes": sizes, "fetched": variants, "error": err}
+            "stalled": stalled, "sizes": sizes, "fetched": variants, "error": err}
 
 
 def playback(pkg, kbps, rtt, seconds, runs):
@@ -222,80 +225,117 @@ def playback(pkg, kbps, rtt, seconds, runs):
 
 # ---------- GStreamer ----------
 
-def gst_plays_to_end(pkg, timeout=120):
-    """playbin over loopback HTTP with fake sinks that keep the clock: exit 0 at end of stream."""
-    from browser import serve
-    server, base = serve(str(pkg))
-    try:
-        p = subprocess.run(["gst-launch-1.0", "-q", "playbin", f"uri={base}/master.m3u8",
-                            "video-sink=fakesink sync=true", "audio-sink=fakesink sync=true"],
-                           capture_output=True, text=True, timeout=timeout)
-        return p.returncode == 0, (p.stderr or p.stdout)[-300:]
-    except subprocess.TimeoutExpired:
-        return False, f"no end of stream within {timeout} s"
-    finally:
-        server.shutdown()
+def gst_plays_to_end(pkg, runs=3, timeout=120):
+    """GStreamer's playbin to end of stream over loopback (Tests/browser/gst_play.py): runs that ended."""
+    ok = 0
+    for _ in range(runs):
+        p = subprocess.run([sys.executable, str(ROOT / "Tests" / "browser" / "gst_play.py"), str(pkg), "--timeout", str(timeout)],
+                           capture_output=True, text=True)
+        ok += p.returncode == 0
+    return ok
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--source", default=str(CACHE / "lecture720.mp4"))
-    ap.add_argument("--package", help="an existing package of --source (default: made with --preset)")
-    ap.add_argument("--preset", default="lecture")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--links", default="150:300:45,64:500:60", help="kbps:rtt_ms:seconds,...")
-    ap.add_argument("--max-kbps", type=int, default=200, help="OCR the video variants up to this declared bandwidth")
-    ap.add_argument("--skip-playback", action="store_true")
-    ap.add_argument("--json", help="write the results here")
-    a = ap.parse_args()
-    src = Path(a.source)
-    tmpdir = tempfile.mkdtemp(prefix="cp-lowband-")
-    pkg = Path(a.package) if a.package else Path(tmpdir) / "pkg"
-    if not a.package:
-        run([str(CP), "transcode", str(src), "-o", str(pkg), "--preset", a.preset])
+def measure_source(src, preset, max_kbps, tmpdir, package=None):
+    pkg = Path(package) if package else Path(tmpdir) / f"pkg-{src.stem}"
+    if not package:
+        run([str(CP), "transcode", str(src), "-o", str(pkg), "--preset", preset])
     lecture = json.loads((pkg / "lecture.json").read_text())
     duration = lecture["duration"]
-    variants, media = master_variants(pkg)
-    size = (lecture["renditions"][0]["width"], lecture["renditions"][0]["height"]) if lecture["renditions"] else None
-    src_size = (lecture["source"]["video"]["displayWidth"], lecture["source"]["video"]["displayHeight"]) if lecture["source"].get("video") else size
+    variants, _ = master_variants(pkg)
+    v = lecture["source"].get("video") or {}
+    src_size = (v.get("displayWidth"), v.get("displayHeight"))
     times = [duration * (i + 0.5) / 8 for i in range(8)]
-    out = {"source": src.name, "preset": a.preset, "variants": [], "audio": [], "playback": []}
-    print(f"{src.name}, preset {a.preset}: {len(variants)} variants")
-    for v in variants:
-        bw = int(v["BANDWIDTH"])
-        entry = {"uri": v["URI"], "bandwidth": bw, "codecs": v.get("CODECS"), "resolution": v.get("RESOLUTION"),
-                 "audio": v.get("AUDIO")}
-        if v.get("RESOLUTION") and bw <= a.max_kbps * 1000:
-            with tempfile.TemporaryDirectory() as t:
-                entry["ocr_recall"] = ocr_recall(src, pkg / v["URI"], times, src_size, tmpdir)
+    frames = Path(tmpdir) / f"frames-{src.stem}"
+    frames.mkdir(exist_ok=True)
+    out = {"source": src.name, "preset": preset, "package": str(pkg), "duration": duration, "variants": [], "audio": []}
+    print(f"{src.name}, preset {preset}: {len(variants)} variants", flush=True)
+    for var in variants:
+        bw = int(var["BANDWIDTH"])
+        entry = {"uri": var["URI"], "bandwidth": bw, "codecs": var.get("CODECS"), "resolution": var.get("RESOLUTION"),
+                 "audio": var.get("AUDIO")}
+        if var.get("RESOLUTION") and bw <= max_kbps * 1000 and src_size[0]:
+            entry["ocr_recall"] = ocr_recall(src, pkg / var["URI"], times, src_size, frames)
         out["variants"].append(entry)
-        print(f"  {v['URI']:18} {v.get('RESOLUTION', 'audio'):>9} {bw / 1000:7.1f} kb/s  {v.get('CODECS')}"
-              + (f"  OCR recall {entry['ocr_recall']:.3f}" if "ocr_recall" in entry else ""))
+        print(f"  {var['URI']:16} {var.get('RESOLUTION', 'audio'):>9} {bw / 1000:6.1f} kb/s  {var.get('CODECS')}"
+              + (f"  OCR recall {entry['ocr_recall']:.3f}" if "ocr_recall" in entry else ""), flush=True)
     for r in lecture["audio"]:
         score = speech_score(src, pkg / r["playlist"], tmpdir)
         out["audio"].append({"name": r["name"], "codecs": r["codecs"], "peak": r["peakBitrate"], "average": r["averageBitrate"],
                              "pesq_wb": score})
-        print(f"  audio {r['name']:6} {r['codecs']:10} peak {r['peakBitrate'] / 1000:5.1f} kb/s  avg {r['averageBitrate'] / 1000:5.1f} kb/s  PESQ-WB {score:.2f}")
+        print(f"  audio {r['name']:4} {r['codecs']:10} peak {r['peakBitrate'] / 1000:5.1f} kb/s  avg {r['averageBitrate'] / 1000:5.1f} kb/s"
+              f"  PESQ-WB {score:.2f}", flush=True)
     sa = lecture.get("slidesAndAudio")
     if sa:
-        out["slides_and_audio"] = {"bytes": sa.get("bytes"), "per45min_mb": sa.get("bytes", 0) / duration * 2700 / 1e6}
-        print(f"  slides + audio: {sa.get('bytes', 0) / 1e6:.2f} MB for {duration:.0f} s = {out['slides_and_audio']['per45min_mb']:.2f} MB per 45 min")
-    ok, detail = gst_plays_to_end(pkg)
-    out["gstreamer_plays_to_end"] = ok
-    print(f"  GStreamer playbin to the end: {'yes' if ok else 'NO ' + detail}")
+        out["slides_and_audio"] = {"bytes": sa["bytes"], "stills": len(sa["stills"]), "per45min_mb": sa["bytes"] / duration * 2700 / 1e6}
+        print(f"  slides + audio: {sa['bytes'] / 1e6:.2f} MB for {duration:.0f} s ({len(sa['stills'])} stills)"
+              f" = {out['slides_and_audio']['per45min_mb']:.2f} MB per 45 min", flush=True)
+    out["gstreamer"] = gst_plays_to_end(pkg)
+    print(f"  GStreamer playbin to the end: {out['gstreamer']} of 3 runs", flush=True)
+    return out
+
+
+def markdown(results, command):
+    import datetime
+    lines = [f"### Weak links, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC", "", f"`{command}`", ""]
+    lines += ["| source | variant | resolution | declared peak incl. audio | CODECS | OCR recall |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in results["sources"]:
+        for v in r["variants"]:
+            ocr = f"{v['ocr_recall']:.3f}" if "ocr_recall" in v else "—"
+            lines.append(f"| {r['source']} | {v['uri'].split('/')[0]} | {v['resolution'] or 'audio'} | {v['bandwidth'] / 1000:.1f} kb/s | {v['codecs']} | {ocr} |")
+    lines += ["", "| source | audio rendition | codec | peak | average | PESQ-WB |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in results["sources"]:
+        for a in r["audio"]:
+            lines.append(f"| {r['source']} | {a['name']} | {a['codecs']} | {a['peak'] / 1000:.1f} kb/s | {a['average'] / 1000:.1f} kb/s | {a['pesq_wb']:.2f} |")
+    lines += ["", "| source | slides + audio | per 45 min | GStreamer playbin to the end |", "| --- | --- | --- | --- |"]
+    for r in results["sources"]:
+        sa = r.get("slides_and_audio")
+        lines.append(f"| {r['source']} | {sa['bytes'] / 1e6:.2f} MB, {sa['stills']} stills |" if sa else f"| {r['source']} | — |")
+        lines[-1] += (f" {sa['per45min_mb']:.2f} MB |" if sa else " — |") + f" {r['gstreamer']} of 3 |"
+    if results["playback"]:
+        lines += ["", f"Chromium (native HLS, 960x540 player) on {results['playback_source']}, DevTools emulation plus a loopback server throttled to the same rate; medians of the runs:", "",
+                  "| link | first frame | media per wall second after it | media played / wall | stalled | picture sizes played (each run) |", "| --- | --- | --- | --- | --- | --- |"]
+        for p in results["playback"]:
+            sizes = "; ".join(" > ".join(r["sizes"]) for r in p["runs"])
+            lines.append(f"| {p['link']} | {p['first_frame']:.1f} s | {p['rate_after_first']:.2f} | {p['played']:.1f} s / {p['wall']:.0f} s | {p['stalled']:.1f} s | {sizes} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sources", default="lecture720,dense720", help="bench sources (names in the bench cache)")
+    ap.add_argument("--package", help="measure this package of the first source instead of making one")
+    ap.add_argument("--preset", default="lecture")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--links", default="150:300:45,64:500:60", help="kbps:rtt_ms:seconds,...")
+    ap.add_argument("--max-kbps", type=int, default=110, help="OCR the video variants up to this declared bandwidth")
+    ap.add_argument("--skip-playback", action="store_true")
+    ap.add_argument("--append", action="store_true", help="append the tables to BENCHMARKS.md")
+    ap.add_argument("--json", help="write the results here")
+    a = ap.parse_args()
+    tmpdir = tempfile.mkdtemp(prefix="cp-lowband-")
+    results = {"sources": [], "playback": []}
+    for i, name in enumerate(a.sources.split(",")):
+        src = CACHE / f"{name}.mp4"
+        results["sources"].append(measure_source(src, a.preset, a.max_kbps, tmpdir, a.package if i == 0 else None))
     if not a.skip_playback:
+        first = results["sources"][0]
+        results["playback_source"] = first["source"]
         for spec in a.links.split(","):
             kbps, rtt, secs = (int(x) for x in spec.split(":"))
-            p = playback(pkg, kbps, rtt, secs, a.runs)
-            out["playback"].append(p)
+            p = playback(first["package"], kbps, rtt, secs, a.runs)
+            results["playback"].append(p)
             print(f"  Chromium at {p['link']}: first frame {p['first_frame']:.1f} s, {p['rate_after_first']:.2f} s of media per s after it, "
-                  f"played {p['played']:.1f} s of {p['wall']:.0f} s, stalled {p['stalled']:.1f} s (medians of {a.runs})")
+                  f"played {p['played']:.1f} s of {p['wall']:.0f} s, stalled {p['stalled']:.1f} s (medians of {a.runs})", flush=True)
             for r in p["runs"]:
                 print(f"      run: first {r['first_frame']}, rate {r['rate_after_first']:.2f}, stalled {r['stalled']:.1f} s, "
-                      f"sizes {' > '.join(r['sizes'])}, segments from {' > '.join(r['fetched'])}")
+                      f"sizes {' > '.join(r['sizes'])}, segments from {' > '.join(r['fetched'])}", flush=True)
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=1))
-    return out
+        Path(a.json).write_text(json.dumps(results, indent=1))
+    if a.append:
+        command = "make bench-lowband" + (f" LOWBAND_ARGS=\"{' '.join(sys.argv[1:]).replace('--append', '').strip()}\"" if len(sys.argv) > 2 else "")
+        with open(ROOT / "BENCHMARKS.md", "a") as f:
+            f.write("\n" + markdown(results, command))
+    return results
 
 
 if __name__ == "__main__":

@@ -66,14 +66,15 @@ enum Support {
 
     struct FixtureError: Error, CustomStringConvertible { var description: String }
 
-    /// A small ladder for 240p fixtures: two video rungs and an audio-only rendition.
+    /// A small ladder for 240p fixtures: two video rungs, an AAC and an Opus audio-only rendition.
     static func testPreset() throws -> String {
         let url = fixtureDir.appendingPathComponent("test-ladder.json")
         let json = """
         { "name": "test", "segmentSeconds": 6, "keyframeSeconds": 2, "x264Preset": "ultrafast",
           "rungs": [ { "name": "v240", "height": 240, "crf": 28, "maxKbps": 400, "audio": "a48" },
                      { "name": "v144", "height": 144, "crf": 28, "maxKbps": 100, "maxFps": 15, "audio": "a48" } ],
-          "audio": [ { "name": "a48", "kbps": 48, "channels": 1, "audioOnly": true } ] }
+          "audio": [ { "name": "a48", "kbps": 48, "channels": 1, "audioOnly": true },
+                     { "name": "o16", "codec": "opus", "kbps": 16, "channels": 1, "audioOnly": true } ] }
         """
         try json.write(to: url, atomically: true, encoding: .utf8)
         return url.path

@@ -68,7 +68,7 @@ import Testing
 
     @Test func ladderFor720pStopsAt720() throws {
         let plan = LadderPlan.make(source: source(1280, 720), preset: try preset())
-        #expect(plan.video.map(\.height) == [720, 480, 360, 240, 144])
+        #expect(plan.video.map(\.height) == [720, 480, 360, 240, 216])
         #expect(plan.video.allSatisfy { $0.width % 2 == 0 && $0.height % 2 == 0 })
         #expect(plan.audio.contains { $0.audioOnly && $0.kbps <= 64 })
     }
@@ -135,6 +135,33 @@ import Testing
         p.rungs[1].audio = p.audio[0].name
         p.segmentSeconds = 5
         #expect(p.problem()?.contains("segmentSeconds") == true)
+    }
+
+    @Test func audioCodecsAndTheirRanges() throws {
+        var p = try Preset.named("minimal", in: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Presets"))
+        let opus = try #require(p.audio.firstIndex { $0.codec == "opus" })
+        #expect(p.problem() == nil)
+        p.audio[opus].codec = "vorbis"
+        #expect(p.problem() == "preset field audio[\(opus)].codec must be aac or opus, is \"vorbis\"")
+        p.audio[opus].codec = "opus"
+        p.audio[opus].kbps = 8  // fine for Opus, not for AAC
+        #expect(p.problem() == nil)
+        p.audio[opus].codec = nil
+        #expect(p.problem()?.contains("audio[\(opus)].kbps must be between 16 and 320 for aac") == true)
+        p.audio[opus].codec = "opus"
+        p.audio[opus].sampleRate = 44100
+        #expect(p.problem()?.contains("sampleRate must be 48000 for opus") == true)
+    }
+
+    @Test func shortLecturesGetThreeSegments() throws {
+        let p = try Preset.named("lecture", in: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Presets"))
+        #expect(LadderPlan.segmentSeconds(preset: p, duration: 600) == 6)
+        #expect(LadderPlan.segmentSeconds(preset: p, duration: 12.5) == 6)
+        #expect(LadderPlan.segmentSeconds(preset: p, duration: 12) == 4)
+        #expect(LadderPlan.segmentSeconds(preset: p, duration: 8) == 2)
+        #expect(LadderPlan.segmentSeconds(preset: p, duration: 3) == 2)
     }
 }
 

@@ -23,6 +23,23 @@ import Testing
         #expect(v.stdout.contains("FAIL v144/index.m3u8: every segment present"), "\(v.stdout)")
     }
 
+    @Test func codecsThatDoNotMatchTheStreamsFail() throws {
+        let pkg = try freshPackage()
+        let url = pkg.appendingPathComponent("master.m3u8")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        // The AAC group declared as Opus, and an unknown codec.
+        var v = try Support.coursepack("validate", pkg.path)
+        #expect(v.status == 0)
+        try text.replacingOccurrences(of: ",mp4a.40.2\"", with: ",opus\"").write(to: url, atomically: true, encoding: .utf8)
+        v = try Support.coursepack("validate", pkg.path)
+        #expect(v.status == 1)
+        #expect(v.stdout.contains("FAIL v240/index.m3u8: CODECS match the streams"), "\(v.stdout)")
+        try text.replacingOccurrences(of: ",mp4a.40.2\"", with: ",mp4a.40.2,xyz1\"").write(to: url, atomically: true, encoding: .utf8)
+        v = try Support.coursepack("validate", pkg.path)
+        #expect(v.status == 1)
+        #expect(v.stdout.contains("FAIL v240/index.m3u8: CODECS are known codecs"), "\(v.stdout)")
+    }
+
     @Test func corruptedPlaylistFails() throws {
         let pkg = try freshPackage()
         let url = pkg.appendingPathComponent("v240/index.m3u8")

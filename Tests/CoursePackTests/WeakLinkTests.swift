@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+
+/// The default ladder's weak-link end: the 216p rung under 64 kb/s, the Opus and AAC audio-only
+/// variants, the slides + audio lecture, and what real players (Chromium, GStreamer) make of them.
+@Suite(.serialized) struct WeakLinkTests {
+    static let sample = Support.repoRoot.appendingPathComponent("Samples/lecture.mp4").path
+    static let hlsCheck = Support.repoRoot.deletingLastPathComponent().appendingPathComponent("shared/tools/hls_check.py").path
+
+    struct Variant {
+        var uri: String
+        var bandwidth: Int
+        var codecs: String
+        var resolution: String?
+        var audio: String?
+    }
+
+    static func variants(_ pkg: URL, master: String = "master.m3u8") throws -> [Variant] {
+        let text = try String(contentsOf: pkg.appendingPathComponent(master), encoding: .utf8)
+        let lines = text.split(separator: "\n").map(String.init)
+        func attr(_ line: String, _ key: String) -> String? {
+            guard let r = line.range(of: "\(key)=") else { return nil }
+            let rest = line[r.upperBound...]
+            if rest.hasPrefix("\"") { return String(rest.dropFirst().prefix { $0 != "\"" }) }
+            return String(rest.prefix { $0 != "," })
+        }
+        return lines.enumerated().compactMap { i, l in
+            guard l.hasPrefix("#EXT-X-STREAM-INF:"), i + 1 < lines.count else { return nil }
+            let body = String(l.dropFirst(18))
+            return Variant(uri: lines[i + 1], bandwidth: Int(attr(body, "BANDWIDTH") ?? "") ?? -1,
+                           codecs: attr(body, "CODECS") ?? "", resolution: attr(body, "RESOLUTION"), audio: attr(body, "AUDIO"))
+        }
+    }
+
+    /// The sample lecture packaged with the default preset, once for the suite.
+    static let package: Result<URL, Error> = Result {
+        let out = try Support.scratch("weaklink").appendingPathComponent("pkg")
+        let r = try Support.coursepack("transcode", sample, "-o", out.path, "--preset", "lecture")
+        guard r.status == 0 else { throw Support.FixtureError(description: "transcode failed: \(r.stderr)") }
+        return out
+    }
+
+    /// A master with only the variants whose codecs are H.264 and AAC, as a player without Opus sees it.
+    static func aacOnlyMaster(_ pkg: URL) throws -> String {
+        let lines = try String(contentsOf: pkg.appendingPathComponent("master.m3u8"), encoding: .utf8).split(separator: "\n").map(String.init)
+        var out: [String] = []
+        var i = 0
+        while i < lines.count {
+            let l = lines[i]
+            if l.hasPrefix("#EXT-X-STREAM-INF:") {
+                if !l.contains("opus") { out += [l, lines[i + 1]] }
+                i += 2
+                continue
+            }
+            if !(l.hasPrefix("#EXT-X-MEDIA:") && l.contains("GROUP-ID=\"o16\"")) { out.append(l) }
+            i += 1
+        }
+        try (out.joined(separator: "\n") + "\n").write(to: pkg.appendingPathComponent("master-aac.m3u8"), atomically: true, encoding: .utf8)
+        return "master-aac.m3u8"
+    }
+
+    @Test func weakLinkVariantsAndTheirCodecs() throws {
+        let pkg = try Self.package.get()
+        let vs = try Self.variants(pkg)
+        let video = vs.filter { $0.resolution != nil }
+        let audioOnly = vs.filter { $0.resolution == nil }
+        // The weak-link rung: 384x216, H.264 with the 24 kb/s AAC group, 64 kb/s or less with its audio.
+        let weak = try #require(video.first { $0.resolution == "384x216" })
+        #expect(weak.bandwidth <= 64_000, "\(weak)")
+        #expect(weak.audio == "a24")
+        #expect(weak.codecs.range(of: #"^avc1\.[0-9A-F]{6},mp4a\.40\.2$"#, options: .regularExpression) != nil, weak.codecs)
+        // Every video variant carries AAC, so a player never switches audio codec between variants.
+        #expect(video.allSatisfy { $0.codecs.hasSuffix(",mp4a.40.2") }, "\(video.map(\.codecs))")
+        // Audio-only: Opus under 24 kb/s and AAC for players without Opus.
+        let opus = try #require(audioOnly.first { $0.codecs == "opus" })
+        #expect(opus.bandwidth <= 24_000, "\(opus)")
+        #expect(audioOnly.contains { $0.codecs == "mp4a.40.2" })
+        // Ascending bandwidth, video first: players that start on the first variant start on the weakest.
+        #expect(video.map(\.bandwidth) == video.map(\.bandwidth).sorted())
+        #expect(audioOnly.map(\.bandwidth) == audioOnly.map(\.bandwidth).sorted())
+        #expect(vs.prefix(video.count).allSatisfy { $0.resolution != nil })
+        // The streams are what CODECS says (ffprobe reads the renditions on its own).
+        let o = try Support.ffprobe(["-show_streams", pkg.appendingPathComponent(opus.uri).path])
+        let os = (o["streams"] as? [[String: Any]])?.first
+        #expect(os?["codec_name"] as? String == "opus")
+        #expect(os?["channels"] as? Int == 1)
+        #expect(os?["sample_rate"] as? String == "48000")
+        let w = try PackageProbe(dir: pkg).probeSegment(weak.uri, 0).stream
+        #expect(w["codec_name"] as? String == "h264" && w["width"] as? Int == 384 && w["height"] as? Int == 216)
+        #expect(w["r_frame_rate"] as? String == "10/1", "\(w["r_frame_rate"] ?? "")")
+        // The package validates, and the outside checker agrees.
+        let v = try Support.coursepack("validate", pkg.path)
+        #expect(v.status == 0, "\(v.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") })")
+        let check = try Support.run("python3", [Self.hlsCheck, pkg.path, "--source", Self.sample])
+        #expect(check.status == 0, "hls_check: \(check.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") }) \(check.stderr.suffix(300))")
+    }
+
+    @Test func theMasterStaysCompleteForPlayersWithoutOpus() throws {
+        let pkg = try Self.package.get()
+        let master = try Self.aacOnlyMaster(pkg)
+        let vs = try Self.variants(pkg, master: master)
+        #expect(vs.allSatisfy { !$0.codecs.contains("opus") })
+        #expect(vs.filter { $0.resolution != nil }.count == 5)
+        #expect(vs.contains { $0.resolution != nil && $0.bandwidth <= 192_000 })
+        #expect(vs.contains { $0.resolution == nil && $0.codecs == "mp4a.40.2" })
+        let check = try Support.run("python3", [Self.hlsCheck, pkg.appendingPathComponent(master).path, "--source", Self.sample, "--no-decode"])
+        #expect(check.status == 0, "hls_check: \(check.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") })")
+    }
+
+    @Test func slidesAndAudioLectureIsLight() throws {
+        let pkg = try Self.package.get()
+        let j = try JSONSerialization.jsonObject(with: Data(contentsOf: pkg.appendingPathComponent("lecture.json"))) as? [String: Any]
+        let sa = try #require(j?["slidesAndAudio"] as? [String: Any])
+        #expect(sa["audio"] as? String == "o16/index.m3u8")
+        let stills = sa["stills"] as? [String] ?? []
+        #expect(!stills.isEmpty && stills.allSatisfy { $0.hasSuffix(".webp") }, "\(stills)")
+        // The bytes it declares are the files on disk: the Opus segments, its init segment, the stills.
+        let fm = FileManager.default
+        func size(_ p: String) -> Int { (try? fm.attributesOfItem(atPath: pkg.appendingPathComponent(p).path)[.size] as? Int) ?? 0 }
+        let segs = try PackageProbe(dir: pkg).segments("o16/index.m3u8")
+        let expected = segs.entries.reduce(0) { $0 + size("o16/" + $1.uri) } + size("o16/init.mp4") + Set(stills).reduce(0) { $0 + size($1) }
+        #expect(sa["bytes"] as? Int == expected)
+        for still in stills {
+            let p = try Support.ffprobe(["-show_streams", pkg.appendingPathComponent(still).path])
+            let s = (p["streams"] as? [[String: Any]])?.first
+            #expect(s?["codec_name"] as? String == "webp")
+            #expect(min(s?["width"] as? Int ?? 0, s?["height"] as? Int ?? 0) == 360, "\(still)")
+        }
+        #expect(try Support.validateLectureJSON(pkg).status == 0)
+    }
+
+    @Test func chromiumDecodesEveryVariantAndPlays() throws {
+        let pkg = try Self.package.get()
+        let script = Support.repoRoot.appendingPathComponent("Tests/browser/codecs.py").path
+        let r = try Support.run("python3", [script, pkg.path])
+        #expect(r.status == 0, "player: \(r.stdout) \(r.stderr.suffix(1500))")
+        let result = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let reported = result?["variants"] as? [[String: Any]] ?? []
+        #expect(reported.count == 7)
+        #expect(reported.allSatisfy { $0["supported"] as? Bool == true }, "\(reported)")
+        #expect(!(result?["segmentsFrom"] as? [String] ?? []).isEmpty)
+        // As a player without Opus sees the package: the H.264/AAC variants alone play.
+        let aac = try Support.run("python3", [script, pkg.path, try Self.aacOnlyMaster(pkg)])
+        #expect(aac.status == 0, "player: \(aac.stdout) \(aac.stderr.suffix(1500))")
+    }
+
+    @Test func gstreamerPlaysAShortHEVCSurroundPackageToTheEnd() throws {
+        // The case that hung in GStreamer's playbin: 8 s of 10-bit HEVC with 5.1 sound, four video rungs.
+        let src = try Support.fixture("hevc10-51-480p.mkv", [
+            "-f", "lavfi", "-i", "testsrc2=s=854x480:r=30:d=8", "-f", "lavfi", "-i", "sine=f=440:d=8", "-ac", "6",
+            "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le", "-c:a", "aac", "-shortest"])
+        let out = try Support.scratch().appendingPathComponent("pkg")
+        let t = try Support.coursepack("transcode", src, "-o", out.path, "--preset", "lecture")
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(try Self.variants(out).filter { $0.resolution != nil }.count == 4)
+        for run in 1...5 {
+            let r = try GStreamer.play(out)
+            #expect(r.status == 0, "run \(run): \(r.stdout) \(r.stderr.suffix(500))")
+        }
+    }
+}
+
+enum GStreamer {
+    /// GStreamer's playbin over loopback HTTP, as fast as it goes, to end of stream (Tests/browser/gst_play.py).
+    static func play(_ package: URL, timeout: Int = 60) throws -> Support.Result {
+        try Support.run("python3", [Support.repoRoot.appendingPathComponent("Tests/browser/gst_play.py").path, package.path,
+                                    "--timeout", String(timeout)])
+    }
+}

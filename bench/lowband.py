@@ -131,6 +131,10 @@ class Link:
             wfile.write(chunk)
 
 
+# --cacheable: serve with Cache-Control as a CDN would (README "Serving a package").
+CACHEABLE = False
+
+
 def throttled_server(directory, link, page):
     import functools
     import http.server
@@ -152,6 +156,8 @@ def throttled_server(directory, link, page):
             self.send_response(200)
             self.send_header("Content-Type", self.guess_type(f))
             self.send_header("Content-Length", str(len(data)))
+            if CACHEABLE:
+                self.send_header("Cache-Control", "public, max-age=3600")
             self.end_headers()
             try:
                 link.send(self.wfile, data)
@@ -310,8 +316,11 @@ def main():
     ap.add_argument("--max-kbps", type=int, default=110, help="OCR the video variants up to this declared bandwidth")
     ap.add_argument("--skip-playback", action="store_true")
     ap.add_argument("--append", action="store_true", help="append the tables to BENCHMARKS.md")
+    ap.add_argument("--cacheable", action="store_true", help="serve every file with Cache-Control: public, max-age=3600")
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args()
+    global CACHEABLE
+    CACHEABLE = a.cacheable
     tmpdir = tempfile.mkdtemp(prefix="cp-lowband-")
     results = {"sources": [], "playback": []}
     for i, name in enumerate(a.sources.split(",")):
@@ -332,7 +341,7 @@ def main():
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     if a.append:
-        command = "make bench-lowband" + (f" LOWBAND_ARGS=\"{' '.join(sys.argv[1:]).replace('--append', '').strip()}\"" if len(sys.argv) > 2 else "")
+        command = " ".join(["python3", "bench/lowband.py"] + sys.argv[1:])
         with open(ROOT / "BENCHMARKS.md", "a") as f:
             f.write("\n" + markdown(results, command))
     return results

@@ -72,7 +72,7 @@ extension Encoder {
         config.pixelFormat = picture.pixelFormat
         config.globalHeader = false
         config.threads = 1
-        config.options = ["quality": String(quality), "preset": "text"]
+        config.options = ["quality": String(quality)]
         try writeImage(picture, to: path, config: config)
     }
 

@@ -174,10 +174,10 @@ final class ChapterBranch: Branch {
         stills.append((t, name))
     }
 
-    /// libwebp quality of the light stills: a 640x360 slide is about 10 KB at 50 (a JPEG at the same
-    /// size and legibility about 16 KB), so 45 minutes of Opus speech with a still every 15 s stay
-    /// under 8 MB (BENCHMARKS.md).
-    static let lightQuality = 50
+    /// libwebp quality of the light stills: a 640x360 slide of the bench lecture is about 8 KB at 30
+    /// (9.8 KB at 50, 16.5 KB as a JPEG at qscale 8) and Tesseract still reads every word of it, so 45
+    /// minutes of Opus speech with a still every 15 s stay under 8 MB (BENCHMARKS.md, "Weak links").
+    static let lightQuality = 30
 
     static func lightName(_ still: String) -> String { String(still.dropLast(4)) + ".webp" }
 

@@ -68,7 +68,7 @@ import Testing
         let weak = try #require(video.first { $0.resolution == "384x216" })
         #expect(weak.bandwidth <= 64_000, "\(weak)")
         #expect(weak.audio == "a24")
-        #expect(weak.codecs.range(of: #"^avc1\.[0-9A-F]{6},mp4a\.40\.2$"#, options: .regularExpression) != nil, weak.codecs)
+        #expect(weak.codecs.range(of: #"^avc1\.[0-9A-F]{6},mp4a\.40\.2$"#, options: .regularExpression) != nil, "\(weak.codecs)")
         // Every video variant carries AAC, so a player never switches audio codec between variants.
         #expect(video.allSatisfy { $0.codecs.hasSuffix(",mp4a.40.2") }, "\(video.map(\.codecs))")
         // Audio-only: Opus under 24 kb/s and AAC for players without Opus.

@@ -80,6 +80,7 @@ public struct LadderPlan: Codable, Sendable {
                 sizes.append((r, w, h))
             }
             let totalPixels = sizes.reduce(0) { $0 + $1.1 * $1.2 }
+            let segmentRatio = segmentSeconds(preset: preset, duration: source.duration) / preset.segmentSeconds
             video = sizes.map { r, w, h in
                 let cap = r.maxFps.flatMap { $0 < v.frameRate - 0.01 ? $0 : nil }
                 let fps = cap ?? v.frameRate
@@ -92,7 +93,7 @@ public struct LadderPlan: Codable, Sendable {
                 let threads = max(1, min(cores, Int((share * Double(cores)).rounded())))
                 return VideoRenditionPlan(
                     name: r.name, width: w, height: h, frameRate: (fps * 1000).rounded() / 1000, frameRateCap: cap,
-                    crf: r.crf, maxKbps: r.maxKbps, bufferKbps: r.bufferKbps ?? 2 * r.maxKbps, audio: r.audio,
+                    crf: r.crf, maxKbps: r.maxKbps, bufferKbps: bufferKbps(r, segmentRatio: segmentRatio), audio: r.audio,
                     x264Preset: r.x264Preset ?? preset.x264Preset, threads: threads)
             }
             chainScaling(&video)
@@ -122,14 +123,24 @@ public struct LadderPlan: Codable, Sendable {
                           fullWidth: full.0, fullHeight: full.1, download: download)
     }
 
-    /// The preset's segment length, shortened for a lecture of at most two segments to the largest
-    /// multiple of the keyframe interval that gives it three or more. A player that switches variant
+    /// The rung's VBV buffer, shrunk in proportion when the lecture's segments are shorter than the
+    /// preset's: the buffer is what a segment may carry above the cap, so the peak a short segment
+    /// declares stays where the preset put it (with 2-s segments and the full buffer, 7-9 s test
+    /// lectures declared up to twice their cap).
+    static func bufferKbps(_ r: Preset.Rung, segmentRatio: Double) -> Int {
+        let full = r.bufferKbps ?? 2 * r.maxKbps
+        return segmentRatio < 1 ? max(16, Int((Double(full) * segmentRatio).rounded())) : full
+    }
+
+    /// The preset's segment length, shortened for a lecture of exactly two segments to the largest
+    /// multiple of the keyframe interval that gives it three or more (a lecture of one segment gives a
+    /// player nothing to switch to). A player that switches variant
     /// after the first segment then still has a segment to play after the switch: GStreamer 1.22's
     /// hlsdemux (playbin) stalls for good when its first switch lands on the last segment (an 8-s
     /// source in 6-s segments hung in 4 of 6 runs; in 2-s segments it played to the end in 8 of 8).
     static func segmentSeconds(preset: Preset, duration: Double) -> Double {
         let wanted = preset.segmentSeconds
-        guard duration > 0, duration <= 2 * wanted else { return wanted }
+        guard duration > wanted, duration <= 2 * wanted else { return wanted }
         let steps = (duration / 3 / preset.keyframeSeconds).rounded(.down)
         return max(1, steps) * preset.keyframeSeconds
     }

@@ -109,11 +109,12 @@ import Course
     @Test func perLectureTimeoutStopsAWorkerThatStillReportsNothing() throws {
         let course = try Self.course(["slow hangs.mp4", "fine.mp4"])
         let out = try Support.scratch().appendingPathComponent("pkg")
-        let (r, events) = try Self.batch(course, out, ["--timeout", "1", "--stall-timeout", "120"], fault: "hang:hangs")
+        // 5 s: long enough for the fine lecture (six encodes of a 6-s clip) on a loaded 2-core machine.
+        let (r, events) = try Self.batch(course, out, ["--timeout", "5", "--stall-timeout", "120"], fault: "hang:hangs")
         #expect(r.status == 1)
         let failed = events.filter { $0["event"] as? String == "lecture-failed" }
         #expect(failed.map { $0["category"] as? String } == ["timeout"])
-        #expect((failed.first?["reason"] as? String)?.contains("per-lecture timeout of 1 s") == true)
+        #expect((failed.first?["reason"] as? String)?.contains("per-lecture timeout of 5 s") == true)
         #expect(try Self.lectures(out).map { $0["status"] as! String } == ["ready", "failed"])
         #expect(Self.leftovers(out).isEmpty)
     }

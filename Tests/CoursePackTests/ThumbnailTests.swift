@@ -91,7 +91,7 @@ import Testing
         let sample = Support.repoRoot.appendingPathComponent("Samples/lecture.mp4").path
         let out = try Support.scratch().appendingPathComponent("pkg")
         #expect(try Support.coursepack("transcode", sample, "-o", out.path, "--preset", "minimal").status == 0)
-        for (file, streams) in [("downloads/lecture-v360.mp4", 2), ("downloads/lecture-a24.m4a", 1)] {
+        for (file, streams) in [("downloads/lecture-v360.mp4", 2), ("downloads/lecture-a36.m4a", 1)] {
             let url = out.appendingPathComponent(file)
             let boxes = try topLevelBoxes(url)
             let moov = boxes.firstIndex(of: "moov"), mdat = boxes.firstIndex(of: "mdat")

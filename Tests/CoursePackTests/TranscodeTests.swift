@@ -273,7 +273,7 @@ import Testing
         }
         let summary = try JSONSerialization.jsonObject(with: Data(text[(firstBrace?.lowerBound ?? text.startIndex)...].utf8)) as? [String: Any]
         let master = summary?["master"] as? [String: Any]
-        #expect((master?["variants"] as? [Any])?.count == 3)
+        #expect((master?["variants"] as? [Any])?.count == 4)  // v360, v216, the AAC and the Opus audio-only variants
     }
 
     @Test func existingOutputIsReplacedOnlyOnSuccess() throws {

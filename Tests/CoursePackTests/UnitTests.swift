@@ -162,7 +162,8 @@ import Testing
         #expect(LadderPlan.segmentSeconds(preset: p, duration: 12.5) == 6)
         #expect(LadderPlan.segmentSeconds(preset: p, duration: 12) == 4)
         #expect(LadderPlan.segmentSeconds(preset: p, duration: 8) == 2)
-        #expect(LadderPlan.segmentSeconds(preset: p, duration: 3) == 2)
+        #expect(LadderPlan.segmentSeconds(preset: p, duration: 6) == 6)  // one segment: nothing to switch to
+        #expect(LadderPlan.segmentSeconds(preset: p, duration: 3) == 6)
     }
 }
 

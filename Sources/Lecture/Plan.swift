@@ -103,7 +103,7 @@ public struct LadderPlan: Codable, Sendable {
             let used = Set(video.map(\.audio))
             for p in preset.audio where p.audioOnly == true || used.contains(p.name) {
                 let codec = p.codec ?? "aac"
-                // Opus runs at 48 kHz whatever the source (RFC 7845 5.1: its decoders output 48 kHz).
+                // Opus is encoded at 48 kHz whatever the source: the rate its decoders play at.
                 let rate = codec == "opus" ? 48000 : p.sampleRate ?? (a.sampleRate == 44100 ? 44100 : 48000)
                 audio.append(AudioRenditionPlan(name: p.name, codec: codec, kbps: p.kbps, channels: min(p.channels, max(1, a.channels)),
                                                 sampleRate: rate, audioOnly: p.audioOnly == true))
@@ -125,8 +125,8 @@ public struct LadderPlan: Codable, Sendable {
 
     /// The rung's VBV buffer, shrunk in proportion when the lecture's segments are shorter than the
     /// preset's: the buffer is what a segment may carry above the cap, so the peak a short segment
-    /// declares stays where the preset put it (with 2-s segments and the full buffer, 7-9 s test
-    /// lectures declared up to twice their cap).
+    /// declares stays where the preset put it (with 2-s segments and the full buffer, the 144p rung of
+    /// the 7-9-s test lectures went over the 192 kb/s that `validate` allows the weakest variant).
     static func bufferKbps(_ r: Preset.Rung, segmentRatio: Double) -> Int {
         let full = r.bufferKbps ?? 2 * r.maxKbps
         return segmentRatio < 1 ? max(16, Int((Double(full) * segmentRatio).rounded())) : full

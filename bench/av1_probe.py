@@ -7,8 +7,6 @@ recall (bench/lowband.py's measure) and VMAF against the source (FFmpeg 9's libv
 back to the source size). Usage: av1_probe.py [--sources lecture720,dense720]
 """
 import argparse
-import glob
-import os
 import re
 import subprocess
 import sys
@@ -18,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lowband  # noqa: E402
+import rung_probe  # noqa: E402
 
 SETTINGS = [
     ("x264 veryfast CRF 26", ["-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-maxrate", "32k", "-bufsize", "48k",
@@ -51,14 +50,10 @@ def main():
                 out.mkdir()
                 gop = ["-force_key_frames", "expr:gte(t,n_forced*6)", "-g", "600"] if "libx264" in args else ["-g", "60"]
                 start = time.time()
-                subprocess.run(["ffmpeg", "-v", "error", "-y", "-threads", "2", "-i", str(src), "-an",
-                                "-vf", "scale=-2:216:flags=lanczos,fps=10"] + args + gop +
-                               ["-f", "hls", "-hls_time", "6", "-hls_segment_type", "fmp4", "-hls_playlist_type", "vod",
-                                "-hls_segment_filename", f"{out}/seg_%03d.m4s", f"{out}/index.m3u8"], check=True)
+                peak, bits = rung_probe.hls(src, out, ["-an", "-vf", "scale=-2:216:flags=lanczos,fps=10"] + args + gop,
+                                             input_args=["-threads", "2"])
                 wall = time.time() - start
-                sizes = [os.path.getsize(s) for s in sorted(glob.glob(f"{out}/seg_*.m4s"))]
-                peak = max(sizes[:-1]) * 8 / 6
-                total = sum(sizes)
+                total = bits / 8
                 rec = lowband.ocr_recall(src, out / "index.m3u8", times, (1280, 720), frames)
                 score = vmaf(src, out / "index.m3u8", 1280, 720)
                 print(f"{name} | {label} | {wall:.1f} s | {total / 1e3:.0f} KB | {peak / 1e3:.1f} kb/s | {rec:.3f} | {score:.1f}",

@@ -30,6 +30,21 @@ speech() {  # speech OUT SECONDS
   rm -f "$1.raw.wav"
 }
 
+# slide_lecture OUT COLOUR SLIDE_FILTERS PLACE: 2 min at 1280x720 30 fps: SLIDE_FILTERS drawn on a COLOUR
+# background ([bg]), the swaying synthetic speaker with camera noise ([pip]) placed by PLACE (which
+# ends in [v]), and speech120.wav; encoded at CRF 16 like every bench source.
+slide_lecture() {
+  ffmpeg -v error -y \
+    -f lavfi -i "color=c=$2:s=1280x720:r=30:d=120" \
+    -f lavfi -i "gradients=s=320x240:r=30:c0=0x304050:c1=0x708090:speed=0.01:d=120,format=yuv420p" \
+    -f lavfi -i "color=c=0xd8a070:s=320x240:r=30:d=120,format=yuva420p,geq=lum='lum(X,Y)':cb='cb(X,Y)':cr='cr(X,Y)':a='255*lt(hypot((X-160-18*sin(T*1.7))/60,(Y-115-6*sin(T*3.1))/78),1)+255*lt(hypot((X-160)/120,(Y-300)/90),1)'" \
+    -i speech120.wav \
+    -filter_complex "[0:v]$3[bg];[1:v][2:v]overlay,noise=alls=6:allf=t[pip];$4" \
+    -map "[v]" -map 3:a -t 120 -c:v libx264 -preset medium -crf 16 -pix_fmt yuv420p -g 60 \
+    -c:a aac -b:a 128k -movflags +faststart "$1.tmp.mp4"
+  mv "$1.tmp.mp4" "$1"
+}
+
 if [ ! -f lecture720.mp4 ]; then
   speech speech120.wav 120
   slides=""
@@ -43,15 +58,8 @@ if [ ! -f lecture720.mp4 ]; then
       slides+="drawtext=fontfile=$font:text='• Point $((l + 1)) of slide $((i + 1)) with some explanatory words':x=100:y=$((200 + l * 62)):fontsize=32:fontcolor=black:$en,"
     done
   done
-  ffmpeg -v error -y \
-    -f lavfi -i "color=c=0xf5f5f0:s=1280x720:r=30:d=120" \
-    -f lavfi -i "gradients=s=320x240:r=30:c0=0x304050:c1=0x708090:speed=0.01:d=120,format=yuv420p" \
-    -f lavfi -i "color=c=0xd8a070:s=320x240:r=30:d=120,format=yuva420p,geq=lum='lum(X,Y)':cb='cb(X,Y)':cr='cr(X,Y)':a='255*lt(hypot((X-160-18*sin(T*1.7))/60,(Y-115-6*sin(T*3.1))/78),1)+255*lt(hypot((X-160)/120,(Y-300)/90),1)'" \
-    -i speech120.wav \
-    -filter_complex "[0:v]drawbox=x=0:y=0:w=1280:h=40:color=0x1a237e:t=fill,${slides%,}[bg];[1:v][2:v]overlay,noise=alls=6:allf=t[pip];[bg][pip]overlay=x=940:y=460[v]" \
-    -map "[v]" -map 3:a -t 120 -c:v libx264 -preset medium -crf 16 -pix_fmt yuv420p -g 60 \
-    -c:a aac -b:a 128k -movflags +faststart lecture720.tmp.mp4
-  mv lecture720.tmp.mp4 lecture720.mp4
+  slide_lecture lecture720.mp4 0xf5f5f0 "drawbox=x=0:y=0:w=1280:h=40:color=0x1a237e:t=fill,${slides%,}" \
+    "[bg][pip]overlay=x=940:y=460[v]"
 fi
 
 if [ ! -f dense720.mp4 ]; then
@@ -70,15 +78,7 @@ if [ ! -f dense720.mp4 ]; then
       slides+="drawtext=fontfile=$font:text='– The $w1 sets the $w2 while the $w3 waits $((i * 7 + l + 3)) ms':x=90:y=$((160 + l * 44)):fontsize=28:fontcolor=0x37474f:$en,"
     done
   done
-  ffmpeg -v error -y \
-    -f lavfi -i "color=c=white:s=1280x720:r=30:d=120" \
-    -f lavfi -i "gradients=s=320x240:r=30:c0=0x304050:c1=0x708090:speed=0.01:d=120,format=yuv420p" \
-    -f lavfi -i "color=c=0xd8a070:s=320x240:r=30:d=120,format=yuva420p,geq=lum='lum(X,Y)':cb='cb(X,Y)':cr='cr(X,Y)':a='255*lt(hypot((X-160-18*sin(T*1.7))/60,(Y-115-6*sin(T*3.1))/78),1)+255*lt(hypot((X-160)/120,(Y-300)/90),1)'" \
-    -i speech120.wav \
-    -filter_complex "[0:v]${slides%,}[bg];[1:v][2:v]overlay,noise=alls=6:allf=t[pip];[pip]scale=240:180[pips];[bg][pips]overlay=x=1020:y=520[v]" \
-    -map "[v]" -map 3:a -t 120 -c:v libx264 -preset medium -crf 16 -pix_fmt yuv420p -g 60 \
-    -c:a aac -b:a 128k -movflags +faststart dense720.tmp.mp4
-  mv dense720.tmp.mp4 dense720.mp4
+  slide_lecture dense720.mp4 white "${slides%,}" "[pip]scale=240:180[pips];[bg][pips]overlay=x=1020:y=520[v]"
 fi
 
 if [ ! -f screencast1080.mp4 ]; then

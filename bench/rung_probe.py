@@ -24,8 +24,9 @@ def source(name):
     return p if p.exists() else Path(name)
 
 
-def hls(src, out, args):
-    lowband.run(["ffmpeg", "-v", "error", "-y", "-i", str(src)] + args +
+def hls(src, out, args, input_args=()):
+    """Encodes `src` with `args` into 6-s fMP4 HLS segments in `out`: (peak bit/s, total bits)."""
+    lowband.run(["ffmpeg", "-v", "error", "-y"] + list(input_args) + ["-i", str(src)] + args +
                 ["-f", "hls", "-hls_time", "6", "-hls_segment_type", "fmp4", "-hls_playlist_type", "vod",
                  "-hls_segment_filename", f"{out}/seg_%03d.m4s", f"{out}/index.m3u8"])
     sizes = [os.path.getsize(s) for s in sorted(glob.glob(f"{out}/seg_*.m4s"))]

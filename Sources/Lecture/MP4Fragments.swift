@@ -92,12 +92,13 @@ public enum MP4Fragments {
             var header = 8
             if size == 1 {
                 guard i + 16 <= to else { throw ParseError(description: "truncated 64-bit box header") }
-                size = Int(be64(b, i + 8))
+                // A 64-bit size beyond Int.max is no file's: clamp it, and the bound below refuses it.
+                size = Int(clamping: be64(b, i + 8))
                 header = 16
             } else if size == 0 {
                 size = to - i
             }
-            guard size >= header, i + size <= to else {
+            guard size >= header, size <= to - i else {
                 throw ParseError(description: "box \(type) at \(i) runs past the end (\(size) bytes)")
             }
             out.append(Box(type: type, start: i, payload: i + header, end: i + size))
@@ -118,7 +119,12 @@ public enum MP4Fragments {
         let hf = Int(be32(b, tfhd.payload)) & 0xFFFFFF
         var p = tfhd.payload + 8
         var base = moof.start  // default-base-is-moof, and the rule for the first traf without a base
-        if hf & 0x1 != 0 { base = Int(be64(b, p)); p += 8 }
+        if hf & 0x1 != 0 {
+            let offset = be64(b, p)
+            guard offset <= UInt64(b.count) else { throw ParseError(description: "tfhd at \(tfhd.start) has a base offset past the file") }
+            base = Int(offset)
+            p += 8
+        }
         if hf & 0x2 != 0 { p += 4 }
         var sampleDuration = defaultDuration
         if hf & 0x8 != 0 { sampleDuration = be32(b, p); p += 4 }

@@ -32,6 +32,14 @@ import Testing
         #expect(throws: HLSParseError.self) { try MediaPlaylist(text: "#EXTM3U\nseg.m4s\n") }
     }
 
+    @Test func hugeBoxSizesAreRefusedNotTrapped() {
+        // A moov whose 64-bit largesize is 2^63 + 1, then the same box as the first of a segment.
+        var box: [UInt8] = [0, 0, 0, 1] + Array("moov".utf8) + [0x80, 0, 0, 0, 0, 0, 0, 1] + [UInt8](repeating: 0, count: 16)
+        #expect(throws: MP4Fragments.ParseError.self) { try MP4Fragments.sampleEntry(initSegment: Data(box)) }
+        box.replaceSubrange(4..<8, with: Array("moof".utf8))
+        #expect(throws: MP4Fragments.ParseError.self) { try MP4Fragments.fragments(of: Data(box)) }
+    }
+
     @Test func peakFollowsRFC8216() {
         // Target 6: windows of 3 to 9 seconds. A 2 s segment alone is too short to count.
         let r = MeasuredRate(sizes: [60_000, 90_000, 10_000], durations: [6, 6, 2], target: 6)

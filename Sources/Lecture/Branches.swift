@@ -66,9 +66,11 @@ final class BranchRunner: @unchecked Sendable {
 
 /// HLS muxer options shared by every rendition: fMP4 (CMAF) segments cut by libavformat, which
 /// keeps a one-segment window (its records of older segments are freed); the VOD playlist is
-/// written from the segment files when the rendition is done (`VODPlaylist`).
-func hlsOptions(directory: URL, segmentSeconds: Double) -> [String: String] {
-    [
+/// written from the segment files when the rendition is done (`VODPlaylist`). With a lead segment,
+/// `hls_init_time` ends the first segment at `lead` and the second at the next keyframe past twice
+/// the lead (audio: at twice the lead); later ones every `segmentSeconds` from the lead.
+func hlsOptions(directory: URL, segmentSeconds: Double, lead: Double?) -> [String: String] {
+    var options = [
         "hls_time": String(segmentSeconds),
         "hls_list_size": "1",
         "hls_segment_type": "fmp4",
@@ -76,6 +78,8 @@ func hlsOptions(directory: URL, segmentSeconds: Double) -> [String: String] {
         "hls_segment_filename": directory.appendingPathComponent("seg_%05d.m4s").path,
         "hls_flags": "independent_segments",
     ]
+    if let lead { options["hls_init_time"] = String(lead) }
+    return options
 }
 
 /// Figures a branch reports when done.
@@ -108,7 +112,7 @@ final class VideoBranch: Branch {
     /// Set before the branch starts.
     var downstream: [BranchRunner] = []
 
-    init(plan: VideoRenditionPlan, directory: URL, segmentSeconds: Double, x264Tune: String?, x264Params: String?) throws {
+    init(plan: VideoRenditionPlan, directory: URL, segmentSeconds: Double, lead: Double?, x264Tune: String?, x264Params: String?) throws {
         self.directory = directory
         self.name = plan.name
         self.plan = plan
@@ -133,7 +137,7 @@ final class VideoBranch: Branch {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         muxer = try Muxer(path: directory.appendingPathComponent("index.m3u8").path, format: "hls")
         try muxer.addStream(for: encoder)
-        try muxer.writeHeader(options: hlsOptions(directory: directory, segmentSeconds: segmentSeconds))
+        try muxer.writeHeader(options: hlsOptions(directory: directory, segmentSeconds: segmentSeconds, lead: lead))
     }
 
     func consume(_ frame: Frame) throws {
@@ -240,7 +244,7 @@ final class AudioBranch: Branch {
     private let directory: URL
     private(set) var stats = BranchStats()
 
-    init(plan: AudioRenditionPlan, directory: URL, segmentSeconds: Double) throws {
+    init(plan: AudioRenditionPlan, directory: URL, segmentSeconds: Double, lead: Double?) throws {
         self.directory = directory
         self.name = plan.name
         self.plan = plan
@@ -258,7 +262,7 @@ final class AudioBranch: Branch {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         muxer = try Muxer(path: directory.appendingPathComponent("index.m3u8").path, format: "hls")
         try muxer.addStream(for: encoder)
-        try muxer.writeHeader(options: hlsOptions(directory: directory, segmentSeconds: segmentSeconds))
+        try muxer.writeHeader(options: hlsOptions(directory: directory, segmentSeconds: segmentSeconds, lead: lead))
     }
 
     /// libopus for speech at low rates: the speech-tuned mode, 60 ms packets (a third of the per-sample

@@ -15,6 +15,9 @@ struct KeyframePlanner {
     let keyframeSeconds: Double
     /// Keyframe times per segment.
     let perSegment: Int
+    /// A short first segment (`LadderPlan.leadSegmentSeconds`): keyframe times are 0, then `lead` and
+    /// every `keyframeSeconds` after it.
+    let lead: Double?
     /// Share of the picture (0...1) that must have changed since the last keyframe for a keyframe
     /// inside a segment; 0 places every one.
     let minChange: Double
@@ -27,24 +30,48 @@ struct KeyframePlanner {
     private(set) var placed = 0
     private(set) var skipped = 0
 
-    init(segmentSeconds: Double, keyframeSeconds: Double, minChange: Double) {
+    init(segmentSeconds: Double, keyframeSeconds: Double, minChange: Double, lead: Double? = nil) {
         self.keyframeSeconds = keyframeSeconds
         perSegment = max(1, Int((segmentSeconds / keyframeSeconds).rounded()))
         self.minChange = minChange
+        self.lead = lead
+    }
+
+    /// Seconds from the lecture's start of keyframe time `index`.
+    func time(of index: Int) -> Double {
+        guard let lead else { return Double(index) * keyframeSeconds }
+        return index == 0 ? 0 : lead + Double(index - 1) * keyframeSeconds
+    }
+
+    /// The last keyframe time at or before `time`.
+    func index(at time: Double) -> Int {
+        guard let lead else { return Int(((time + 1e-4) / keyframeSeconds).rounded(.down)) }
+        return time + 1e-4 < lead ? 0 : 1 + Int(((time - lead + 1e-4) / keyframeSeconds).rounded(.down))
+    }
+
+    func startsSegment(_ index: Int) -> Bool {
+        lead == nil ? index % perSegment == 0 : index == 0 || (index - 1) % perSegment == 0
+    }
+
+    /// Inside the second segment of a lecture with a lead segment, only its start gets a keyframe:
+    /// libavformat's HLS muxer ends that segment at the first keyframe past twice the lead, so a
+    /// keyframe there would cut a short segment that raises the variant's peak.
+    func mayPlaceInside(_ index: Int) -> Bool {
+        lead == nil || index > perSegment
     }
 
     /// Marks `frame`, at `time` seconds from the lecture's start, as a keyframe or not.
     mutating func mark(_ frame: Frame, at time: Double) throws {
-        guard time >= Double(nextIndex) * keyframeSeconds - 1e-4 else {
+        guard time >= self.time(of: nextIndex) - 1e-4 else {
             frame.clearPictureType()
             return
         }
         // The first picture at or after one or more keyframe times (a gap can pass several).
-        let index = max(nextIndex, Int(((time + 1e-4) / keyframeSeconds).rounded(.down)))
-        let startsSegment = (nextIndex...index).contains { $0 % perSegment == 0 }
+        let index = max(nextIndex, self.index(at: time))
+        let startsSegment = (nextIndex...index).contains { self.startsSegment($0) }
         nextIndex = index + 1
         let cells = minChange > 0 ? try probe.cells(frame) : nil
-        if startsSegment || minChange == 0 || changedShare(cells, reference) >= minChange {
+        if startsSegment || (mayPlaceInside(index) && (minChange == 0 || changedShare(cells, reference) >= minChange)) {
             frame.requestKeyframe()
             reference = cells
             placed += 1

@@ -36,6 +36,8 @@ public struct LadderPlan: Codable, Sendable {
     public var video: [VideoRenditionPlan]
     public var audio: [AudioRenditionPlan]
     public var segmentSeconds: Double
+    /// A short first segment (`Preset.leadSegmentSeconds`), when the lecture is long enough for it.
+    public var leadSegmentSeconds: Double?
     public var keyframeSeconds: Double
     /// See `Preset.keyframeMinChange`.
     public var keyframeMinChange = 0.0
@@ -119,6 +121,7 @@ public struct LadderPlan: Codable, Sendable {
         }
         return LadderPlan(video: video, audio: audio,
                           segmentSeconds: segmentSeconds(preset: preset, duration: source.duration),
+                          leadSegmentSeconds: leadSegmentSeconds(preset: preset, duration: source.duration),
                           keyframeSeconds: preset.keyframeSeconds, keyframeMinChange: preset.keyframeMinChange ?? 0,
                           fullWidth: full.0, fullHeight: full.1, download: download)
     }
@@ -143,6 +146,13 @@ public struct LadderPlan: Codable, Sendable {
         guard duration > wanted, duration <= 2 * wanted else { return wanted }
         let steps = (duration / 3 / preset.keyframeSeconds).rounded(.down)
         return max(1, steps) * preset.keyframeSeconds
+    }
+
+    /// The preset's short first segment for a lecture of more than two full segments; a shorter one
+    /// keeps whole segments (`segmentSeconds`), so it still has three or more.
+    static func leadSegmentSeconds(preset: Preset, duration: Double) -> Double? {
+        guard let lead = preset.leadSegmentSeconds, duration > 2 * preset.segmentSeconds else { return nil }
+        return lead
     }
 
     /// Scales each rendition from the next larger one's picture instead of from the decoded picture.

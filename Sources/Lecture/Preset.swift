@@ -43,6 +43,11 @@ public struct Preset: Codable, Sendable {
     public var segmentSeconds: Double
     /// Distance between keyframes, seconds.
     public var keyframeSeconds: Double
+    /// Length of a short first segment, seconds; the second starts there and lasts a full segment.
+    /// Nil: every segment is `segmentSeconds`. A player starts after fetching the first segment of
+    /// the video and of the audio (Chromium fetches each twice, then waits for the second ones), so
+    /// on a weak link a short first segment is what brings the first picture forward.
+    public var leadSegmentSeconds: Double?
     /// Share of the picture (0...1) that must change since the last keyframe for a keyframe inside a
     /// segment; segment starts always get one. Nil or 0: a keyframe every keyframeSeconds.
     public var keyframeMinChange: Double?
@@ -107,6 +112,9 @@ public struct Preset: Codable, Sendable {
         if !(0.5...10).contains(keyframeSeconds) { return "preset field keyframeSeconds must be between 0.5 and 10, is \(keyframeSeconds)" }
         let ratio = segmentSeconds / keyframeSeconds
         if abs(ratio - ratio.rounded()) > 1e-9 { return "preset field segmentSeconds (\(segmentSeconds)) must be a multiple of keyframeSeconds (\(keyframeSeconds))" }
+        if let l = leadSegmentSeconds, !(0.5...keyframeSeconds).contains(l) {
+            return "preset field leadSegmentSeconds must be between 0.5 and keyframeSeconds (\(keyframeSeconds)), is \(l)"
+        }
         if let c = keyframeMinChange, !(0...1).contains(c) { return "preset field keyframeMinChange must be between 0 and 1, is \(c)" }
         if !x264Presets.contains(x264Preset) { return "preset field x264Preset must be one of \(x264Presets.joined(separator: ", ")), is \"\(x264Preset)\"" }
         if audio.isEmpty { return "preset field audio must list at least one rendition" }

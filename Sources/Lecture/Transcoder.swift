@@ -155,14 +155,15 @@ final class OnePass {
         self.logger = logger
         self.progress = progress
         keyframes = KeyframePlanner(segmentSeconds: plan.segmentSeconds, keyframeSeconds: plan.keyframeSeconds,
-                                    minChange: plan.keyframeMinChange)
+                                    minChange: plan.keyframeMinChange, lead: plan.leadSegmentSeconds)
         do {
             videoBranches = try plan.video.map {
                 try VideoBranch(plan: $0, directory: directory.appendingPathComponent($0.name), segmentSeconds: plan.segmentSeconds,
-                                x264Tune: preset.x264Tune, x264Params: preset.x264Params)
+                                lead: plan.leadSegmentSeconds, x264Tune: preset.x264Tune, x264Params: preset.x264Params)
             }
             audioBranches = try plan.audio.map {
-                try AudioBranch(plan: $0, directory: directory.appendingPathComponent($0.name), segmentSeconds: plan.segmentSeconds)
+                try AudioBranch(plan: $0, directory: directory.appendingPathComponent($0.name), segmentSeconds: plan.segmentSeconds,
+                                lead: plan.leadSegmentSeconds)
             }
             if extras, let top = plan.video.first, let aspect = source.info.displayAspect {
                 thumbnailBranch = try ThumbnailBranch(directory: directory.appendingPathComponent("thumbs"), duration: source.info.duration,

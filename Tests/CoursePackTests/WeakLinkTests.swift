@@ -32,6 +32,11 @@ import Testing
         }
     }
 
+    static func extinfs(_ playlist: URL) throws -> [Double] {
+        try String(contentsOf: playlist, encoding: .utf8).split(separator: "\n")
+            .filter { $0.hasPrefix("#EXTINF:") }.map { Double($0.dropFirst(8).prefix { $0 != "," }) ?? -1 }
+    }
+
     /// The sample lecture packaged with the default preset, once for the suite.
     static let package: Result<URL, Error> = Result {
         let out = try Support.scratch("weaklink").appendingPathComponent("pkg")
@@ -88,6 +93,17 @@ import Testing
         let w = try PackageProbe(dir: pkg).probeSegment(weak.uri, 0).stream
         #expect(w["codec_name"] as? String == "h264" && w["width"] as? Int == 384 && w["height"] as? Int == 216)
         #expect(w["r_frame_rate"] as? String == "10/1", "\(w["r_frame_rate"] ?? "")")
+        // A 1-s first segment in every rendition, then full 6-s video segments from 1 s on (the
+        // 24-s sample: 1 + 6 + 6 + 6 + 5); audio is cut at 1 s, 2 s and then with the video.
+        for r in ["v216", "v720", "a24", "o16"] {
+            let d = try Self.extinfs(pkg.appendingPathComponent("\(r)/index.m3u8"))
+            #expect(abs(d[0] - 1) < 0.07, "\(r): \(d)")
+            if r.hasPrefix("v") {
+                #expect(d.count == 5 && zip(d.dropFirst(), [6, 6, 6, 5]).allSatisfy { abs($0 - $1) < 0.07 }, "\(r): \(d)")
+            } else {
+                #expect(d.count == 6 && abs(d[1] - 1) < 0.07 && abs(d[2] - 5) < 0.07, "\(r): \(d)")
+            }
+        }
         // The package validates, and the outside checker agrees.
         let v = try Support.coursepack("validate", pkg.path)
         #expect(v.status == 0, "\(v.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") })")

@@ -43,6 +43,13 @@ public struct HLSParseError: Error, CustomStringConvertible, Sendable {
 
 /// A media playlist as far as CoursePack writes and checks them.
 public struct MediaPlaylist: Sendable {
+    /// More entries than any lecture needs (100 hours of 2-s segments is 180,000).
+    public static let maxSegments = 200_000
+    /// Largest EXTINF or EXT-X-TARGETDURATION taken, seconds (a day).
+    public static let maxSeconds = 86_400.0
+    /// Largest EXT-X-BYTERANGE length or offset taken (1 TB).
+    public static let maxByteRange = 1 << 40
+
     public struct Segment: Sendable {
         public var uri: String
         public var duration: Double
@@ -80,17 +87,23 @@ public struct MediaPlaylist: Sendable {
         for line in lines.dropFirst() where !line.isEmpty {
             if line.hasPrefix("#EXTINF:") {
                 let v = line.dropFirst(8).split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-                guard let d = Double(v), d >= 0 else { throw HLSParseError("bad EXTINF \"\(line)\"") }
+                guard let d = Double(v), d.isFinite, (0...Self.maxSeconds).contains(d) else {
+                    throw HLSParseError("bad EXTINF \"\(line.prefix(80))\": not a duration between 0 and \(Int(Self.maxSeconds)) s")
+                }
                 pendingDuration = d
             } else if line.hasPrefix("#EXT-X-BYTERANGE:") {
-                let parts = line.dropFirst(17).split(separator: "@")
-                guard let n = Int(parts[0]) else { throw HLSParseError("bad EXT-X-BYTERANGE \"\(line)\"") }
+                let parts = line.dropFirst(17).split(separator: "@", omittingEmptySubsequences: false)
+                let n = parts.first.flatMap { Int($0) }
                 let o = parts.count > 1 ? Int(parts[1]) : nextOffset
-                guard let o else { throw HLSParseError("bad EXT-X-BYTERANGE \"\(line)\"") }
+                guard parts.count <= 2, let n, let o, (0...Self.maxByteRange).contains(n), (0...Self.maxByteRange).contains(o) else {
+                    throw HLSParseError("bad EXT-X-BYTERANGE \"\(line.prefix(80))\": length and offset must be integers up to 2^40")
+                }
                 pendingRange = (n, o)
                 nextOffset = o + n
             } else if line.hasPrefix("#EXT-X-TARGETDURATION:") {
-                guard let t = Int(line.dropFirst(22)) else { throw HLSParseError("bad EXT-X-TARGETDURATION \"\(line)\"") }
+                guard let t = Int(line.dropFirst(22)), (0...Int(Self.maxSeconds)).contains(t) else {
+                    throw HLSParseError("bad EXT-X-TARGETDURATION \"\(line.prefix(80))\"")
+                }
                 targetDuration = t
             } else if line.hasPrefix("#EXT-X-VERSION:") {
                 version = Int(line.dropFirst(15))
@@ -107,7 +120,8 @@ public struct MediaPlaylist: Sendable {
             } else if line.hasPrefix("#EXT-X-STREAM-INF") {
                 throw HLSParseError("is a master playlist, not a media playlist")
             } else if !line.hasPrefix("#") {
-                guard let d = pendingDuration else { throw HLSParseError("segment \"\(line)\" has no EXTINF") }
+                guard let d = pendingDuration else { throw HLSParseError("segment \"\(line.prefix(80))\" has no EXTINF") }
+                guard segments.count < Self.maxSegments else { throw HLSParseError("more than \(Self.maxSegments) segments") }
                 segments.append(Segment(uri: line, duration: d, byteRange: pendingRange.map { (length: $0.0, offset: $0.1) }))
                 pendingDuration = nil
                 pendingRange = nil
@@ -136,8 +150,13 @@ public struct MasterPlaylist: Sendable {
         } catch {
             throw HLSParseError("cannot read \(url.lastPathComponent)")
         }
+        try self.init(text: text)
+    }
+
+    public init(text: String) throws {
         let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         guard lines.first == "#EXTM3U" else { throw HLSParseError("first line is not #EXTM3U") }
+        guard lines.count <= 100_000 else { throw HLSParseError("more than 100000 lines") }
         var pending: AttributeList?
         for line in lines.dropFirst() where !line.isEmpty {
             if line.hasPrefix("#EXT-X-STREAM-INF:") {
@@ -176,7 +195,7 @@ public struct MeasuredRate: Sendable, Codable {
                 d += durations[j]
                 b += sizes[j]
                 if d > 1.5 * target { break }
-                if d >= 0.5 * target { best = max(best, Double(b) * 8 / d) }
+                if d >= 0.5 * target, d > 0 { best = max(best, Double(b) * 8 / d) }
             }
         }
         let total = durations.reduce(0, +)

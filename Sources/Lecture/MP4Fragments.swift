@@ -43,7 +43,13 @@ public enum MP4Fragments {
             throw ParseError(description: "init segment has no moov")
         }
         let mdhd = try child("mdhd", in: try child("mdia", in: try child("trak", in: moov)))
+        // Full box header, then creation and modification times, timescale, duration (32 or 64 bits
+        // each by version), language and pre_defined: 24 bytes (version 0) or 36 (version 1).
+        guard mdhd.payload < mdhd.end else { throw ParseError(description: "mdhd at \(mdhd.start) is empty") }
         let version = b[mdhd.payload]
+        guard mdhd.end - mdhd.payload >= (version == 1 ? 36 : 24) else {
+            throw ParseError(description: "mdhd at \(mdhd.start) is truncated (\(mdhd.end - mdhd.start) bytes)")
+        }
         let timescale = be32(b, mdhd.payload + (version == 1 ? 20 : 12))
         guard timescale > 0 else { throw ParseError(description: "mdhd timescale is 0") }
         var defaultDuration: UInt32 = 0

@@ -20,13 +20,17 @@ public struct ValidationReport: Sendable, Codable {
 
 /// Checks an HLS package on its own: playlists, durations, keyframes, declared vs measured bit rates,
 /// alignment, the ladder's weak-link variants, I-frame playlists, and that every segment decodes.
+///
+/// The package is hostile input: files are read through `PackageFiles` (inside the root, no symbolic
+/// links, size caps), numbers are range-checked as they are parsed, a playlist may list a segment
+/// once, and `shouldStop` (a signal, for the CLI) ends the work between files.
 public enum Validator {
-    public static func validate(package: URL, decode: Bool = true) -> ValidationReport {
+    public static func validate(package: URL, decode: Bool = true, shouldStop: @escaping () -> Bool = { false }) -> ValidationReport {
         var r = ValidationReport(package: package.path)
-        let masterURL = package.appendingPathComponent("master.m3u8")
+        let files = PackageFiles(root: package)
         let master: MasterPlaylist
         do {
-            master = try MasterPlaylist(contentsOf: masterURL)
+            master = try MasterPlaylist(text: try files.text("master.m3u8"))
         } catch {
             r.expect("master.m3u8 parses", false, "\(error)")
             return r
@@ -38,7 +42,7 @@ public enum Validator {
         var cache: [String: Rendition?] = [:]
         func rendition(_ uri: String) -> Rendition? {
             if let c = cache[uri] { return c }
-            let c = loadRendition(uri, package: package, report: &r, decode: decode)
+            let c = shouldStop() ? nil : loadRendition(uri, files: files, report: &r, decode: decode, shouldStop: shouldStop)
             cache[uri] = c
             return c
         }
@@ -55,8 +59,8 @@ public enum Validator {
             let a = v.attributes
             let codecs = a["CODECS"] ?? ""
             let isVideo = a["RESOLUTION"] != nil || codecs.contains("avc1")
-            r.expect("\(name): BANDWIDTH", Int(a["BANDWIDTH"] ?? "") != nil, "missing")
-            r.expect("\(name): AVERAGE-BANDWIDTH", Int(a["AVERAGE-BANDWIDTH"] ?? "") != nil, "missing")
+            r.expect("\(name): BANDWIDTH", bitRate(a["BANDWIDTH"]) != nil, "missing, or not a whole number of bits per second")
+            r.expect("\(name): AVERAGE-BANDWIDTH", bitRate(a["AVERAGE-BANDWIDTH"]) != nil, "missing, or not a whole number of bits per second")
             r.expect("\(name): CODECS", !codecs.isEmpty, "missing")
             if isVideo {
                 r.expect("\(name): RESOLUTION", a["RESOLUTION"] != nil, "missing")
@@ -81,14 +85,14 @@ public enum Validator {
                 peak += rates.map(\.peak).max() ?? 0
                 average += rates.map(\.average).max() ?? 0
             }
-            if let declared = Double(a["BANDWIDTH"] ?? "") {
+            if let declared = bitRate(a["BANDWIDTH"]).map(Double.init) {
                 r.expect("\(name): BANDWIDTH within 10% of measured peak", abs(declared - peak) <= 0.1 * peak,
-                         "declared \(Int(declared)), measured peak \(Int(peak))")
+                         "declared \(whole(declared)), measured peak \(whole(peak))")
                 if isVideo && declared <= 192_000 { lowVariant = true }
             }
-            if let declared = Double(a["AVERAGE-BANDWIDTH"] ?? "") {
+            if let declared = bitRate(a["AVERAGE-BANDWIDTH"]).map(Double.init) {
                 r.expect("\(name): AVERAGE-BANDWIDTH within 10% of measured average", abs(declared - average) <= 0.1 * average,
-                         "declared \(Int(declared)), measured average \(Int(average))")
+                         "declared \(whole(declared)), measured average \(whole(average))")
             }
             if isVideo {
                 videoVariants.append((v, media))
@@ -124,17 +128,31 @@ public enum Validator {
             }
         }
         for m in master.media where m["TYPE"] == "SUBTITLES" {
-            guard let uri = m["URI"] else { continue }
-            checkSubtitles(uri, package: package, report: &r)
+            guard let uri = m["URI"], !shouldStop() else { continue }
+            checkSubtitles(uri, files: files, report: &r)
         }
         for i in master.iFrameVariants {
             guard let uri = i["URI"] else {
                 r.expect("I-frame variant has a URI", false, "URI missing")
                 continue
             }
-            checkIFramePlaylist(uri, package: package, report: &r)
+            if shouldStop() { break }
+            checkIFramePlaylist(uri, files: files, report: &r)
         }
+        if shouldStop() { r.expect("validation ran to the end", false, "interrupted by a signal") }
         return r
+    }
+
+    /// A BANDWIDTH-style attribute: a decimal integer of bits per second (RFC 8216 4.3.4.2), within
+    /// what any link carries (1 Tb/s); nil otherwise.
+    static func bitRate(_ value: String?) -> Int? {
+        guard let value, let n = Int(value), (0...1_000_000_000_000).contains(n) else { return nil }
+        return n
+    }
+
+    /// A measured or declared figure for a message: whole units, or what it is when not finite.
+    static func whole(_ x: Double) -> String {
+        x.isFinite ? String(Int64(x.rounded())) : "\(x)"
     }
 
     struct Rendition {
@@ -160,16 +178,15 @@ public enum Validator {
         }
     }
 
-    private static func loadRendition(_ uri: String, package: URL, report r: inout ValidationReport, decode: Bool) -> Rendition? {
-        guard !uri.hasPrefix("/"), !uri.contains("://"), !uri.split(separator: "/").contains("..") else {
+    private static func loadRendition(_ uri: String, files: PackageFiles, report r: inout ValidationReport, decode: Bool,
+                                      shouldStop: () -> Bool) -> Rendition? {
+        guard (try? PackageFiles.join("", uri)) != nil else {
             r.expect("\(uri): URI stays inside the package", false, "absolute, remote or parent path")
             return nil
         }
-        let url = package.appendingPathComponent(uri)
-        let dir = url.deletingLastPathComponent()
         let pl: MediaPlaylist
         do {
-            pl = try MediaPlaylist(contentsOf: url)
+            pl = try MediaPlaylist(text: try files.text(uri))
         } catch {
             r.expect("\(uri): parses", false, "\(error)")
             return nil
@@ -185,18 +202,44 @@ public enum Validator {
         let over = pl.segments.filter { Int($0.duration.rounded()) > target }
         r.expect("\(uri): segment durations within target \(target) s", over.isEmpty,
                  "over target: \(over.prefix(3).map { "\($0.uri) \($0.duration)" }.joined(separator: ", "))")
-        r.expect("\(uri): fMP4 initialisation segment (EXT-X-MAP)", pl.mapURI.map { FileManager.default.fileExists(atPath: dir.appendingPathComponent($0).path) } ?? false,
-                 "EXT-X-MAP missing or its file is absent")
-        let sizes = pl.segmentSizes(in: dir)
+        var initData = Data()
+        var initProblem = "EXT-X-MAP missing"
+        if let map = pl.mapURI {
+            do {
+                initData = try files.read(try PackageFiles.join(uri, map), limit: PackageFiles.Limit.initSegment)
+            } catch {
+                initProblem = "\(error)"
+            }
+        }
+        r.expect("\(uri): fMP4 initialisation segment (EXT-X-MAP)", !initData.isEmpty, initProblem)
+        // Each segment once: a playlist that repeats one would have every check run on it again.
+        var seen = Set<String>()
+        let repeated = pl.segments.filter { $0.byteRange == nil && !seen.insert($0.uri).inserted }.map(\.uri)
+        r.expect("\(uri): every segment listed once", repeated.isEmpty, "listed again: \(repeated.prefix(3).joined(separator: ", "))")
+        guard repeated.isEmpty else { return nil }
+        var problems: [String] = []
+        let sizes: [Int?] = pl.segments.map { s in
+            if let range = s.byteRange { return range.length }
+            do {
+                return try files.size(try PackageFiles.join(uri, s.uri))
+            } catch {
+                problems.append("\(error)")
+                return nil
+            }
+        }
         let missing = zip(pl.segments, sizes).filter { $0.1 == nil || $0.1 == 0 }.map(\.0.uri)
-        r.expect("\(uri): every segment present", missing.isEmpty, "missing or empty: \(missing.prefix(5).joined(separator: ", "))")
+        r.expect("\(uri): every segment present", missing.isEmpty,
+                 "missing or empty: \(missing.prefix(5).joined(separator: ", "))\(problems.first.map { " (\($0))" } ?? "")")
         guard missing.isEmpty, !pl.segments.isEmpty else { return nil }
         var nonKey: [String] = []
         var undecodable: [String] = []
-        let initData = pl.mapURI.flatMap { try? Data(contentsOf: dir.appendingPathComponent($0)) } ?? Data()
         for seg in pl.segments {
-            guard let data = try? Data(contentsOf: dir.appendingPathComponent(seg.uri)) else {
-                undecodable.append("\(seg.uri) (unreadable)")
+            if shouldStop() { return nil }
+            let data: Data
+            do {
+                data = try files.read(try PackageFiles.join(uri, seg.uri), limit: PackageFiles.Limit.segment)
+            } catch {
+                undecodable.append("\(seg.uri) (\(error))")
                 continue
             }
             let frags = (try? MP4Fragments.fragments(of: data)) ?? []
@@ -209,42 +252,55 @@ public enum Validator {
             r.expect("\(uri): every segment decodes", undecodable.isEmpty, undecodable.prefix(3).joined(separator: ", "))
         }
         let rate = MeasuredRate(sizes: sizes.map { $0! }, durations: pl.segments.map(\.duration), target: Double(target))
-        let entry = try? MP4Fragments.sampleEntry(initSegment: initData)
-        r.expect("\(uri): initialisation segment describes its stream", entry != nil, "no sample description in \(pl.mapURI ?? "EXT-X-MAP")")
+        var entry: String?
+        do {
+            entry = try MP4Fragments.sampleEntry(initSegment: initData)
+            _ = try MP4Fragments.timing(initSegment: initData)
+            r.expect("\(uri): initialisation segment describes its stream", true)
+        } catch {
+            r.expect("\(uri): initialisation segment describes its stream", false, "\(pl.mapURI ?? "EXT-X-MAP"): \(error)")
+        }
         return Rendition(playlist: pl, rate: rate, nonKeySegments: nonKey, sampleEntry: entry)
     }
 
-    private static func checkSubtitles(_ uri: String, package: URL, report r: inout ValidationReport) {
-        let url = package.appendingPathComponent(uri)
-        guard let pl = try? MediaPlaylist(contentsOf: url) else {
-            r.expect("\(uri): subtitle playlist parses", false, "missing or malformed")
+    private static func checkSubtitles(_ uri: String, files: PackageFiles, report r: inout ValidationReport) {
+        let pl: MediaPlaylist
+        do {
+            pl = try MediaPlaylist(text: try files.text(try PackageFiles.join("", uri)))
+        } catch {
+            r.expect("\(uri): subtitle playlist parses", false, "\(error)")
             return
         }
         r.expect("\(uri): subtitle playlist is VOD with segments", pl.playlistType == "VOD" && pl.hasEndList && !pl.segments.isEmpty,
                  "EXT-X-PLAYLIST-TYPE, EXT-X-ENDLIST or segments missing")
         let bad = pl.segments.filter { s in
-            let text = (try? String(contentsOf: url.deletingLastPathComponent().appendingPathComponent(s.uri), encoding: .utf8)) ?? ""
+            let text = (try? files.text(try PackageFiles.join(uri, s.uri), limit: PackageFiles.Limit.subtitle)) ?? ""
             return !text.hasPrefix("WEBVTT")
         }.map(\.uri)
         r.expect("\(uri): every subtitle segment is WebVTT", bad.isEmpty, "missing or not WebVTT: \(bad.prefix(3).joined(separator: ", "))")
     }
 
-    private static func checkIFramePlaylist(_ uri: String, package: URL, report r: inout ValidationReport) {
-        let url = package.appendingPathComponent(uri)
-        let dir = url.deletingLastPathComponent()
-        guard let pl = try? MediaPlaylist(contentsOf: url) else {
-            r.expect("\(uri): I-frame playlist parses", false, "missing or malformed")
+    private static func checkIFramePlaylist(_ uri: String, files: PackageFiles, report r: inout ValidationReport) {
+        let pl: MediaPlaylist
+        do {
+            pl = try MediaPlaylist(text: try files.text(try PackageFiles.join("", uri)))
+        } catch {
+            r.expect("\(uri): I-frame playlist parses", false, "\(error)")
             return
         }
         r.expect("\(uri): is EXT-X-I-FRAMES-ONLY with entries", pl.iFramesOnly && !pl.segments.isEmpty, "tag missing or no entries")
         var bad: [String] = []
+        // Entries are byte ranges of the media segments: each file is read and parsed once.
+        var last: (uri: String, data: Data, frags: [FragmentInfo])?
         for s in pl.segments {
-            guard let range = s.byteRange, let data = try? Data(contentsOf: dir.appendingPathComponent(s.uri)),
-                  range.offset + range.length <= data.count else {
+            if last?.uri != s.uri {
+                let data = (try? files.read(try PackageFiles.join(uri, s.uri), limit: PackageFiles.Limit.segment)) ?? Data()
+                last = (s.uri, data, (try? MP4Fragments.fragments(of: data)) ?? [])
+            }
+            guard let range = s.byteRange, let (_, data, frags) = last, range.offset + range.length <= data.count else {
                 bad.append(s.uri)
                 continue
             }
-            let frags = (try? MP4Fragments.fragments(of: data)) ?? []
             guard let f = frags.first(where: { $0.moofOffset == range.offset }), f.firstSampleIsSync,
                   f.firstSampleOffset + f.firstSampleSize <= range.offset + range.length else {
                 bad.append(s.uri)

@@ -174,7 +174,11 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         _ = setUp(verbose: common.verbose)
-        let report = Validator.validate(package: URL(fileURLWithPath: package), decode: !noDecode)
+        let report = Validator.validate(package: URL(fileURLWithPath: package), decode: !noDecode) { ProcessSignals.received != nil }
+        if let signal = ProcessSignals.received {
+            Output.stderr("coursepack: validate \(package): stopped by signal \(signal)")
+            throw ExitCode(128 + signal)
+        }
         if json {
             Output.jsonObject(report)
         } else {

@@ -1,0 +1,108 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads the files of a package as hostile input: a path is relative to the package root, and every
+/// folder on it and the file itself is opened without following a symbolic link (`openat` with
+/// `O_NOFOLLOW`, one component at a time), so nothing outside the root is read however the package
+/// was put together; only regular files, each up to a size cap.
+struct PackageFiles {
+    struct Refusal: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Caps on what one file may hold, far above what CoursePack writes: a media playlist takes ~40
+    /// bytes a segment, 2.4 MB for 100 hours of 6-s segments; a 6-s 1080p segment is a few MB.
+    enum Limit {
+        static let playlist = 16 << 20
+        static let initSegment = 16 << 20
+        static let segment = 256 << 20
+        static let subtitle = 16 << 20
+    }
+
+    let root: URL
+
+    /// The file's bytes, or why they are refused.
+    func read(_ relative: String, limit: Int) throws -> Data {
+        let fd = try open(relative)
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw Refusal(description: "\(relative): cannot stat (\(errnoText()))") }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw Refusal(description: "\(relative): not a regular file") }
+        guard Int(st.st_size) <= limit else {
+            throw Refusal(description: "\(relative): \(st.st_size) bytes, more than the \(limit >> 20) MB this validator reads")
+        }
+        var data = Data(count: Int(st.st_size))
+        var got = 0
+        try data.withUnsafeMutableBytes { buf in
+            while got < buf.count {
+                let n = Glibc.read(fd, buf.baseAddress! + got, buf.count - got)
+                if n < 0, errno == EINTR { continue }
+                guard n >= 0 else { throw Refusal(description: "\(relative): cannot read (\(errnoText()))") }
+                if n == 0 { break }
+                got += n
+            }
+        }
+        guard got == data.count else { throw Refusal(description: "\(relative): changed size while read") }
+        return data
+    }
+
+    /// The size of a regular file, under the same rules as `read`.
+    func size(_ relative: String) throws -> Int {
+        let fd = try open(relative)
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { throw Refusal(description: "\(relative): not a regular file") }
+        return Int(st.st_size)
+    }
+
+    func text(_ relative: String, limit: Int = Limit.playlist) throws -> String {
+        guard let s = String(data: try read(relative, limit: limit), encoding: .utf8) else {
+            throw Refusal(description: "\(relative): not UTF-8 text")
+        }
+        return s
+    }
+
+    /// `relative` resolved against the folder of `base` (a path relative to the root), refusing
+    /// absolute, remote and parent (`..`) references.
+    static func join(_ base: String, _ relative: String) throws -> String {
+        guard !relative.isEmpty, !relative.hasPrefix("/"), !relative.contains("://"), !relative.contains("\0"),
+              !relative.split(separator: "/").contains("..") else {
+            throw Refusal(description: "\(relative): not a path inside the package")
+        }
+        let folder = base.split(separator: "/").dropLast().joined(separator: "/")
+        return folder.isEmpty ? relative : folder + "/" + relative
+    }
+
+    private func open(_ relative: String) throws -> Int32 {
+        let parts = relative.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+        guard !parts.isEmpty, !relative.hasPrefix("/"), !parts.contains("..") else {
+            throw Refusal(description: "\(relative): not a path inside the package")
+        }
+        var dir = Glibc.open(root.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dir >= 0 else { throw Refusal(description: "\(root.path): cannot open the package folder (\(errnoText()))") }
+        for (i, part) in parts.enumerated() {
+            let last = i == parts.count - 1
+            let flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (last ? 0 : O_DIRECTORY)
+            let fd = openat(dir, String(part), flags)
+            let err = errno
+            close(dir)
+            guard fd >= 0 else {
+                if err == ELOOP || (err == ENOTDIR && !last && isLink(parts[...i])) {
+                    throw Refusal(description: "\(relative): \(parts[...i].joined(separator: "/")) is a symbolic link; a package holds none")
+                }
+                throw Refusal(description: "\(relative): cannot open (\(String(cString: strerror(err))))")
+            }
+            dir = fd
+        }
+        return dir
+    }
+
+    private func isLink(_ parts: ArraySlice<Substring>) -> Bool {
+        var st = stat()
+        return lstat(root.appendingPathComponent(parts.joined(separator: "/")).path, &st) == 0 && st.st_mode & S_IFMT == S_IFLNK
+    }
+
+    private func errnoText() -> String { String(cString: strerror(errno)) }
+}

@@ -35,7 +35,7 @@ enum ChildProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.environment = workerEnvironment(ProcessInfo.processInfo.environment).merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -175,5 +175,15 @@ private final class TailBuffer: @unchecked Sendable {  // state behind `lock`
 
     var lines: [String] {
         lock.withLock { kept + (partial.isEmpty ? [] : [String(decoding: partial, as: UTF8.self)]) }
+    }
+}
+
+/// The environment a worker inherits: this process's, without its secrets. A worker parses untrusted
+/// media and needs neither the API token nor the webhook secret (nor any other credential).
+func workerEnvironment(_ environment: [String: String]) -> [String: String] {
+    environment.filter { key, _ in
+        let k = key.uppercased()
+        return !["COURSEPACK_API_TOKEN", "COURSEPACK_WEBHOOK_SECRET"].contains(k)
+            && !["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIALS"].contains { k.hasSuffix($0) }
     }
 }

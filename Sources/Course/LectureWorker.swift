@@ -110,6 +110,23 @@ public struct LectureWorker: Sendable {
         }
     }
 
+    /// Cleans up after every run in `folder` whose process is gone (a killed server or batch), and
+    /// leaves the rest: `.ID.partial-PID-…` and `.ID.old-PID` name the process that made them.
+    public static func cleanUpDeadRuns(in folder: URL) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        var dead: Set<String> = []
+        for name in names where name.hasPrefix(".") {
+            for marker in [".partial-", ".old-"] {
+                guard let r = name.range(of: marker) else { continue }
+                let id = String(name[name.index(after: name.startIndex)..<r.lowerBound])
+                guard let pid = Int32(name[r.upperBound...].prefix { $0.isNumber }), pid > 0, !id.isEmpty else { continue }
+                if kill(pid, 0) == -1, errno == ESRCH, dead.insert("\(pid)/\(id)").inserted {
+                    cleanUp(after: pid, destination: folder.appendingPathComponent(id))
+                }
+            }
+        }
+    }
+
     static func signalName(_ sig: Int32) -> String {
         switch sig {
         case SIGSEGV: return "SIGSEGV"

@@ -36,6 +36,11 @@ final class JobRunner: Service, @unchecked Sendable {  // mutable state behind `
     }
 
     func run() async throws {
+        // Runs of a server that was killed left their temporary folders beside the packages.
+        let root = URL(fileURLWithPath: config.outputRoot)
+        for course in (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] where !course.hasPrefix(".") {
+            LectureWorker.cleanUpDeadRuns(in: root.appendingPathComponent(course))
+        }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 for _ in 0..<config.workers { group.addTask { await self.loop() } }
@@ -162,6 +167,11 @@ final class JobRunner: Service, @unchecked Sendable {  // mutable state behind `
             worker.run(task, stop: { control.reason != nil }) { percent, _ in control.progress = percent }
         }
 
+        if case .failed = outcome {
+            // The course folder was made for this package: leave none behind empty (rmdir removes
+            // only an empty folder, so another lecture's package or run keeps it).
+            _ = rmdir(destination.deletingLastPathComponent().path)
+        }
         switch outcome {
         case .ready:
             guard let data = try? Data(contentsOf: destination.appendingPathComponent("lecture.json")) else {

@@ -152,6 +152,17 @@ final class ServerHarness: @unchecked Sendable {
 }
 
 @Suite(.serialized) struct ServerTests {
+    struct SchemaMismatch: Error { var detail: String }
+
+    /// Throws when `object` does not match the schema.
+    static func schemaCheck(_ schema: String, _ object: Any) throws {
+        let f = try Support.scratch().appendingPathComponent("doc.json")
+        try JSONSerialization.data(withJSONObject: object).write(to: f)
+        let r = try Support.run("python3", [Support.repoRoot.appendingPathComponent("Tests/tools/validate_openapi.py").path,
+                                            Support.repoRoot.appendingPathComponent("docs/openapi.json").path, schema, f.path])
+        if r.status != 0 { throw SchemaMismatch(detail: r.stderr) }
+    }
+
     static func validate(_ schema: String, _ object: Any) throws {
         let f = try Support.scratch().appendingPathComponent("doc.json")
         try JSONSerialization.data(withJSONObject: object).write(to: f)
@@ -225,6 +236,16 @@ final class ServerHarness: @unchecked Sendable {
             let msg = (r.json["error"] as? [String: Any])?["message"] as? String ?? ""
             #expect(msg.contains(message), "\(fields): \(msg)")
         }
+        // What the server refuses, docs/openapi.json refuses too.
+        let noPreset = base.merging(["source": source, "preset": ""]) { $1 }
+        #expect(try await s.submit(noPreset).status == 400)
+        try Self.validate("Submission", base.merging(["source": source]) { $1 })
+        #expect(throws: (any Error).self, "the schema allows preset \"\"") { try Self.schemaCheck("Submission", noPreset) }
+        #expect(try await s.request("PUT", "/v1/uploads/empty-1", body: Data()).status == 400)
+        let spec = try JSONSerialization.jsonObject(with: Data(contentsOf: Support.repoRoot.appendingPathComponent("docs/openapi.json"))) as? [String: Any]
+        let put = ((spec?["paths"] as? [String: Any])?["/v1/uploads/{id}"] as? [String: Any])?["put"] as? [String: Any]
+        let body = ((put?["requestBody"] as? [String: Any])?["content"] as? [String: Any])?["application/octet-stream"] as? [String: Any]
+        #expect((body?["schema"] as? [String: Any])?["minLength"] as? Int == 1, "an empty upload body is allowed by the schema")
         #expect(try await s.request("POST", "/v1/jobs", body: Data("{not json".utf8)).status == 400)
         #expect(try await s.request("POST", "/v1/jobs", body: Data(repeating: 32, count: 100_000)).status == 413)
         #expect(try await s.request("GET", "/v1/jobs/job_00000000000000000000").status == 404)
@@ -257,19 +278,30 @@ final class ServerHarness: @unchecked Sendable {
     }
 
     @Test func cancellingARunningJobStopsItsWorker() async throws {
-        let s = try ServerHarness(environment: ["COURSEPACK_TEST_FAULT": "hang:hangs"])
+        let secret = "whsec-\(UUID().uuidString)"
+        let s = try ServerHarness(environment: ["COURSEPACK_TEST_FAULT": "hang:hangs", "COURSEPACK_WEBHOOK_SECRET": secret])
         try s.start()
         let source = try s.input("hangs.mp4")
         let r = try await s.submit(["source": source, "courseId": "c1", "lectureId": "stuck"])
         let id = r.json["id"] as! String
         _ = try await s.waitForState(id, ["running"])
         try await Task.sleep(for: .milliseconds(300))
+        // The worker, which parses the untrusted media, holds neither the API token nor the webhook secret.
+        let workers = BatchTests.processes(mentioning: source).compactMap { Int32($0.prefix { $0 != ":" }) }
+        #expect(!workers.isEmpty)
+        for pid in workers {
+            let env = String(decoding: (FileManager.default.contents(atPath: "/proc/\(pid)/environ") ?? Data()).map { $0 == 0 ? 10 : $0 }, as: UTF8.self)
+            #expect(env.contains("COURSEPACK_TEST_FAULT=hang:hangs"), "environment of \(pid) not read")
+            #expect(!env.contains(s.token) && !env.contains("COURSEPACK_API_TOKEN"), "API token in worker \(pid)'s environment")
+            #expect(!env.contains(secret) && !env.contains("COURSEPACK_WEBHOOK_SECRET"), "webhook secret in worker \(pid)'s environment")
+        }
         let d = try await s.request("DELETE", "/v1/jobs/\(id)")
         #expect(d.status == 200, "\(d.json)")
         #expect(d.json["state"] as? String == "cancelled")
         #expect(BatchTests.processes(mentioning: source).isEmpty, "worker still running")
         let course = s.outputs.appendingPathComponent("c1")
-        #expect(((try? FileManager.default.contentsOfDirectory(atPath: course.path)) ?? []).isEmpty, "output left behind")
+        for _ in 0..<50 where FileManager.default.fileExists(atPath: course.path) { usleep(100_000) }
+        #expect(!FileManager.default.fileExists(atPath: course.path), "output left behind: \((try? FileManager.default.contentsOfDirectory(atPath: course.path)) ?? [])")
         #expect(try await s.request("DELETE", "/v1/jobs/\(id)").status == 200)  // idempotent
         // A finished job cannot be cancelled.
         let ok = try await s.submit(["source": try s.input("fine.mp4"), "courseId": "c1", "lectureId": "fine"])
@@ -289,6 +321,19 @@ final class ServerHarness: @unchecked Sendable {
         s.kill9()
         for _ in 0..<20 where !BatchTests.processes(mentioning: source).isEmpty { usleep(100_000) }
         #expect(BatchTests.processes(mentioning: source).isEmpty, "worker outlived its server")
+        // The temporary folder of a run whose process is gone (as a kill -9 mid-encode leaves it), and
+        // one of a run still alive (this test process stands in for it).
+        let course = s.outputs.appendingPathComponent("c1")
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let dead = course.appendingPathComponent(".long.partial-\(gone.processIdentifier)-1234")
+        let live = course.appendingPathComponent(".other.partial-\(getpid())-5678")
+        for d in [dead, live] {
+            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: d.appendingPathComponent("seg_00000.m4s").path, contents: Data([1, 2, 3]))
+        }
 
         try s.start(environment: ["COURSEPACK_TEST_FAULT": ""])
         let job = try await s.waitForState(id, ["succeeded", "failed"], timeout: 120)
@@ -296,8 +341,8 @@ final class ServerHarness: @unchecked Sendable {
         #expect(job["attempts"] as? Int == 2)
         let v = try Support.coursepack("validate", job["package"] as! String, "--no-decode")
         #expect(v.status == 0)
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: s.outputs.appendingPathComponent("c1").path)
-        #expect(leftovers == ["long"], "\(leftovers)")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: course.path).sorted()
+        #expect(leftovers == [live.lastPathComponent, "long"], "\(leftovers)")
     }
 
     @Test func twoHundredConcurrentSubmissionsCompleteExactlyOnce() async throws {

@@ -95,10 +95,29 @@ public struct Preset: Codable, Sendable {
         } catch {
             throw CoursePackError(.usage, path: url.path, "preset cannot be read: \(error)")
         }
+        if let field = unknownField(in: data, preset: preset) {
+            throw CoursePackError(.usage, path: url.path, "preset field \(field) is not one this version knows (Presets/README.md)")
+        }
         if let problem = preset.problem() {
             throw CoursePackError(.usage, path: url.path, problem)
         }
         return preset
+    }
+
+    /// The first field of the file that no property of the preset, a rung or an audio rendition takes:
+    /// a misspelt optional field would otherwise be dropped without a word.
+    static func unknownField(in data: Data, preset: Preset) -> String? {
+        guard let top = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        func names(_ value: Any) -> Set<String> { Set(Mirror(reflecting: value).children.compactMap(\.label)) }
+        if let k = top.keys.sorted().first(where: { !names(preset).contains($0) }) { return k }
+        let nested: [(String, Any?)] = [("rungs", preset.rungs.first), ("audio", preset.audio.first)]
+        for case let (field, sample?) in nested {
+            let known = names(sample)
+            for (i, item) in ((top[field] as? [[String: Any]]) ?? []).enumerated() {
+                if let k = item.keys.sorted().first(where: { !known.contains($0) }) { return "\(field)[\(i)].\(k)" }
+            }
+        }
+        return nil
     }
 
     private static func fieldPath(_ path: [CodingKey]) -> String {

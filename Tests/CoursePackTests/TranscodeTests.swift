@@ -75,9 +75,8 @@ import Testing
         // The outside checker agrees.
         let check = try Support.run("python3", [Support.repoRoot.deletingLastPathComponent().appendingPathComponent("shared/tools/hls_check.py").path,
                                                 pkg.path, "--source", sample])
-        if FileManager.default.fileExists(atPath: Support.repoRoot.deletingLastPathComponent().appendingPathComponent("shared/tools/hls_check.py").path) {
-            #expect(check.status == 0, "hls_check: \(check.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") })")
-        }
+        #expect(check.status == 0, "hls_check: \(check.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") }) \(check.stderr.suffix(300))")
+        #expect(check.stdout.contains(" passed, 0 failed"), "hls_check did not report: \(check.stdout.suffix(300))")
     }
 
     @Test func rotatedPhoneVideoComesOutUpright() throws {
@@ -267,10 +266,15 @@ import Testing
         // JSON lines of progress, then one pretty-printed summary object.
         let firstBrace = text.range(of: "\n{\n") ?? text.range(of: "{\n")
         let lines = text[..<(firstBrace?.lowerBound ?? text.startIndex)].split(separator: "\n")
+        // At least one progress line per 10 s of the 24-s sample, positions rising to its end.
+        #expect(lines.count >= 3, "\(lines.count) progress lines")
+        var positions: [Double] = []
         for l in lines {
             let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any]
             #expect(o?["event"] as? String == "progress")
+            positions.append(o?["position"] as? Double ?? -1)
         }
+        #expect(positions == positions.sorted() && (positions.last ?? 0) > 20, "\(positions)")
         let summary = try JSONSerialization.jsonObject(with: Data(text[(firstBrace?.lowerBound ?? text.startIndex)...].utf8)) as? [String: Any]
         let master = summary?["master"] as? [String: Any]
         #expect((master?["variants"] as? [Any])?.count == 4)  // v360, v216, the AAC and the Opus audio-only variants

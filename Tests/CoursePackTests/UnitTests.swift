@@ -130,9 +130,22 @@ import Testing
     @Test func shippedPresetsAreValid() throws {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Presets")
-        for name in ["lecture", "minimal"] {
-            let p = try Preset.named(name, in: dir)
-            #expect(p.problem() == nil)
+        // Every file in Presets/ loads: decodes, has no field this version does not know, breaks no rule.
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".json") }.sorted()
+        #expect(names == ["lecture-hd.json", "lecture.json", "minimal.json"])
+        for name in names {
+            #expect(throws: Never.self, "\(name)") { _ = try Preset.load(dir.appendingPathComponent(name)) }
+        }
+        // A misspelt field is an error, not a silent default.
+        let text = try String(contentsOf: dir.appendingPathComponent("lecture.json"), encoding: .utf8)
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("preset-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        for (old, new, field) in [("\"leadSegmentSeconds\"", "\"leadSegmentSecond\"", "leadSegmentSecond"),
+                                  ("\"maxFps\"", "\"maxFPS\"", "rungs[0].maxFPS"), ("\"audioOnly\"", "\"audio_only\"", ".audio_only")] {
+            #expect(text.contains(old))
+            try text.replacingOccurrences(of: old, with: new).write(to: tmp, atomically: true, encoding: .utf8)
+            #expect(throws: CoursePackError.self) { _ = try Preset.load(tmp) }
+            do { _ = try Preset.load(tmp) } catch { #expect("\(error)".contains("\(field) is not one this version knows"), "\(error)") }
         }
     }
 

@@ -86,8 +86,20 @@ extension Encoder {
         var data = [UInt8]()
         while let p = try encoder.receive() { data += p.bytes }
         guard !data.isEmpty else { throw MediaError(kind: .other, operation: "encoding \(path)", message: "encoder produced no data") }
-        guard FileManager.default.createFile(atPath: path, contents: Data(data)) else {
-            throw MediaError(kind: .io, operation: "writing \(path)", message: "cannot create file")
+        try writeFile(path, data)
+    }
+
+    /// Writes a whole file, keeping the system's reason (ENOSPC, EACCES) as the error's code.
+    static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw MediaError(code: cp_averror(errno), operation: "writing \(path)") }
+        defer { close(fd) }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes[done...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw MediaError(code: cp_averror(n < 0 ? errno : EIO), operation: "writing \(path)") }
+            done += n
         }
     }
 }

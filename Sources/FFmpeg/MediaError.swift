@@ -51,6 +51,9 @@ public struct MediaError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { "\(operation): \(message)" }
 
+    /// The disk (or the user's quota) is full.
+    public var isNoSpace: Bool { code == cp_averror(ENOSPC) || code == cp_averror(EDQUOT) }
+
     /// FFmpeg's text for an error code (av_err2str is a macro Swift cannot call).
     public static func describe(_ code: Int32) -> String {
         var buffer = [CChar](repeating: 0, count: 256)

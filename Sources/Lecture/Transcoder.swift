@@ -81,9 +81,23 @@ public enum Transcoder {
                                    thumbnails: outcome.thumbnails, chapters: outcome.chapters, downloads: downloads, corruptPackets: outcome.corruptPackets, warnings: warnings,
                                    elapsed: Date().timeIntervalSince(started))
         } catch {
+            // Writers that fail for want of space report it in many ways ("cannot create file", an
+            // FFmpeg I/O error inside a rendition); the file system says what it was.
+            let full = Publisher.isFull(publisher.workDirectory.deletingLastPathComponent())
             publisher.discard()
+            if full || Transcoder.isNoSpace(error) {
+                throw CoursePackError(.output, path: publisher.workDirectory.deletingLastPathComponent().path,
+                                      "disk full (no space left on device) while writing the package: \(error)")
+            }
             throw error
         }
+    }
+
+    /// ENOSPC or EDQUOT from FFmpeg, directly or inside a rendition's failure.
+    static func isNoSpace(_ error: Error) -> Bool {
+        if let e = error as? MediaError { return e.isNoSpace }
+        let text = "\(error)"
+        return text.contains("No space left on device") || text.contains("Disk quota exceeded")
     }
 }
 

@@ -15,6 +15,22 @@ import Testing
         #expect(Support.leftovers(beside: out).isEmpty, "temporary folders left: \(Support.leftovers(beside: out))")
     }
 
+    @Test func fullDiskIsAnOutputErrorAndLeavesNothing() throws {
+        // A 1 MB file system (tmpfs; the tests run as root, as CI does) fills in the middle of the pass.
+        let mountPoint = try Support.scratch().appendingPathComponent("small")
+        try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
+        let m = try Support.run("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint.path])
+        try #require(m.status == 0, "cannot mount a small tmpfs: \(m.stderr)")
+        defer { _ = try? Support.run("umount", [mountPoint.path]) }
+        let sample = Support.repoRoot.appendingPathComponent("Samples/lecture.mp4").path
+        let r = try Support.coursepack("transcode", sample, "-o", mountPoint.appendingPathComponent("c1/pkg").path)
+        #expect(r.status == 73, "status \(r.status): \(r.stderr)")
+        #expect(r.stderr.contains("disk full (no space left on device)"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: mountPoint.appendingPathComponent("c1").path)) ?? []
+        #expect(left.isEmpty, "\(left)")
+    }
+
     @Test func zeroByteFile() throws {
         let f = try Support.scratch().appendingPathComponent("empty.mp4")
         try Data().write(to: f)

@@ -12,7 +12,7 @@ public final class Decoder {
     ///   - maxPixels: refuse pictures larger than this many pixels (AVCodecContext.max_pixels).
     public init(demuxer: Demuxer, streamIndex: Int, threads: Int = 0, maxPixels: Int? = nil) throws {
         self.streamIndex = streamIndex
-        let st = demuxer.context!.pointee.streams[streamIndex]!
+        let st = try demuxer.stream(streamIndex, "opening decoder")
         let par = st.pointee.codecpar!
         timeBase = Rational(st.pointee.time_base)
         guard let codec = avcodec_find_decoder(par.pointee.codec_id) else {
@@ -36,20 +36,19 @@ public final class Decoder {
     public func send(_ packet: Packet?) throws {
         let rc = avcodec_send_packet(context, packet?.pointer)
         if rc == cp_averror_eof() { return }  // already drained
-        if rc == cp_averror_eagain() {
-            throw MediaError(kind: .other, operation: "decoding", message: "decoder full: receive frames before sending more")
-        }
+        // EAGAIN here means frames were left unreceived: a caller's mistake, kept as its own code.
         try check(rc, "decoding packet")
     }
 
-    /// The next decoded frame, or nil when the decoder needs another packet or is drained.
-    public func receive() throws -> Frame? {
+    /// The next decoded frame, `.needsInput` when the decoder wants another packet, `.endOfStream`
+    /// once drained.
+    public func receive() throws -> Pull<Frame> {
         let frame = Frame(timeBase: timeBase)
-        let rc = avcodec_receive_frame(context, frame.pointer)
-        if rc == cp_averror_eagain() || rc == cp_averror_eof() { return nil }
-        try check(rc, "decoding frame")
-        // The best-effort timestamp copes with missing and reordered pts; make it the frame's pts.
-        frame.pointer.pointee.pts = frame.pointer.pointee.best_effort_timestamp
-        return frame
+        let result = try Pull(code: avcodec_receive_frame(context, frame.pointer), value: frame, operation: "decoding frame")
+        if case .value = result {
+            // The best-effort timestamp copes with missing and reordered pts; make it the frame's pts.
+            frame.pointer.pointee.pts = frame.pointer.pointee.best_effort_timestamp
+        }
+        return result
     }
 }

@@ -159,9 +159,18 @@ public final class Demuxer {
             if cp_interrupt_reason(interrupt) != 0 { throw interruptError() }
             throw MediaError(code: rc, operation: "reading packet")
         }
-        let st = context!.pointee.streams[packet.streamIndex]!
+        let st = try stream(packet.streamIndex, "reading packet")
         packet.timeBase = Rational(st.pointee.time_base)
         return packet
+    }
+
+    /// Stream `index` of the input, checked against the number of streams.
+    func stream(_ index: Int, _ operation: @autoclosure () -> String) throws -> UnsafeMutablePointer<AVStream> {
+        let ctx = context!
+        guard index >= 0, index < Int(ctx.pointee.nb_streams), let st = ctx.pointee.streams[index] else {
+            throw MediaError.misuse(operation(), "no stream \(index) (the input has \(ctx.pointee.nb_streams))")
+        }
+        return st
     }
 
     /// Stops every read in progress and to come.

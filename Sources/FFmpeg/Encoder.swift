@@ -84,7 +84,7 @@ extension Encoder {
         try encoder.send(f)
         try encoder.send(nil)
         var data = [UInt8]()
-        while let p = try encoder.receive() { data += p.bytes }
+        while case let .value(p) = try encoder.receive() { data += p.bytes }
         guard !data.isEmpty else { throw MediaError(kind: .other, operation: "encoding \(path)", message: "encoder produced no data") }
         try writeFile(path, data)
     }
@@ -180,12 +180,9 @@ public final class Encoder {
         try check(rc, "encoding")
     }
 
-    /// The next packet, or nil when the encoder needs more input or is flushed.
-    public func receive() throws -> Packet? {
+    /// The next packet, `.needsInput` when the encoder wants more frames, `.endOfStream` once flushed.
+    public func receive() throws -> Pull<Packet> {
         let packet = Packet(timeBase: timeBase)
-        let rc = avcodec_receive_packet(context, packet.pointer)
-        if rc == cp_averror_eagain() || rc == cp_averror_eof() { return nil }
-        try check(rc, "encoding")
-        return packet
+        return try Pull(code: avcodec_receive_packet(context, packet.pointer), value: packet, operation: "encoding")
     }
 }

@@ -51,6 +51,21 @@ public struct MediaError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { "\(operation): \(message)" }
 
+    /// A wrapper called out of order or with an index it does not have: a bug in the caller.
+    static func misuse(_ operation: String, _ message: String) -> MediaError {
+        MediaError(kind: .other, operation: operation, message: message)
+    }
+
+    /// The input's fault: data a decoder or demuxer could not make sense of. Not so a lack of memory
+    /// or a call out of order (EAGAIN), which say nothing about the input.
+    public var isDataError: Bool {
+        switch kind {
+        case .invalidData: return true
+        case .other: return code != cp_averror(ENOMEM) && code != cp_averror_eagain() && code != 0
+        default: return false
+        }
+    }
+
     /// The disk (or the user's quota) is full.
     public var isNoSpace: Bool { code == cp_averror(ENOSPC) || code == cp_averror(EDQUOT) }
 
@@ -61,6 +76,25 @@ public struct MediaError: Error, CustomStringConvertible, Sendable {
             return "error \(code)"
         }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// What a send/receive codec or a filter graph hands back: a value, a request for more input, or
+/// the end of its stream. Errors stay errors (thrown).
+public enum Pull<Value> {
+    case value(Value)
+    case needsInput
+    case endOfStream
+
+    init(code: Int32, value: @autoclosure () -> Value, operation: @autoclosure () -> String) throws {
+        if code == cp_averror_eagain() {
+            self = .needsInput
+        } else if code == cp_averror_eof() {
+            self = .endOfStream
+        } else {
+            try check(code, operation())
+            self = .value(value())
+        }
     }
 }
 

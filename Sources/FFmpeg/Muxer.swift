@@ -31,6 +31,7 @@ public final class Muxer {
     /// Adds a stream carrying `encoder`'s output; returns its index. Call before `writeHeader`.
     @discardableResult
     public func addStream(for encoder: Encoder) throws -> Int {
+        guard !headerWritten else { throw MediaError.misuse("adding a stream to \(path)", "the header is already written") }
         guard let st = avformat_new_stream(context, nil) else {
             throw MediaError(kind: .other, operation: "adding stream to \(path)", message: "out of memory")
         }
@@ -43,7 +44,8 @@ public final class Muxer {
     /// Adds a stream that carries `demuxer`'s stream `index` unchanged (stream copy); returns its index.
     @discardableResult
     public func addStream(copying index: Int, of demuxer: Demuxer) throws -> Int {
-        let input = demuxer.context!.pointee.streams[index]!
+        guard !headerWritten else { throw MediaError.misuse("adding a stream to \(path)", "the header is already written") }
+        let input = try demuxer.stream(index, "copying a stream into \(path)")
         guard let st = avformat_new_stream(context, nil) else {
             throw MediaError(kind: .other, operation: "adding stream to \(path)", message: "out of memory")
         }
@@ -56,6 +58,7 @@ public final class Muxer {
     /// Opens the output and writes the header. Options are the muxer's (e.g. "hls_time"); an option
     /// the muxer does not know is an error.
     public func writeHeader(options: [String: String] = [:]) throws {
+        guard !headerWritten else { throw MediaError.misuse("writing header of \(path)", "the header is already written") }
         let ctx = context!
         if ctx.pointee.oformat.pointee.flags & AVFMT_NOFILE == 0 {
             try check(avio_open(&ctx.pointee.pb, path, AVIO_FLAG_WRITE), "opening \(path) for writing")
@@ -74,6 +77,12 @@ public final class Muxer {
 
     /// Writes a packet to stream `stream`, rescaling its timestamps from the packet's time base.
     public func write(_ packet: Packet, stream: Int) throws {
+        guard headerWritten, !finished else {
+            throw MediaError.misuse("writing \(path)", finished ? "the output is finished" : "the header is not written yet")
+        }
+        guard streamTimeBases.indices.contains(stream) else {
+            throw MediaError.misuse("writing \(path)", "no stream \(stream) (the output has \(streamTimeBases.count))")
+        }
         packet.pointer.pointee.stream_index = Int32(stream)
         av_packet_rescale_ts(packet.pointer, packet.timeBase.av, streamTimeBases[stream].av)
         packet.timeBase = streamTimeBases[stream]

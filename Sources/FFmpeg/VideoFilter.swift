@@ -52,12 +52,9 @@ public final class VideoFilter {
         }
     }
 
-    /// The next filtered frame, or nil when the graph needs more input or is drained.
-    public func pull() throws -> Frame? {
+    /// The next filtered frame, `.needsInput` when the graph wants more, `.endOfStream` once drained.
+    public func pull() throws -> Pull<Frame> {
         let out = Frame(timeBase: outputTimeBase)
-        let rc = av_buffersink_get_frame(sink, out.pointer)
-        if rc == cp_averror_eagain() || rc == cp_averror_eof() { return nil }
-        try check(rc, "filtering")
-        return out
+        return try Pull(code: av_buffersink_get_frame(sink, out.pointer), value: out, operation: "filtering")
     }
 }

@@ -217,7 +217,7 @@ final class VideoBranch: Branch {
     private var firstDTS: Int64?
 
     private func drain() throws {
-        while let packet = try encoder.receive() {
+        while case let .value(packet) = try encoder.receive() {
             if firstDTS == nil { firstDTS = packet.dts }
             if let previous = held {
                 if let a = previous.dts, let b = packet.dts, b > a { previous.duration = b - a }
@@ -296,7 +296,7 @@ final class AudioBranch: Branch {
     }
 
     private func drain() throws {
-        while let packet = try encoder.receive() {
+        while case let .value(packet) = try encoder.receive() {
             stats.bytes += packet.size
             try muxer.write(packet, stream: 0)
         }

@@ -259,7 +259,7 @@ final class OnePass {
             if let d = audioDecoder { try decode(nil, with: d, video: false) }
             if let n = normaliser {
                 try n.push(nil)
-                while let f = try n.pull() { try distributeVideo(f) }
+                while case let .value(f) = try n.pull() { try distributeVideo(f) }
             }
             if origin == nil, !pendingAudio.isEmpty { try startTimeline(at: pendingAudio[0].time ?? 0) }
             try failIfBranchFailed()
@@ -302,23 +302,33 @@ final class OnePass {
         }
     }
 
+    /// A decoder that fails this many times in a row without a frame between is not skipping a bad
+    /// packet but stuck; the lecture fails rather than spin.
+    static let maxReceiveErrorsInARow = 64
+
     private func decode(_ packet: Packet?, with decoder: Decoder, video: Bool) throws {
         if let packet, packet.isCorrupt { corruptPackets += 1 }
         do {
             try decoder.send(packet)
-        } catch let e as MediaError where e.kind == .invalidData || e.kind == .other {
+        } catch let e as MediaError where e.isDataError {
             corruptPackets += 1
             return
         }
+        var errorsInARow = 0
         while true {
-            let frame: Frame?
+            let result: Pull<Frame>
             do {
-                frame = try decoder.receive()
-            } catch let e as MediaError where e.kind == .invalidData || e.kind == .other {
+                result = try decoder.receive()
+            } catch let e as MediaError where e.isDataError {
                 corruptPackets += 1
+                errorsInARow += 1
+                if errorsInARow >= Self.maxReceiveErrorsInARow {
+                    throw CoursePackError(.badInput, path: source.info.path, "the \(video ? "video" : "audio") decoder keeps failing: \(e)")
+                }
                 continue
             }
-            guard let frame else { break }
+            guard case let .value(frame) = result else { break }
+            errorsInARow = 0
             if frame.isDamaged { corruptPackets += 1 }
             if video { try handleVideo(frame) } else { try handleAudio(frame) }
         }
@@ -339,13 +349,13 @@ final class OnePass {
             if let n = normaliser {
                 // The picture changed shape mid-stream: drain the old graph and build a new one.
                 try n.push(nil)
-                while let f = try n.pull() { try distributeVideo(f) }
+                while case let .value(f) = try n.pull() { try distributeVideo(f) }
             }
             normaliser = try makeNormaliser(for: frame)
         }
         if let n = normaliser {
             try n.push(frame)
-            while let f = try n.pull() { try distributeVideo(f) }
+            while case let .value(f) = try n.pull() { try distributeVideo(f) }
         } else {
             try distributeVideo(frame)
         }

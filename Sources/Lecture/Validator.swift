@@ -331,11 +331,11 @@ enum SegmentDecoder {
             while let p = try demuxer.read() {
                 guard let d = decoders[p.streamIndex] else { continue }
                 try d.send(p)
-                while try d.receive() != nil { frames += 1 }
+                while case .value = try d.receive() { frames += 1 }
             }
             for d in decoders.values {
                 try d.send(nil)
-                while try d.receive() != nil { frames += 1 }
+                while case .value = try d.receive() { frames += 1 }
             }
             return frames > 0 ? nil : "no frames"
         } catch {

@@ -1,0 +1,96 @@
+import FFmpeg
+import Foundation
+import Testing
+
+/// The FFmpeg wrapper's results as values: what a codec hands back, and which errors blame the input.
+@Suite struct FFmpegWrapperTests {
+    static let sample = Support.repoRoot.appendingPathComponent("Samples/lecture.mp4").path
+
+    @Test func receiveTellsNeedsInputFromEndOfStream() throws {
+        let demuxer = try Demuxer(path: Self.sample)
+        let video = try #require(demuxer.streams.first { $0.kind == .video })
+        let decoder = try Decoder(demuxer: demuxer, streamIndex: video.index, threads: 1)
+        guard case .needsInput = try decoder.receive() else {
+            Issue.record("a fresh decoder should ask for input")
+            return
+        }
+        var frames = 0
+        var read = 0
+        while read < 30, let p = try demuxer.read() {
+            guard p.streamIndex == video.index else { continue }
+            read += 1
+            try decoder.send(p)
+            while case .value = try decoder.receive() { frames += 1 }
+        }
+        try decoder.send(nil)
+        var last = try decoder.receive()
+        while case .value = last {
+            frames += 1
+            last = try decoder.receive()
+        }
+        guard case .endOfStream = last else {
+            Issue.record("a drained decoder should say end of stream, said \(last)")
+            return
+        }
+        #expect(frames == read)
+        guard case .endOfStream = try decoder.receive() else {
+            Issue.record("end of stream should stay end of stream")
+            return
+        }
+    }
+
+    @Test func aFullDecoderIsNotCorruptInput() throws {
+        let demuxer = try Demuxer(path: Self.sample)
+        let video = try #require(demuxer.streams.first { $0.kind == .video })
+        let decoder = try Decoder(demuxer: demuxer, streamIndex: video.index, threads: 1)
+        var thrown: MediaError?
+        var sent = 0
+        while thrown == nil, sent < 200, let p = try demuxer.read() {
+            guard p.streamIndex == video.index else { continue }
+            do {
+                try decoder.send(p)  // never receiving: the decoder fills up
+                sent += 1
+            } catch let e as MediaError {
+                thrown = e
+            }
+        }
+        let e = try #require(thrown, "sent \(sent) packets without receiving and no error")
+        #expect(!e.isDataError, "\(e) counted against the input")
+    }
+
+    @Test func errorsThatBlameTheInput() {
+        #expect(MediaError(kind: .invalidData, operation: "decoding", message: "x").isDataError)
+        #expect(!MediaError(kind: .io, operation: "writing", message: "x").isDataError)
+        #expect(!MediaError(kind: .interrupted, operation: "reading", message: "x").isDataError)
+    }
+}
+
+/// Wrappers called out of order or with indices they do not have throw; they do not crash.
+@Suite struct FFmpegMisuseTests {
+    @Test func writingBeforeTheHeaderThrows() throws {
+        let demuxer = try Demuxer(path: FFmpegWrapperTests.sample)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("misuse-\(UUID().uuidString).mp4")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let muxer = try Muxer(path: out.path, format: "mp4")
+        let packet = try #require(try demuxer.read())
+        #expect(throws: MediaError.self) { try muxer.write(packet, stream: 0) }
+        let copied = try muxer.addStream(copying: packet.streamIndex, of: demuxer)
+        try muxer.writeHeader()
+        #expect(throws: MediaError.self) { try muxer.write(packet, stream: copied + 1) }
+        #expect(throws: MediaError.self) { try muxer.write(packet, stream: -1) }
+        #expect(throws: MediaError.self) { try muxer.writeHeader() }
+        try muxer.write(packet, stream: copied)
+        try muxer.finish()
+        #expect(throws: MediaError.self) { try muxer.write(packet, stream: copied) }
+    }
+
+    @Test func streamIndicesAreChecked() throws {
+        let demuxer = try Demuxer(path: FFmpegWrapperTests.sample)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("misuse-\(UUID().uuidString).mp4")
+        let muxer = try Muxer(path: out.path, format: "mp4")
+        for index in [-1, demuxer.streams.count, 1 << 20] {
+            #expect(throws: MediaError.self) { _ = try Decoder(demuxer: demuxer, streamIndex: index) }
+            #expect(throws: MediaError.self) { _ = try muxer.addStream(copying: index, of: demuxer) }
+        }
+    }
+}

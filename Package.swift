@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// Imports are internal unless marked `public import`, and a member is visible only where its module
+/// is imported: the compiler holds the layers (C below FFmpeg, FFmpeg below Lecture).
+let layers: [SwiftSetting] = [.enableUpcomingFeature("InternalImportsByDefault"), .enableUpcomingFeature("MemberImportVisibility")]
+
 let package = Package(
     name: "CoursePack",
     platforms: [.macOS(.v14)],
@@ -14,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
     ],
     targets: [
         // FFmpeg's C headers and libraries, found with pkg-config.
@@ -25,27 +32,34 @@ let package = Package(
         ),
         // C that must be compiled: the av_log and interrupt callback trampolines.
         .target(name: "CFFmpegShims", dependencies: ["CFFmpeg"]),
-        // Safe Swift wrappers over FFmpeg; no policy, no C types in the public API.
-        .target(name: "FFmpeg", dependencies: ["CFFmpeg", "CFFmpegShims"]),
-        // Packaging: probe, plan, one-pass pipeline, playlists, validation.
-        .target(name: "Lecture", dependencies: ["FFmpeg", .product(name: "Logging", package: "swift-log")]),
+        // Safe Swift wrappers over FFmpeg; no policy, no C types in the public API (the C modules are
+        // imported `internal`, so the compiler refuses any that leaks).
+        .target(name: "FFmpeg", dependencies: ["CFFmpeg", "CFFmpegShims"], swiftSettings: layers),
+        // Packaging: probe, plan, one-pass pipeline, playlists, validation; the only user of FFmpeg.
+        .target(name: "Lecture", dependencies: [
+            "FFmpeg",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: layers),
         // Courses: course.json, the worker pool of child processes, manifest.json and index.html.
-        .target(name: "Course", dependencies: ["Lecture", "FFmpeg"]),
+        .target(name: "Course", dependencies: ["Lecture"], swiftSettings: layers),
         // The job server: HTTP API (Hummingbird), durable queue (SQLite through GRDB), metrics, webhooks.
         .target(name: "Server", dependencies: [
-            "Course", "Lecture", "FFmpeg",
+            "Course", "Lecture",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: layers),
         .executableTarget(name: "coursepack", dependencies: [
             "Lecture",
             "Course",
             "Server",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], swiftSettings: layers),
         .testTarget(name: "CoursePackTests", dependencies: ["Lecture", "Course", "Server", "FFmpeg"]),
     ]
 )

@@ -1,6 +1,5 @@
-import FFmpeg
-import Foundation
-import Lecture
+public import Foundation
+public import Lecture
 
 /// What a batch reports as it runs, in order, from several threads.
 public enum BatchEvent: Sendable {
@@ -57,7 +56,10 @@ public struct BatchOptions: Sendable {
 
 /// Turns a course folder into a course package: one child process per lecture, N at a time, the
 /// manifest rewritten atomically after each lecture, unchanged lectures skipped.
-public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
+/// Unchecked Sendable: `run` sets `spec`, `batchPreset`, `jobs` and `workers`, and the entries of the
+/// lectures it skips, before it starts the worker threads, which only read the first four; from then
+/// on `entries`, `bytes` and `next` are read and written with `lock` held only.
+public final class Batch: @unchecked Sendable {
     /// Folder in OUTDIR for the batch's own files: the lock and the source hash cache.
     static let stateFolder = ".coursepack"
 
@@ -163,7 +165,7 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
                                    manifest: output.appendingPathComponent("manifest.json").path,
                                    report: output.appendingPathComponent("index.html").path)
         emit(.batchFinished(summary))
-        if let sig = ProcessSignals.received {
+        if let sig = Signals.received {
             throw CoursePackError(.interrupted, path: output.path, "batch interrupted by signal \(sig); run it again to finish")
         }
         return summary
@@ -171,7 +173,7 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
 
     private func take() -> Job? {
         lock.withLock {
-            guard next < jobs.count, ProcessSignals.received == nil else { return nil }
+            guard next < jobs.count, Signals.received == nil else { return nil }
             defer { next += 1 }
             return jobs[next]
         }
@@ -190,7 +192,7 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
         task.captions = lecture.captions
         task.renditionsOnly = options.renditionsOnly
         let outcome = LectureWorker(executable: options.executable, limits: options.limits, environment: options.workerEnvironment)
-            .run(task, stop: { ProcessSignals.received != nil }) { percent, eta in
+            .run(task, stop: { Signals.received != nil }) { percent, eta in
                 emit(.progress(id: lecture.id, worker: worker, percent: percent, eta: eta))
             }
 
@@ -198,7 +200,7 @@ public final class Batch: @unchecked Sendable {  // mutable state behind `lock`
         lock.withLock {
             let i = entries.firstIndex { $0.id == lecture.id }!
             switch outcome {
-            case let .failed(failure) where failure.category == "interrupted" && ProcessSignals.received != nil:
+            case let .failed(failure) where failure.category == "interrupted" && Signals.received != nil:
                 interrupted = true
                 entries[i].status = .pending  // not the lecture's fault: the next run makes it
             case let .failed(failure):
@@ -301,7 +303,7 @@ public enum BuildKey {
         for c in all {
             parts.append("captions \(c.language ?? "-") \(URL(fileURLWithPath: c.path).lastPathComponent) \(try hashes.hash(c.path))")
         }
-        return SHA256.hex(Data(parts.joined(separator: "\n").utf8))
+        return Hashing.sha256Hex(Data(parts.joined(separator: "\n").utf8))
     }
 }
 
@@ -337,7 +339,7 @@ public final class SourceHashCache: @unchecked Sendable {  // records behind `lo
             throw CoursePackError(.badInput, path: path, "cannot read: \(String(cString: strerror(errno)))")
         }
         defer { try? handle.close() }
-        let h = SHA256()
+        var h = Hashing.SHA256Stream()
         do {
             while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { h.update(chunk) }
         } catch {

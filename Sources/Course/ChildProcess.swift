@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Limits a batch puts on each lecture's worker process.
 public struct WorkerLimits: Sendable {
@@ -48,7 +48,7 @@ enum ChildProcess {
         }
         let pid = process.processIdentifier
         onStart(pid)
-        let watch = Watch(pid: pid, limits: limits, interrupted: interrupted)
+        let watch = Watch(child: ProcessIdentity(pid: pid), limits: limits, interrupted: interrupted)
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global())
         timer.schedule(deadline: .now() + 0.25, repeating: 0.25)
         timer.setEventHandler { watch.tick() }
@@ -90,10 +90,43 @@ enum ChildProcess {
     }
 }
 
+/// A process as the kernel started it: its pid and its start time (/proc/PID/stat, field 22). A
+/// signal goes to the pid only while that pid still names the same process, so a watchdog tick
+/// that comes after the child was reaped never hits a process that was given the recycled pid.
+struct ProcessIdentity: Sendable {
+    let pid: Int32
+    let startTime: UInt64?
+
+    init(pid: Int32) {
+        self.pid = pid
+        startTime = ProcessIdentity.startTime(of: pid)
+    }
+
+    init(pid: Int32, startTime: UInt64?) {
+        self.pid = pid
+        self.startTime = startTime
+    }
+
+    static func startTime(of pid: Int32) -> UInt64? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // After "pid (comm) ": state is field 3, starttime field 22.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? UInt64(fields[19]) : nil
+    }
+
+    /// Sends `signal` if the pid still names this process; false when it is gone.
+    @discardableResult
+    func send(_ signal: Int32) -> Bool {
+        guard let startTime, ProcessIdentity.startTime(of: pid) == startTime else { return false }
+        return kill(pid, signal) == 0
+    }
+}
+
 /// The limits check, run four times a second beside the reading loop.
 private final class Watch: @unchecked Sendable {  // all state behind `lock`
     private let lock = NSLock()
-    private let pid: Int32
+    private let child: ProcessIdentity
     private let limits: WorkerLimits
     private let interrupted: @Sendable () -> Bool
     private let started = Date()
@@ -103,8 +136,8 @@ private final class Watch: @unchecked Sendable {  // all state behind `lock`
     private var stopReason: (category: String, reason: String)?
     private var peak = 0
 
-    init(pid: Int32, limits: WorkerLimits, interrupted: @escaping @Sendable () -> Bool) {
-        self.pid = pid
+    init(child: ProcessIdentity, limits: WorkerLimits, interrupted: @escaping @Sendable () -> Bool) {
+        self.child = child
         self.limits = limits
         self.interrupted = interrupted
     }
@@ -118,7 +151,7 @@ private final class Watch: @unchecked Sendable {  // all state behind `lock`
         lock.withLock {
             guard !killed else { return }
             let now = Date()
-            if let rss = ChildProcess.residentMB(pid) {
+            if let rss = ChildProcess.residentMB(child.pid) {
                 peak = max(peak, rss)
                 if rss > limits.memoryMB {
                     stop(now, "memory", "used \(rss) MB of memory, over the limit of \(limits.memoryMB) MB", force: true)
@@ -126,7 +159,7 @@ private final class Watch: @unchecked Sendable {  // all state behind `lock`
                 }
             }
             if let t = termSent {
-                if now.timeIntervalSince(t) > limits.grace { kill(pid, SIGKILL); killed = true }
+                if now.timeIntervalSince(t) > limits.grace { child.send(SIGKILL); killed = true }
                 return
             }
             if let timeout = limits.timeout, now.timeIntervalSince(started) > timeout {
@@ -143,10 +176,10 @@ private final class Watch: @unchecked Sendable {  // all state behind `lock`
     private func stop(_ now: Date, _ category: String, _ why: String, force: Bool) {
         if stopReason == nil { stopReason = (category, why) }
         if force {
-            kill(pid, SIGKILL)
+            child.send(SIGKILL)
             killed = true
         } else {
-            kill(pid, SIGTERM)
+            child.send(SIGTERM)
             termSent = now
         }
     }

@@ -1,5 +1,5 @@
-import Foundation
-import Lecture
+public import Foundation
+public import Lecture
 
 /// One lecture of a course, resolved from `course.json` or found in the course folder.
 public struct CourseLecture: Sendable, Equatable {

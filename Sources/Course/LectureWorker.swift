@@ -1,5 +1,5 @@
-import Foundation
-import Lecture
+public import Foundation
+public import Lecture
 
 /// One lecture made by a child process (`coursepack transcode` of the same binary), watched for
 /// limits; used by batches and by the job server.

@@ -1,5 +1,5 @@
-import CFFmpeg
-import CFFmpegShims
+internal import CFFmpeg
+internal import CFFmpegShims
 
 /// A rational number as FFmpeg uses for time bases and aspect ratios.
 public struct Rational: Sendable, Hashable, CustomStringConvertible {

@@ -1,4 +1,4 @@
-import CFFmpeg
+internal import CFFmpeg
 
 /// Decodes one stream of a Demuxer with the send/receive API.
 /// Not Sendable: a codec context is confined to one thread.

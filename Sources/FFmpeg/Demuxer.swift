@@ -1,5 +1,5 @@
-import CFFmpeg
-import CFFmpegShims
+internal import CFFmpeg
+internal import CFFmpegShims
 
 /// What kind of data a stream carries.
 public enum MediaKind: String, Sendable, Codable {

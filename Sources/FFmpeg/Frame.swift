@@ -1,4 +1,4 @@
-import CFFmpeg
+internal import CFFmpeg
 
 /// A decoded video or audio frame. Owns its AVFrame; the picture or sample buffers are reference
 /// counted, so `reference()` shares them instead of copying.

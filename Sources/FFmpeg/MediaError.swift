@@ -1,4 +1,4 @@
-import CFFmpeg
+internal import CFFmpeg
 
 /// An error from FFmpeg or from a wrapper's own checks, with what was being done and FFmpeg's message.
 public struct MediaError: Error, CustomStringConvertible, Sendable {

@@ -1,4 +1,4 @@
-import CFFmpeg
+internal import CFFmpeg
 
 /// An output file or set of files written by a libavformat muxer. Owns its AVFormatContext; closes
 /// its own file (avio_closep) when the format has one, then frees the context.

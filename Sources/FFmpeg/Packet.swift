@@ -1,4 +1,4 @@
-import CFFmpeg
+internal import CFFmpeg
 
 /// A compressed packet. Owns its AVPacket and frees it once.
 /// Not Sendable: a packet is used by one thread at a time; hand it over with `Transfer`.

@@ -1,4 +1,4 @@
-import CFFmpeg
+internal import CFFmpeg
 
 /// Converts audio to an encoder's rate, layout and sample format with libswresample, and cuts it into
 /// frames of the encoder's size through an AVAudioFifo. Timestamps count samples from the first

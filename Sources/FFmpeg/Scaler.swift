@@ -1,4 +1,4 @@
-import CFFmpeg
+internal import CFFmpeg
 
 /// Converts pictures between sizes and pixel formats with libswscale.
 /// Not Sendable: an SwsContext is confined to one thread.

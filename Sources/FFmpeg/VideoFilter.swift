@@ -1,4 +1,4 @@
-import CFFmpeg
+internal import CFFmpeg
 
 /// A libavfilter graph with one video input and one video output, described in FFmpeg's filter
 /// syntax (e.g. "bwdif,transpose=clock,format=yuv420p").

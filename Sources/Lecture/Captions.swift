@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A caption file given for a lecture: `--captions FILE[:LANG]`, or a sidecar beside the input.
 public struct CaptionInput: Sendable, Equatable {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import FFmpeg
 
 /// Finds slide changes in a stream of small grey pictures (`ChapterDetector.width` x `height`).

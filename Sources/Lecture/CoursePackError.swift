@@ -1,5 +1,5 @@
 import FFmpeg
-import Foundation
+public import Foundation
 
 /// An error a user sees: one line naming the file and the reason, and the exit code it maps to.
 public struct CoursePackError: Error, CustomStringConvertible, Sendable {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import FFmpeg
 
 /// A file for learners who download on Wi-Fi and watch offline.

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// An attribute list of an HLS tag (RFC 8216 section 4.2), with quoted strings kept whole.
 public struct AttributeList: Sendable {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// `lecture.json` at the root of a package: what a player or LMS needs to know about one lecture.
 /// Its JSON Schema is docs/lecture.schema.json.

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Reads the fragment structure of a CMAF/fMP4 media segment: where each movie fragment starts,
 /// where its first sample lies, and whether that sample is a sync sample (keyframe).

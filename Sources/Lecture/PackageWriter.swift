@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// One variant as written to the master playlist, with its measured figures.
 public struct VariantSummary: Sendable, Codable {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// One video rendition as it will be encoded.
 public struct VideoRenditionPlan: Codable, Sendable {

@@ -1,5 +1,5 @@
 import FFmpeg
-import Foundation
+public import Foundation
 
 /// A ladder of renditions and how to encode them, read from a JSON file in Presets/.
 /// The format is documented in Presets/README.md.
@@ -67,7 +67,7 @@ public struct Preset: Codable, Sendable {
     public var fingerprint: String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return SHA256.hex((try? encoder.encode(self)) ?? Data())
+        return Hashing.sha256Hex((try? encoder.encode(self)) ?? Data())
     }
 
     /// Preset files shipped in Presets/.

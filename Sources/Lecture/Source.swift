@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import FFmpeg
 
 /// Limits that refuse a source before any decoding.
@@ -87,7 +87,7 @@ public struct SourceInfo: Codable, Sendable {
 
 /// An input opened under the untrusted-input policy, with its facts.
 public final class OpenedSource {
-    public let demuxer: Demuxer
+    let demuxer: Demuxer
     public let info: SourceInfo
 
     init(demuxer: Demuxer, info: SourceInfo) {

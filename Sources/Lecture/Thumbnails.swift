@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import FFmpeg
 
 /// Where the poster and storyboard went, for the run's summary.

@@ -1,6 +1,6 @@
-import Foundation
+public import Foundation
 import FFmpeg
-import Logging
+public import Logging
 
 /// Progress of a run, reported from the reading thread about twice a second.
 public struct TranscodeProgress: Sendable, Codable {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import FFmpeg
 
 /// The outcome of checking a package.

@@ -1,8 +1,8 @@
 import Course
-import Foundation
-import Hummingbird
+public import Foundation
+public import Hummingbird
 import Lecture
-import Logging
+public import Logging
 import NIOCore
 
 /// The HTTP job API (docs/openapi.json): submit, inspect, list and cancel jobs, stream uploads,
@@ -13,6 +13,11 @@ public enum API {
         ("POST", "/v1/jobs"), ("GET", "/v1/jobs"), ("GET", "/v1/jobs/{id}"), ("DELETE", "/v1/jobs/{id}"),
         ("PUT", "/v1/uploads/{id}"), ("GET", "/healthz"), ("GET", "/metrics"),
     ]
+
+    /// Builds the server and runs it until SIGTERM or SIGINT (graceful shutdown).
+    public static func serve(config: ServerConfig, executable: String, presets: [String: URL], logger: Logger) async throws {
+        try await buildApplication(config: config, executable: executable, presets: presets, logger: logger).runService()
+    }
 
     /// Builds the server: the router, the job runner and the webhook sender, on one job store.
     public static func buildApplication(config: ServerConfig, executable: String, presets: [String: URL],
@@ -127,7 +132,7 @@ struct Handlers: Sendable {
         let body = try await request.body.collect(upTo: config.maxRequestBytes)
         let s: Submission
         do {
-            s = try JSONDecoder().decode(Submission.self, from: Data(buffer: body))
+            s = try JSONDecoder().decode(Submission.self, from: Data(body.readableBytesView))
         } catch let DecodingError.keyNotFound(key, _) {
             throw HTTPError(.badRequest, message: "\(key.stringValue): is required")
         } catch let DecodingError.typeMismatch(_, ctx) {

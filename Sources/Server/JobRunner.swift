@@ -1,5 +1,5 @@
 import Course
-import Foundation
+public import Foundation
 import Lecture
 import Logging
 import ServiceLifecycle

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Prometheus
 
 /// The server's Prometheus metrics (GET /metrics). Job counts by state and the queue depth are read

@@ -1,8 +1,8 @@
-import FFmpeg
-import Foundation
+public import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import Lecture
 import Logging
 import ServiceLifecycle
 
@@ -15,10 +15,10 @@ final class Webhooks: Service, Sendable {
     let metrics: ServerMetrics
     let logger: Logger
     let session: URLSession
-    let secret: [UInt8]?
+    let secret: String?
 
     init(store: JobStore, config: ServerConfig, secret: String?, metrics: ServerMetrics, logger: Logger) {
-        self.secret = secret.map { Array($0.utf8) }
+        self.secret = secret
         self.store = store
         self.config = config
         self.metrics = metrics
@@ -51,7 +51,7 @@ final class Webhooks: Service, Sendable {
         let body = (try? API.body(job)) ?? Data()
         request.httpBody = body
         // Receivers check that the body comes from this server: HMAC-SHA256 of the body under the shared secret.
-        if let secret { request.setValue("sha256=" + HMACSHA256.hex(key: secret, data: body), forHTTPHeaderField: "X-CoursePack-Signature") }
+        if let secret { request.setValue("sha256=" + Hashing.hmacSHA256Hex(key: secret, data: body), forHTTPHeaderField: "X-CoursePack-Signature") }
         let attempt = (job.webhook?.attempts ?? 0) + 1
         var failure: String?
         do {

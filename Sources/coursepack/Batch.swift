@@ -1,7 +1,6 @@
 import ArgumentParser
 import Course
-import FFmpeg
-import Foundation
+public import Foundation
 import Lecture
 
 struct BatchCommand: ParsableCommand {
@@ -86,7 +85,7 @@ enum Executable {
 enum WorkerMode {
     static func enter() {
         guard let value = ProcessInfo.processInfo.environment["COURSEPACK_WORKER_PARENT"], let parent = Int32(value) else { return }
-        if !ProcessSignals.dieWithParent(parent) { exit(75) }
+        if !Signals.dieWithParent(parent) { exit(75) }
     }
 }
 

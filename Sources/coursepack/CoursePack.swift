@@ -1,7 +1,6 @@
 import ArgumentParser
 import Course
-import FFmpeg
-import Foundation
+public import Foundation
 import Lecture
 import Logging
 
@@ -44,10 +43,10 @@ func setUp(verbose: Bool) -> Logger {
         return h
     }
     let logger = Logger(label: "coursepack")
-    FFmpegLog.install(maxLevel: verbose ? .warning : .quiet) { level, line in
+    MediaLog.install(maxLevel: verbose ? .warning : nil) { line in
         Output.stderr("ffmpeg: \(line)")
     }
-    ProcessSignals.install()
+    Signals.install()
     return logger
 }
 
@@ -174,8 +173,8 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         _ = setUp(verbose: common.verbose)
-        let report = Validator.validate(package: URL(fileURLWithPath: package), decode: !noDecode) { ProcessSignals.received != nil }
-        if let signal = ProcessSignals.received {
+        let report = Validator.validate(package: URL(fileURLWithPath: package), decode: !noDecode) { Signals.received != nil }
+        if let signal = Signals.received {
             Output.stderr("coursepack: validate \(package): stopped by signal \(signal)")
             throw ExitCode(128 + signal)
         }

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Lecture
 
 /// Everything the command line prints, in one place.

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+public import Foundation
 import Lecture
 import Logging
 import Server
@@ -36,8 +36,7 @@ struct Serve: AsyncParsableCommand {
                 _ = try Preset.load(url)
                 presets[name] = url
             }
-            let app = try API.buildApplication(config: cfg, executable: executable, presets: presets, logger: logger)
-            try await app.runService()
+            try await API.serve(config: cfg, executable: executable, presets: presets, logger: logger)
         } catch let e as CoursePackError {
             Output.stderr("coursepack: \(e.description)")
             throw ExitCode(e.category.exitCode)

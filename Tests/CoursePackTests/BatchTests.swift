@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import Course
+@testable import Course
 
 /// `coursepack batch` end to end: real worker processes, real encodes, faults injected through the
 /// documented COURSEPACK_TEST_FAULT switch, the manifest checked against its JSON Schema.
@@ -322,5 +322,26 @@ import Course
         #expect(!lectures.contains { $0["status"] as? String == "failed" })
         #expect(BatchTests.leftovers(out).isEmpty, "\(BatchTests.leftovers(out))")
         try BatchTests.validateManifest(out)
+    }
+}
+
+@Suite struct ProcessIdentityTests {
+    @Test func aSignalReachesOnlyTheProcessThePidNamedAtStart() throws {
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["30"]
+        try sleeper.run()
+        defer { if sleeper.isRunning { sleeper.terminate() } }
+        let identity = ProcessIdentity(pid: sleeper.processIdentifier)
+        #expect(identity.startTime != nil)
+        // The same pid with another start time stands for a recycled pid: no signal is sent.
+        let stale = ProcessIdentity(pid: sleeper.processIdentifier, startTime: identity.startTime! + 1)
+        #expect(!stale.send(SIGKILL))
+        #expect(sleeper.isRunning)
+        #expect(identity.send(SIGKILL))
+        sleeper.waitUntilExit()
+        #expect(sleeper.terminationReason == .uncaughtSignal)
+        // Once reaped, nothing is sent.
+        #expect(!identity.send(SIGKILL))
     }
 }

@@ -261,3 +261,30 @@ final class LockedBoxForTest: @unchecked Sendable {
     func add(_ n: Int) { lock.withLock { v += n } }
     var value: Int { lock.withLock { v } }
 }
+
+@Suite struct LayerTests {
+    /// FFmpeg's C modules are imported only by the FFmpeg wrapper, and only `internal`; the wrapper
+    /// only by Lecture (and these tests): Course, Server and the CLI reach FFmpeg through Lecture.
+    @Test func cStaysBelowTheWrapper() throws {
+        let sources = Support.repoRoot.appendingPathComponent("Sources")
+        var checked = 0
+        for target in try FileManager.default.contentsOfDirectory(atPath: sources.path) where !target.hasPrefix("CFFmpeg") {
+            let dir = sources.appendingPathComponent(target)
+            for file in try FileManager.default.contentsOfDirectory(atPath: dir.path) where file.hasSuffix(".swift") {
+                let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
+                checked += 1
+                for line in text.split(separator: "\n") where line.contains("import ") && !line.hasPrefix("//") {
+                    let words = line.split(separator: " ")
+                    guard let module = words.last, words.contains("import") else { continue }
+                    if module.hasPrefix("CFFmpeg") {
+                        #expect(target == "FFmpeg" && words.first == "internal", "\(target)/\(file): \(line)")
+                    }
+                    if module == "FFmpeg" {
+                        #expect(target == "Lecture" && !line.hasPrefix("public"), "\(target)/\(file): \(line)")
+                    }
+                }
+            }
+        }
+        #expect(checked > 40)
+    }
+}

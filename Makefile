@@ -3,11 +3,11 @@ SHELL := /bin/bash
 SWIFT ?= swift
 PKGS := libavformat libavcodec libavfilter libavutil libswscale libswresample sqlite3
 APT_BUILD := libavformat-dev libavcodec-dev libavfilter-dev libavutil-dev libswscale-dev libswresample-dev libsqlite3-dev pkg-config
-PIP_TEST := m3u8 selenium jsonschema
+PIP_TEST := m3u8 selenium jsonschema schemathesis
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/coursepack
 
-.PHONY: deps test-deps bench-deps build run test bench bench-lowband bench-batch validate clean
+.PHONY: deps test-deps bench-deps build run test bench bench-lowband bench-batch fuzz validate clean
 
 # Debian packages for building, installed only when pkg-config cannot find FFmpeg's libraries.
 deps:
@@ -31,7 +31,7 @@ test-deps: deps
 	  echo "Installing$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
-	@python3 -c 'import m3u8, selenium, jsonschema' 2>/dev/null || python3 -m pip install -q $(PIP_TEST)
+	@python3 -c 'import m3u8, selenium, jsonschema, schemathesis' 2>/dev/null || python3 -m pip install -q $(PIP_TEST)
 
 build: deps
 	$(SWIFT) build -c release --product coursepack
@@ -74,3 +74,20 @@ validate: build
 
 clean:
 	rm -rf .build out
+
+# libFuzzer over the parsers (Sources/coursepack-fuzz): FUZZ_SECONDS per target (default 300), corpora
+# grown from Tests/fuzz/seeds in .build/fuzz-corpus, findings saved to Tests/fuzz/crashers/TARGET/,
+# which the tests (FuzzRegressionTests) replay.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= mp4 playlist captions course preset
+fuzz: deps
+	COURSEPACK_FUZZ=1 $(SWIFT) build -c release --scratch-path .build/fuzz --product coursepack-fuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+	@set -o pipefail; failed=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p .build/fuzz-corpus/$$t Tests/fuzz/crashers/$$t; \
+	  echo "== $$t"; \
+	  FUZZ_TARGET=$$t .build/fuzz/release/coursepack-fuzz .build/fuzz-corpus/$$t Tests/fuzz/seeds/$$t \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=Tests/fuzz/crashers/$$t/ 2>&1 | grep -E "^Done|stat::number_of_executed_units|stat::new_units_added|ERROR|SUMMARY|artifact" \
+	    || failed="$$failed $$t"; \
+	done; if [ -n "$$failed" ]; then echo "fuzz findings in:$$failed (Tests/fuzz/crashers)"; exit 1; fi

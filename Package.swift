@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 /// Imports are internal unless marked `public import`, and a member is visible only where its module
@@ -63,3 +64,10 @@ let package = Package(
         .testTarget(name: "CoursePackTests", dependencies: ["Lecture", "Course", "Server", "FFmpeg"]),
     ]
 )
+
+// `make fuzz` only: libFuzzer targets over the parsers (Sources/coursepack-fuzz), built with
+// -sanitize=fuzzer in a scratch folder of their own.
+if ProcessInfo.processInfo.environment["COURSEPACK_FUZZ"] != nil {
+    package.targets.append(.executableTarget(name: "coursepack-fuzz", dependencies: ["Lecture", "Course"],
+                                             swiftSettings: layers))
+}

@@ -50,6 +50,19 @@ public enum API {
         router.put("/v1/uploads/:id") { request, context in try await handlers.upload(request, context) }
         router.get("/healthz") { _, _ in try handlers.health() }
         router.get("/metrics") { _, _ in try handlers.metricsText() }
+        // A documented path asked with a method it does not take: 405 with the methods it does.
+        let documented = Dictionary(grouping: routes, by: \.path).mapValues { $0.map(\.method) }
+        for (path, methods) in documented {
+            let allow = methods.sorted().joined(separator: ", ")
+            let routerPath = RouterPath(path.replacingOccurrences(of: "{id}", with: ":id"))
+            for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch, .options, .trace, HTTPRequest.Method("QUERY")!] where !methods.contains(method.rawValue) {
+                router.on(routerPath, method: method) { _, _ -> Response in
+                    var headers = HTTPFields()
+                    headers[.allow] = allow
+                    throw HTTPError(.methodNotAllowed, headers: headers, message: "\(method.rawValue) is not allowed here; allowed: \(allow)")
+                }
+            }
+        }
 
         var configuration = ApplicationConfiguration(address: .hostname(config.host, port: config.port), serverName: "coursepack")
         configuration.reuseAddress = true

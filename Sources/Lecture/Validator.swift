@@ -212,9 +212,14 @@ public enum Validator {
             }
         }
         r.expect("\(uri): fMP4 initialisation segment (EXT-X-MAP)", !initData.isEmpty, initProblem)
-        // Each segment once: a playlist that repeats one would have every check run on it again.
+        // Segments are whole files (CoursePack writes no byte-range media playlist), each listed once:
+        // a playlist that repeats one, or slices one file a million ways, would have every check run
+        // on the same bytes again and again.
+        let ranged = pl.segments.filter { $0.byteRange != nil }.count
+        r.expect("\(uri): segments are whole files", ranged == 0, "\(ranged) EXT-X-BYTERANGE segments")
+        guard ranged == 0 else { return nil }
         var seen = Set<String>()
-        let repeated = pl.segments.filter { $0.byteRange == nil && !seen.insert($0.uri).inserted }.map(\.uri)
+        let repeated = pl.segments.filter { !seen.insert($0.uri).inserted }.map(\.uri)
         r.expect("\(uri): every segment listed once", repeated.isEmpty, "listed again: \(repeated.prefix(3).joined(separator: ", "))")
         guard repeated.isEmpty else { return nil }
         var problems: [String] = []

@@ -170,6 +170,11 @@ import Testing
         var v = try Support.coursepack("validate", pkg.path)
         #expect(v.status == 1)
         #expect(v.stdout.contains("FAIL v240/index.m3u8: every segment listed once"), "\(v.stdout.prefix(2000))")
+        // One file sliced into byte ranges: refused as a whole, not read once a range.
+        try text.replacingOccurrences(of: "seg_00000.m4s", with: "#EXT-X-BYTERANGE:100@0\nseg_00000.m4s").write(to: url, atomically: true, encoding: .utf8)
+        v = try Support.coursepack("validate", pkg.path)
+        #expect(v.status == 1)
+        #expect(v.stdout.contains("FAIL v240/index.m3u8: segments are whole files"), "\(v.stdout.prefix(2000))")
         // A playlist over the size cap is not read at all.
         try (text + String(repeating: "#", count: 17 << 20)).write(to: url, atomically: true, encoding: .utf8)
         v = try Support.coursepack("validate", pkg.path)

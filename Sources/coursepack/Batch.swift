@@ -92,8 +92,10 @@ enum WorkerMode {
 /// Faults for tests of the worker pool, set only through the environment (README, "Testing"):
 /// COURSEPACK_TEST_FAULT=KIND:NAME[,KIND:NAME...] makes a transcode of an input whose file name
 /// contains NAME crash with SIGSEGV (crash), hang without progress and ignore SIGTERM (hang), or
-/// allocate memory without end (memory).
+/// allocate memory without end (memory). Compiled into debug builds only (the tests'); a release
+/// build ignores the variable.
 enum FaultSwitch {
+    #if DEBUG
     static func apply(input: String) {
         guard let spec = ProcessInfo.processInfo.environment["COURSEPACK_TEST_FAULT"] else { return }
         let file = URL(fileURLWithPath: input).lastPathComponent
@@ -120,6 +122,9 @@ enum FaultSwitch {
             }
         }
     }
+    #else
+    static func apply(input: String) {}
+    #endif
 }
 
 /// How batch events reach a person or a program.

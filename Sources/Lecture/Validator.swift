@@ -184,13 +184,7 @@ public enum Validator {
             r.expect("\(uri): URI stays inside the package", false, "absolute, remote or parent path")
             return nil
         }
-        let pl: MediaPlaylist
-        do {
-            pl = try MediaPlaylist(text: try files.text(uri))
-        } catch {
-            r.expect("\(uri): parses", false, "\(error)")
-            return nil
-        }
+        guard let pl = playlist(uri, files: files, check: "parses", report: &r) else { return nil }
         r.expect("\(uri): parses", true)
         r.expect("\(uri): has segments", !pl.segments.isEmpty, "no segments")
         r.expect("\(uri): is VOD", pl.playlistType == "VOD", "EXT-X-PLAYLIST-TYPE is \(pl.playlistType ?? "missing")")
@@ -268,14 +262,19 @@ public enum Validator {
         return Rendition(playlist: pl, rate: rate, nonKeySegments: nonKey, sampleEntry: entry)
     }
 
-    private static func checkSubtitles(_ uri: String, files: PackageFiles, report r: inout ValidationReport) {
-        let pl: MediaPlaylist
+    /// The media playlist `uri` of the package; when it cannot be read or parsed, the check
+    /// "URI: `check`" fails with the reason and the result is nil.
+    private static func playlist(_ uri: String, files: PackageFiles, check: String, report r: inout ValidationReport) -> MediaPlaylist? {
         do {
-            pl = try MediaPlaylist(text: try files.text(try PackageFiles.join("", uri)))
+            return try MediaPlaylist(text: try files.text(try PackageFiles.join("", uri)))
         } catch {
-            r.expect("\(uri): subtitle playlist parses", false, "\(error)")
-            return
+            r.expect("\(uri): \(check)", false, "\(error)")
+            return nil
         }
+    }
+
+    private static func checkSubtitles(_ uri: String, files: PackageFiles, report r: inout ValidationReport) {
+        guard let pl = playlist(uri, files: files, check: "subtitle playlist parses", report: &r) else { return }
         r.expect("\(uri): subtitle playlist is VOD with segments", pl.playlistType == "VOD" && pl.hasEndList && !pl.segments.isEmpty,
                  "EXT-X-PLAYLIST-TYPE, EXT-X-ENDLIST or segments missing")
         let bad = pl.segments.filter { s in
@@ -286,13 +285,7 @@ public enum Validator {
     }
 
     private static func checkIFramePlaylist(_ uri: String, files: PackageFiles, report r: inout ValidationReport) {
-        let pl: MediaPlaylist
-        do {
-            pl = try MediaPlaylist(text: try files.text(try PackageFiles.join("", uri)))
-        } catch {
-            r.expect("\(uri): I-frame playlist parses", false, "\(error)")
-            return
-        }
+        guard let pl = playlist(uri, files: files, check: "I-frame playlist parses", report: &r) else { return }
         r.expect("\(uri): is EXT-X-I-FRAMES-ONLY with entries", pl.iFramesOnly && !pl.segments.isEmpty, "tag missing or no entries")
         var bad: [String] = []
         // Entries are byte ranges of the media segments: each file is read and parsed once.

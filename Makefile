@@ -17,7 +17,8 @@ deps:
 	fi
 
 # What the tests use as independent references: ffprobe/ffmpeg, Chromium and its driver, GStreamer's
-# playbin with its HLS demuxer and libav decoders, m3u8, selenium.
+# playbin with its HLS demuxer and libav decoders, m3u8, selenium; and PostgreSQL's server programs,
+# from which the tests start throwaway clusters of their own (Tests/CoursePackTests/PostgresCluster.swift).
 test-deps: deps
 	@missing=""; \
 	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
@@ -25,6 +26,7 @@ test-deps: deps
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 	command -v gst-launch-1.0 >/dev/null || missing="$$missing gstreamer1.0-tools"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	for p in gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

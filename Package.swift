@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // FFmpeg's C headers and libraries, found with pkg-config.
@@ -44,7 +45,8 @@ let package = Package(
         ], swiftSettings: layers),
         // Courses: course.json, the worker pool of child processes, manifest.json and index.html.
         .target(name: "Course", dependencies: ["Lecture"], swiftSettings: layers),
-        // The job server: HTTP API (Hummingbird), durable queue (SQLite through GRDB), metrics, webhooks.
+        // The job server: HTTP API (Hummingbird), the durable queue (SQLite through GRDB on one machine,
+        // PostgreSQL through PostgresNIO for many), the job runner of `serve` and `worker`, metrics, webhooks.
         .target(name: "Server", dependencies: [
             "Course", "Lecture",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -53,6 +55,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
         ], swiftSettings: layers),
         .executableTarget(name: "coursepack", dependencies: [
             "Lecture",
@@ -60,6 +63,8 @@ let package = Package(
             "Server",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: layers),
         .testTarget(name: "CoursePackTests", dependencies: ["Lecture", "Course", "Server", "FFmpeg"]),
     ]

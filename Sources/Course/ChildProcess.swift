@@ -216,7 +216,7 @@ private final class TailBuffer: @unchecked Sendable {  // state behind `lock`
 func workerEnvironment(_ environment: [String: String]) -> [String: String] {
     environment.filter { key, _ in
         let k = key.uppercased()
-        return !["COURSEPACK_API_TOKEN", "COURSEPACK_WEBHOOK_SECRET"].contains(k)
+        return !["COURSEPACK_API_TOKEN", "COURSEPACK_WEBHOOK_SECRET", "COURSEPACK_DATABASE_URL", "DATABASE_URL"].contains(k)
             && !["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIALS"].contains { k.hasSuffix($0) }
     }
 }

@@ -4,6 +4,7 @@ public import Hummingbird
 import Lecture
 public import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// The HTTP job API (docs/openapi.json): submit, inspect, list and cancel jobs, stream uploads,
 /// health and metrics. Every route but /healthz needs the bearer token.
@@ -11,34 +12,57 @@ public enum API {
     /// Routes as documented in docs/openapi.json; a test checks the two agree.
     public static let routes: [(method: String, path: String)] = [
         ("POST", "/v1/jobs"), ("GET", "/v1/jobs"), ("GET", "/v1/jobs/{id}"), ("DELETE", "/v1/jobs/{id}"),
-        ("PUT", "/v1/uploads/{id}"), ("GET", "/healthz"), ("GET", "/metrics"),
+        ("PUT", "/v1/uploads/{id}"), ("GET", "/v1/workers"), ("GET", "/healthz"), ("GET", "/metrics"),
     ]
 
-    /// Builds the server and runs it until SIGTERM or SIGINT (graceful shutdown).
+    /// Opens the job store (PostgreSQL when the config names a database, else SQLite in the data
+    /// folder), builds the server and runs it until SIGTERM or SIGINT (graceful shutdown).
     public static func serve(config: ServerConfig, executable: String, presets: [String: URL], logger: Logger) async throws {
-        try await buildApplication(config: config, executable: executable, presets: presets, logger: logger).runService()
-    }
-
-    /// Builds the server: the router, the job runner and the webhook sender, on one job store.
-    public static func buildApplication(config: ServerConfig, executable: String, presets: [String: URL],
-                                        logger: Logger) throws -> some ApplicationProtocol {
-        let token = try config.token()
-        let webhookSecret = try config.webhookSecret()
         for dir in [config.outputRoot, config.dataDirectory, uploadsFolder(config)] {
             try createFolder(dir)
         }
-        let store = try JobStore(path: URL(fileURLWithPath: config.dataDirectory).appendingPathComponent("jobs.sqlite").path)
+        let store: any JobStore
+        var postgres: PostgresJobStore?
+        if let url = config.database {
+            postgres = try await PostgresJobStore.open(url: url, logger: logger)
+            store = postgres!
+        } else {
+            store = try SQLiteJobStore(path: URL(fileURLWithPath: config.dataDirectory).appendingPathComponent("jobs.sqlite").path)
+            // Alone on its output root, this server removes what runs of its killed predecessors (or
+            // of a batch on this machine) left there. On a shared root, process ids of other
+            // machines mean nothing here, so a server on PostgreSQL leaves the root alone.
+            let root = URL(fileURLWithPath: config.outputRoot)
+            for course in (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] where !course.hasPrefix(".") {
+                LectureWorker.cleanUpDeadRuns(in: root.appendingPathComponent(course))
+            }
+        }
+        defer { postgres?.close() }
+        try await buildApplication(config: config, store: store, executable: executable, presets: presets, logger: logger).runService()
+    }
+
+    /// Builds the server: the router, the job runner (unless `workers` is 0) and the webhook sender, on one job store.
+    public static func buildApplication(config: ServerConfig, store: any JobStore, executable: String, presets: [String: URL],
+                                        logger: Logger) throws -> some ApplicationProtocol {
+        let token = try config.token()
+        let webhookSecret = try config.webhookSecret()
         let metrics = ServerMetrics()
-        var limits = WorkerLimits()
-        limits.timeout = config.timeoutSeconds > 0 ? config.timeoutSeconds : nil
-        limits.stallTimeout = config.stallTimeoutSeconds
-        limits.memoryMB = config.memoryLimitMB
-        let runner = JobRunner(store: store, config: config, worker: LectureWorker(executable: executable, limits: limits),
-                               presets: presets,
-                               hashes: SourceHashCache(url: URL(fileURLWithPath: config.dataDirectory).appendingPathComponent("sources.json")),
-                               metrics: metrics, logger: logger)
+        let presetTexts = try presets.mapValues { url in
+            do { return try String(contentsOf: url, encoding: .utf8) } catch {
+                throw CoursePackError(.usage, path: url.path, "cannot read: \(error.localizedDescription)")
+            }
+        }
+        let specs = SpecMaker(config: config, presets: presetTexts)
+        var runner: JobRunner?
+        if config.workers > 0 {
+            let settings = RunnerSettings(workers: config.workers, leaseSeconds: config.leaseSeconds,
+                                          shutdownGraceSeconds: config.shutdownGraceSeconds, pollSeconds: config.pollSeconds,
+                                          scratch: URL(fileURLWithPath: config.scratchDirectory ?? URL(fileURLWithPath: config.dataDirectory).appendingPathComponent("scratch").path),
+                                          name: "serve@\(ProcessInfo.processInfo.hostName)")
+            runner = JobRunner(store: store, settings: settings, executable: executable, metrics: metrics, logger: logger,
+                               legacySpec: { specs.spec(for: $0) })
+        }
         let webhooks = Webhooks(store: store, config: config, secret: webhookSecret, metrics: metrics, logger: logger)
-        let handlers = Handlers(store: store, config: config, presets: presets, runner: runner, metrics: metrics,
+        let handlers = Handlers(store: store, config: config, specs: specs, runner: runner, metrics: metrics,
                                 inputRoots: config.inputRoots.map { realPath($0) ?? $0 })
 
         let router = Router()
@@ -48,8 +72,9 @@ public enum API {
         router.get("/v1/jobs/:id") { request, context in try await handlers.get(request, context) }
         router.delete("/v1/jobs/:id") { request, context in try await handlers.cancel(request, context) }
         router.put("/v1/uploads/:id") { request, context in try await handlers.upload(request, context) }
-        router.get("/healthz") { _, _ in try handlers.health() }
-        router.get("/metrics") { _, _ in try handlers.metricsText() }
+        router.get("/v1/workers") { _, _ in try await handlers.workers() }
+        router.get("/healthz") { _, _ in try await handlers.health() }
+        router.get("/metrics") { _, _ in try await handlers.metricsText() }
         // A documented path asked with a method it does not take: 405 with the methods it does.
         let documented = Dictionary(grouping: routes, by: \.path).mapValues { $0.map(\.method) }
         for (path, methods) in documented {
@@ -66,7 +91,9 @@ public enum API {
 
         var configuration = ApplicationConfiguration(address: .hostname(config.host, port: config.port), serverName: "coursepack")
         configuration.reuseAddress = true
-        return Application(router: router, configuration: configuration, services: [runner, webhooks],
+        var services: [any Service] = [webhooks]
+        if let runner { services.insert(runner, at: 0) }
+        return Application(router: router, configuration: configuration, services: services,
                            onServerRunning: { channel in
                                logger.notice("coursepack serve listening on \(channel.localAddress?.description ?? "?")")
                            }, logger: logger)
@@ -118,12 +145,27 @@ struct BearerAuth<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+/// Builds the spec a job carries: its package folder under the output root, the preset's text and
+/// the limits of this server's config.
+struct SpecMaker: Sendable {
+    let config: ServerConfig
+    let presets: [String: String]
+
+    func spec(for job: Job) -> JobSpec? {
+        guard let preset = presets[job.preset] else { return nil }
+        let destination = URL(fileURLWithPath: config.outputRoot).appendingPathComponent(job.courseId).appendingPathComponent(job.lectureId)
+        return JobSpec(destination: destination.path, preset: preset, timeoutSeconds: config.timeoutSeconds > 0 ? config.timeoutSeconds : nil,
+                       stallTimeoutSeconds: config.stallTimeoutSeconds, memoryLimitMB: config.memoryLimitMB,
+                       maxAttempts: config.maxAttempts, retryBaseSeconds: config.retryBaseSeconds)
+    }
+}
+
 /// The route handlers; validation errors are 400 with a message naming the field.
 struct Handlers: Sendable {
-    let store: JobStore
+    let store: any JobStore
     let config: ServerConfig
-    let presets: [String: URL]
-    let runner: JobRunner
+    let specs: SpecMaker
+    let runner: JobRunner?
     let metrics: ServerMetrics
     let inputRoots: [String]
 
@@ -158,7 +200,7 @@ struct Handlers: Sendable {
         }
         if let t = s.title, t.count > 500 { throw HTTPError(.badRequest, message: "title: at most 500 characters") }
         let preset = s.preset ?? config.presets[0]
-        guard presets[preset] != nil else {
+        guard specs.presets[preset] != nil else {
             throw HTTPError(.badRequest, message: "preset: \(preset) is not offered (offered: \(config.presets.joined(separator: ", ")))")
         }
         let source: String
@@ -169,7 +211,7 @@ struct Handlers: Sendable {
             guard id.range(of: Self.uploadPattern, options: .regularExpression) != nil else {
                 throw HTTPError(.badRequest, message: "upload: not a valid upload id")
             }
-            guard let u = try store.upload(id) else { throw HTTPError(.badRequest, message: "upload: no upload \(id)") }
+            guard let u = try await store.upload(id) else { throw HTTPError(.badRequest, message: "upload: no upload \(id)") }
             source = u.path
         default:
             throw HTTPError(.badRequest, message: "source: give exactly one of source (a path under an input root) and upload (an upload id)")
@@ -187,11 +229,12 @@ struct Handlers: Sendable {
             }
         }
         let now = Date()
-        let job = Job(id: "job_" + Self.randomID(), state: .queued, courseId: s.courseId, lectureId: s.lectureId, title: s.title,
+        var job = Job(id: "job_" + Self.randomID(), state: .queued, courseId: s.courseId, lectureId: s.lectureId, title: s.title,
                       source: source, upload: s.upload, preset: preset, captions: captions, callbackUrl: s.callbackUrl, progress: 0,
                       attempts: 0, createdAt: now, updatedAt: now, startedAt: nil, finishedAt: nil, error: nil, package: nil,
                       webhook: nil, lectureJSON: nil)
-        switch try store.insert(job, queueLimit: config.queueLimit) {
+        job.spec = specs.spec(for: job)
+        switch try await store.insert(job, queueLimit: config.queueLimit) {
         case .queueFull:
             throw HTTPError(.tooManyRequests, headers: [.retryAfter: "30"], message: "the queue holds \(config.queueLimit) jobs; try again later")
         case .inserted:
@@ -201,7 +244,7 @@ struct Handlers: Sendable {
 
     func get(_ request: Request, _ context: some RequestContext) async throws -> Response {
         let id = try jobID(context)
-        guard let job = try store.job(id) else { throw HTTPError(.notFound, message: "no job \(id)") }
+        guard let job = try await store.job(id) else { throw HTTPError(.notFound, message: "no job \(id)") }
         return try json(API.body(job))
     }
 
@@ -219,7 +262,7 @@ struct Handlers: Sendable {
             return n
         } ?? 50
         let after = q["after"].map(String.init)
-        let jobs = try store.list(state: state, after: after, limit: limit + 1)
+        let jobs = try await store.list(state: state, after: after, limit: limit + 1)
         let page = Array(jobs.prefix(limit))
         var object: [String: Any] = ["jobs": try page.map { try JSONSerialization.jsonObject(with: API.body($0)) }]
         if jobs.count > limit, let last = page.last { object["next"] = last.id }
@@ -230,20 +273,20 @@ struct Handlers: Sendable {
     /// and its temporary output removed. Answers 200 once cancelled, 202 if still stopping.
     func cancel(_ request: Request, _ context: some RequestContext) async throws -> Response {
         let id = try jobID(context)
-        guard let state = try store.requestCancel(id) else { throw HTTPError(.notFound, message: "no job \(id)") }
+        guard let state = try await store.requestCancel(id) else { throw HTTPError(.notFound, message: "no job \(id)") }
         switch state {
         case .succeeded, .failed:
             throw HTTPError(.conflict, message: "job \(id) has already \(state.rawValue)")
         case .running:
-            runner.cancelLocally(id)
+            runner?.cancelLocally(id)
             let deadline = Date().addingTimeInterval(10)
-            while Date() < deadline, try store.job(id, withLecture: false)?.state == .running {
+            while Date() < deadline, try await store.job(id, withLecture: false)?.state == .running {
                 try await Task.sleep(for: .milliseconds(100))
             }
         default:
             break
         }
-        let job = try store.job(id, withLecture: false)!
+        guard let job = try await store.job(id, withLecture: false) else { throw HTTPError(.notFound, message: "no job \(id)") }
         return try json(API.body(job), status: job.state == .cancelled ? .ok : .accepted)
     }
 
@@ -287,18 +330,27 @@ struct Handlers: Sendable {
             try? FileManager.default.removeItem(at: partial)
             throw HTTPError(.internalServerError, message: "cannot store the upload")
         }
-        try store.addUpload(id: id, path: final.path, bytes: total)
+        try await store.addUpload(id: id, path: final.path, bytes: total)
         let body = try JSONSerialization.data(withJSONObject: ["id": id, "bytes": total], options: [.sortedKeys])
         return try json(body, status: .created)
     }
 
-    func health() throws -> Response {
-        _ = try store.counts()
+    func health() async throws -> Response {
+        _ = try await store.counts()
         return try json(Data(#"{"status":"ok"}"#.utf8))
     }
 
-    func metricsText() throws -> Response {
-        let text = metrics.text(counts: try store.counts())
+    /// The workers that ran or run jobs on this store, from their heartbeats.
+    func workers() async throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        struct Page: Encodable { var workers: [WorkerRecord] }
+        return try json(encoder.encode(Page(workers: try await store.workers())))
+    }
+
+    func metricsText() async throws -> Response {
+        let text = metrics.text(counts: try await store.counts(), workers: try await store.workers())
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }

@@ -17,8 +17,17 @@ public struct ServerConfig: Codable, Sendable {
     /// File holding the secret that signs webhook bodies; $COURSEPACK_WEBHOOK_SECRET wins over it.
     /// Without one, webhooks are sent unsigned.
     public var webhookSecretFile: String?
-    /// Lectures encoded at once.
+    /// The shared job store: a postgres:// URL (several servers and `coursepack worker`s on one
+    /// queue). Without it, jobs are kept in SQLite in the data folder and run by this server alone.
+    /// $COURSEPACK_DATABASE_URL and `serve --database` win over it.
+    public var database: String?
+    /// This machine's folder for packages being made (default: DATA/scratch); local disk is best.
+    public var scratchDirectory: String?
+    /// Lectures this server encodes at once; 0 (with a database only) makes it an API server that
+    /// leaves the work to `coursepack worker`s.
     public var workers = 1
+    /// Seconds between looks for work when no notification comes.
+    public var pollSeconds = 5.0
     /// Jobs waiting to run before submissions are answered 429.
     public var queueLimit = 1000
     /// Largest upload, bytes.
@@ -60,7 +69,10 @@ public struct ServerConfig: Codable, Sendable {
         dataDirectory = try v("dataDirectory", d.dataDirectory)
         tokenFile = try v("tokenFile", d.tokenFile)
         webhookSecretFile = try v("webhookSecretFile", d.webhookSecretFile)
+        database = try v("database", d.database)
+        scratchDirectory = try v("scratchDirectory", d.scratchDirectory)
         workers = try v("workers", d.workers)
+        pollSeconds = try v("pollSeconds", d.pollSeconds)
         queueLimit = try v("queueLimit", d.queueLimit)
         maxUploadBytes = try v("maxUploadBytes", d.maxUploadBytes)
         maxRequestBytes = try v("maxRequestBytes", d.maxRequestBytes)
@@ -77,7 +89,8 @@ public struct ServerConfig: Codable, Sendable {
     }
 
     /// Reads and checks a config file; errors name the file and the field.
-    public static func load(_ path: String) throws -> ServerConfig {
+    /// `database` (from `serve --database`) wins over the file and the environment.
+    public static func load(_ path: String, database: String? = nil) throws -> ServerConfig {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -102,6 +115,9 @@ public struct ServerConfig: Codable, Sendable {
         config.dataDirectory = absolute(config.dataDirectory)
         config.tokenFile = config.tokenFile.map(absolute)
         config.webhookSecretFile = config.webhookSecretFile.map(absolute)
+        config.scratchDirectory = config.scratchDirectory.map(absolute)
+        if let url = ProcessInfo.processInfo.environment["COURSEPACK_DATABASE_URL"], !url.isEmpty { config.database = url }
+        if let database { config.database = database }
         try config.check(path)
         return config
     }
@@ -111,7 +127,11 @@ public struct ServerConfig: Codable, Sendable {
         guard (0...65535).contains(port) else { throw fail("port", "must be 0-65535 (0: any free port)") }
         guard !inputRoots.isEmpty else { throw fail("inputRoots", "name at least one folder that sources may come from") }
         for r in inputRoots where !FileManager.default.fileExists(atPath: r) { throw fail("inputRoots", "no such folder: \(r)") }
-        guard (1...64).contains(workers) else { throw fail("workers", "must be 1-64") }
+        guard ((database == nil ? 1 : 0)...64).contains(workers) else {
+            throw fail("workers", database == nil ? "must be 1-64 (0 only with a database: jobs would never run)" : "must be 0-64")
+        }
+        guard pollSeconds >= 0.05 else { throw fail("pollSeconds", "must be at least 0.05") }
+        if let database { _ = try DatabaseURL(database) }
         guard queueLimit >= 1, maxUploadBytes >= 1, maxRequestBytes >= 1024 else { throw fail("queueLimit", "limits must be positive") }
         guard !presets.isEmpty else { throw fail("presets", "name at least one preset") }
         guard maxAttempts >= 1, webhookAttempts >= 1 else { throw fail("maxAttempts", "must be at least 1") }

@@ -53,9 +53,24 @@ final class ServerMetrics: Sendable {
 
     func webhook(_ result: String) { webhooks[result]?.increment() }
 
-    func text(counts: [Job.State: Int]) -> String {
+    func text(counts: [Job.State: Int], workers: [WorkerRecord]) -> String {
         for (s, g) in byState { g.set(Double(counts[s] ?? 0)) }
         queueDepth.set(Double(counts[.queued] ?? 0))
+        for state in [WorkerRecord.State.active, .lost, .stopped] {
+            registry.makeGauge(name: "coursepack_workers", labels: [("state", state.rawValue)],
+                               help: "Workers seen in the last day, by state (lost: heartbeat older than its lease).")
+                .set(Double(workers.filter { $0.state == state }.count))
+        }
+        let now = Date()
+        for w in workers {
+            let labels = [("worker", w.id), ("name", w.name), ("host", w.host)]
+            registry.makeGauge(name: "coursepack_worker_heartbeat_age_seconds", labels: labels, help: "Seconds since a worker's last heartbeat.")
+                .set(now.timeIntervalSince(w.lastHeartbeat))
+            registry.makeGauge(name: "coursepack_worker_jobs_running", labels: labels, help: "Lectures a worker runs now.")
+                .set(Double(w.running))
+            registry.makeGauge(name: "coursepack_worker_jobs_finished", labels: labels, help: "Job runs a worker has ended since it started.")
+                .set(Double(w.finished))
+        }
         return registry.emitToString()
     }
 }

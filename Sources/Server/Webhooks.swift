@@ -10,14 +10,14 @@ import ServiceLifecycle
 /// signed with `X-CoursePack-Signature: sha256=HMAC` when a webhook secret is configured, retried with exponential backoff until the receiver answers 2xx or the tries run out. The queue
 /// of deliveries is in the job store, so a restart goes on where it stopped.
 final class Webhooks: Service, Sendable {
-    let store: JobStore
+    let store: any JobStore
     let config: ServerConfig
     let metrics: ServerMetrics
     let logger: Logger
     let session: URLSession
     let secret: String?
 
-    init(store: JobStore, config: ServerConfig, secret: String?, metrics: ServerMetrics, logger: Logger) {
+    init(store: any JobStore, config: ServerConfig, secret: String?, metrics: ServerMetrics, logger: Logger) {
         self.secret = secret
         self.store = store
         self.config = config
@@ -32,7 +32,8 @@ final class Webhooks: Service, Sendable {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                let due = (try? self.store.dueWebhooks(limit: 16)) ?? []
+                // Held for a minute: no other server sends these meanwhile.
+                let due = (try? await self.store.claimWebhooks(limit: 16, lease: 60)) ?? []
                 await withTaskGroup(of: Void.self) { group in
                     for job in due { group.addTask { await self.deliver(job) } }
                 }
@@ -63,11 +64,11 @@ final class Webhooks: Service, Sendable {
         if let failure {
             let last = attempt >= config.webhookAttempts
             let delay = config.webhookRetryBaseSeconds * pow(2, Double(attempt - 1))
-            try? store.webhookResult(job.id, delivered: false, error: failure, retryAfter: last ? nil : min(delay, 3600))
+            try? await store.webhookResult(job.id, delivered: false, error: failure, retryAfter: last ? nil : min(delay, 3600))
             metrics.webhook(last ? "failed" : "retry")
             logger.warning("webhook for job \(job.id) to \(url.host ?? "?"), try \(attempt): \(failure)\(last ? "; giving up" : "")")
         } else {
-            try? store.webhookResult(job.id, delivered: true, error: nil, retryAfter: nil)
+            try? await store.webhookResult(job.id, delivered: true, error: nil, retryAfter: nil)
             metrics.webhook("delivered")
         }
     }

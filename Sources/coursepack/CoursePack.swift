@@ -13,7 +13,7 @@ struct CoursePack: AsyncParsableCommand {
         Exit codes: 0 success, 1 validation failures, 64 usage or preset error, 65 bad input,
         70 internal error, 73 output not writable, 75 interrupted or deadline exceeded.
         """,
-        subcommands: [Transcode.self, BatchCommand.self, Serve.self, Probe.self, Validate.self]
+        subcommands: [Transcode.self, BatchCommand.self, Serve.self, WorkerCommand.self, Probe.self, Validate.self]
     )
 }
 

@@ -8,13 +8,18 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the HTTP job API for an upload server (docs/SERVER.md).",
         discussion: """
-        Jobs are kept in SQLite under the config's dataDirectory; each lecture runs in a worker process.
+        Jobs are kept in SQLite under the config's dataDirectory, or in PostgreSQL with --database (or
+        the config's database, or $COURSEPACK_DATABASE_URL), where several servers and `coursepack
+        worker`s on other machines share them. Each lecture runs in a worker process.
         The API token comes from $COURSEPACK_API_TOKEN or the config's tokenFile. SIGTERM stops
         accepting requests, gives running jobs shutdownGraceSeconds, and queues the rest again.
         """)
 
     @Option(help: "The server config (JSON); without it, ./coursepack-server.json.")
     var config: String = "coursepack-server.json"
+
+    @Option(help: "A postgres:// URL: keep jobs in PostgreSQL, shared with other servers and workers (docs/SERVER.md).")
+    var database: String?
 
     @OptionGroup var common: Common
 
@@ -26,7 +31,7 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "coursepack.serve")
         do {
-            let cfg = try ServerConfig.load(config)
+            let cfg = try ServerConfig.load(config, database: database)
             guard let executable = Executable.path else {
                 throw CoursePackError(.internal, path: CommandLine.arguments[0], "cannot find this program's own file to start workers")
             }

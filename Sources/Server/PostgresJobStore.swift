@@ -1,0 +1,543 @@
+public import Foundation
+import Lecture
+public import Logging
+import NIOCore
+import PostgresNIO
+
+/// The job queue in PostgreSQL, shared by API servers and workers on many machines, the way River,
+/// Oban and graphile-worker keep theirs: a worker claims the oldest runnable job with
+/// `FOR UPDATE SKIP LOCKED` in a short transaction, holds it by a lease it renews, and a submission
+/// wakes idle workers with NOTIFY. Times come from the database's clock (`cp_now()`).
+public final class PostgresJobStore: JobStore {
+    /// The channel a submission notifies.
+    static let channel = "coursepack_jobs"
+    /// pg_advisory_lock key held while migrating (two servers starting together take turns).
+    static let migrationLock: Int64 = 0x436F_7572_7365_5061
+
+    let client: PostgresClient
+    let connection: PostgresConnection.Configuration
+    let logger: Logger
+    /// The URL without its password, for messages.
+    public let displayURL: String
+    private let running: Task<Void, Never>
+    private let bell = Doorbell()
+    private let listening = Once()
+
+    /// Connects, applies the schema migrations that are missing, and returns the store. Throws a
+    /// usage error naming the database when it cannot be reached within `timeout` seconds.
+    public static func open(url: String, logger: Logger, timeout: Double = 10) async throws -> PostgresJobStore {
+        let target = try DatabaseURL(url)
+        let store = PostgresJobStore(target: target, logger: logger)
+        do {
+            try await withDeadline(seconds: timeout) { try await store.migrate() }
+        } catch {
+            store.close()
+            throw CoursePackError(.usage, path: target.display, "cannot use the database: \(DatabaseURL.describe(error))")
+        }
+        return store
+    }
+
+    private init(target: DatabaseURL, logger: Logger) {
+        var config = target.clientConfiguration
+        config.options.connectTimeout = .seconds(5)
+        config.options.maximumConnections = 8
+        client = PostgresClient(configuration: config, backgroundLogger: logger)
+        connection = target.connectionConfiguration
+        self.logger = logger
+        displayURL = target.display
+        let client = self.client
+        running = Task { await client.run() }
+    }
+
+    /// Stops the connection pool and the listener.
+    public func close() {
+        running.cancel()
+        listening.task?.cancel()
+    }
+
+    // MARK: schema
+
+    /// Versioned migrations, applied in order, each in its own transaction, under an advisory lock.
+    static let migrations: [(version: Int, sql: [String])] = [
+        (1, [
+            """
+            CREATE OR REPLACE FUNCTION cp_now() RETURNS float8 LANGUAGE sql VOLATILE
+              AS $$ SELECT extract(epoch FROM clock_timestamp())::float8 $$
+            """,
+            """
+            CREATE TABLE job (
+              id text PRIMARY KEY,
+              state text NOT NULL,
+              course_id text NOT NULL,
+              lecture_id text NOT NULL,
+              title text,
+              source text NOT NULL,
+              upload text,
+              preset text NOT NULL,
+              captions text NOT NULL,
+              callback_url text,
+              progress float8 NOT NULL DEFAULT 0,
+              attempts bigint NOT NULL DEFAULT 0,
+              max_attempts bigint NOT NULL DEFAULT 3,
+              not_before float8 NOT NULL,
+              lease_owner text,
+              lease_token text,
+              lease_expires float8,
+              cancel_requested boolean NOT NULL DEFAULT false,
+              error_category text,
+              error_reason text,
+              package text,
+              lecture text,
+              spec text,
+              created float8 NOT NULL,
+              updated float8 NOT NULL,
+              started float8,
+              finished float8,
+              webhook_state text,
+              webhook_attempts bigint NOT NULL DEFAULT 0,
+              webhook_next float8,
+              webhook_error text
+            )
+            """,
+            "CREATE INDEX job_runnable ON job (created, id) WHERE state IN ('queued', 'running')",
+            "CREATE INDEX job_state_created ON job (state, created, id)",
+            "CREATE INDEX job_webhook ON job (webhook_next) WHERE webhook_state = 'pending'",
+            "CREATE TABLE upload (id text PRIMARY KEY, path text NOT NULL, bytes bigint NOT NULL, created float8 NOT NULL)",
+            """
+            CREATE TABLE run (job_id text NOT NULL, worker text NOT NULL, token text PRIMARY KEY, started float8 NOT NULL,
+                              ended float8, outcome text)
+            """,
+            "CREATE INDEX run_job ON run (job_id)",
+            """
+            CREATE TABLE worker (id text PRIMARY KEY, name text NOT NULL, host text NOT NULL, version text NOT NULL,
+                                 started float8 NOT NULL, last_seen float8 NOT NULL, running bigint NOT NULL,
+                                 finished bigint NOT NULL, lease_seconds float8 NOT NULL, stopped boolean NOT NULL DEFAULT false)
+            """,
+        ]),
+    ]
+
+    func migrate() async throws {
+        let conn = try await PostgresConnection.connect(configuration: connection, id: 0, logger: logger)
+        do {
+            try await conn.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
+            try await conn.query("""
+                CREATE TABLE IF NOT EXISTS coursepack_migration (version bigint PRIMARY KEY, applied float8 NOT NULL)
+                """, logger: logger)
+            var applied: Set<Int> = []
+            for try await v in try await conn.query("SELECT version FROM coursepack_migration", logger: logger).decode(Int.self) {
+                applied.insert(v)
+            }
+            for m in Self.migrations where !applied.contains(m.version) {
+                try await conn.withTransaction(logger: logger) { c in
+                    for statement in m.sql { try await c.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                    try await c.query("INSERT INTO coursepack_migration VALUES (\(m.version), extract(epoch FROM now()))", logger: logger)
+                }
+                logger.info("database \(displayURL): schema version \(m.version) applied")
+            }
+            try await conn.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+        } catch {
+            try? await conn.close()
+            throw error
+        }
+        try await conn.close()
+    }
+
+    // MARK: submitting and reading
+
+    public func insert(_ job: Job, queueLimit: Int) async throws -> InsertResult {
+        let captions = String(decoding: try JSONEncoder().encode(job.captions), as: UTF8.self)
+        let created = job.createdAt.timeIntervalSince1970
+        return try await client.withTransaction(logger: logger) { c in
+            // One submitter at a time counts the queue, so the limit holds across servers.
+            try await c.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock + 1))", logger: logger)
+            let waiting = try await c.query("SELECT count(*) FROM job WHERE state = 'queued'", logger: logger).decode(Int.self)
+                .reduce(0) { $0 + $1 }
+            guard waiting < queueLimit else { return InsertResult.queueFull }
+            try await c.query("""
+                INSERT INTO job (id, state, course_id, lecture_id, title, source, upload, preset, captions, callback_url,
+                                 not_before, created, updated, spec, max_attempts)
+                VALUES (\(job.id), 'queued', \(job.courseId), \(job.lectureId), \(job.title), \(job.source), \(job.upload),
+                        \(job.preset), \(captions), \(job.callbackUrl), \(created), \(created), \(created), \(job.spec?.json),
+                        \(job.spec?.maxAttempts ?? 3))
+                """, logger: logger)
+            try await c.query("SELECT pg_notify(\(Self.channel), \(job.id))", logger: logger)
+            return InsertResult.inserted
+        }
+    }
+
+    public func job(_ id: String, withLecture: Bool) async throws -> Job? {
+        try await first(client.query("SELECT * FROM job WHERE id = \(id)", logger: logger), withLecture: withLecture)
+    }
+
+    public func list(state: Job.State?, after: String?, limit: Int) async throws -> [Job] {
+        let state = state?.rawValue
+        let rows = try await client.query("""
+            SELECT * FROM job
+            WHERE (\(state)::text IS NULL OR state = \(state))
+              AND (\(after)::text IS NULL OR (created, id) > (SELECT created, id FROM job WHERE id = \(after)))
+            ORDER BY created, id LIMIT \(limit)
+            """, logger: logger)
+        var jobs: [Job] = []
+        for try await row in rows { jobs.append(try Self.job(row, withLecture: false)) }
+        return jobs
+    }
+
+    public func counts() async throws -> [Job.State: Int] {
+        var out = Dictionary(uniqueKeysWithValues: Job.State.allCases.map { ($0, 0) })
+        for try await (state, n) in try await client.query("SELECT state, count(*) FROM job GROUP BY state", logger: logger)
+            .decode((String, Int).self) {
+            if let s = Job.State(rawValue: state) { out[s] = n }
+        }
+        return out
+    }
+
+    // MARK: running
+
+    public func claim(worker: String, lease: Double) async throws -> Claim? {
+        let token = UUID().uuidString.lowercased()
+        return try await client.withTransaction(logger: logger) { c -> Claim? in
+            // Runs whose worker was lost end at their lease's expiry; jobs lost too often fail.
+            try await c.query("""
+                WITH lost AS (SELECT id FROM job WHERE state = 'running' AND lease_expires < cp_now() FOR UPDATE SKIP LOCKED),
+                     closed AS (UPDATE run SET ended = job.lease_expires, outcome = 'lease expired'
+                                FROM job WHERE job.id IN (SELECT id FROM lost) AND run.token = job.lease_token AND run.ended IS NULL)
+                UPDATE job SET state = 'failed', finished = cp_now(), updated = cp_now(), lease_owner = NULL, lease_token = NULL,
+                  error_category = 'internal',
+                  error_reason = 'its worker was lost ' || attempts || ' times (the worker stopped while running it)',
+                  webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = cp_now()
+                WHERE id IN (SELECT id FROM lost) AND attempts >= max_attempts
+                """, logger: logger)
+            let rows = try await c.query("""
+                WITH next AS (
+                  SELECT id FROM job
+                  WHERE (state = 'queued' AND not_before <= cp_now()) OR (state = 'running' AND lease_expires < cp_now())
+                  ORDER BY created, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                UPDATE job SET state = 'running', lease_owner = \(worker), lease_token = \(token),
+                  lease_expires = cp_now() + \(lease), attempts = attempts + 1, started = cp_now(), updated = cp_now(),
+                  progress = 0, cancel_requested = false
+                FROM next WHERE job.id = next.id
+                RETURNING job.*
+                """, logger: logger)
+            guard let job = try await self.first(rows, withLecture: false) else { return nil }
+            try await c.query("""
+                INSERT INTO run (job_id, worker, token, started) VALUES (\(job.id), \(worker), \(token), cp_now())
+                """, logger: logger)
+            return Claim(job: job, token: token)
+        }
+    }
+
+    public func heartbeat(_ id: String, token: String, lease: Double, progress: Double) async throws -> (owned: Bool, cancel: Bool) {
+        let rows = try await client.query("""
+            UPDATE job SET lease_expires = cp_now() + \(lease), progress = \(progress), updated = cp_now()
+            WHERE id = \(id) AND lease_token = \(token) AND state = 'running' AND lease_expires >= cp_now()
+            RETURNING cancel_requested
+            """, logger: logger)
+        for try await cancel in rows.decode(Bool.self) { return (true, cancel) }
+        return (false, false)
+    }
+
+    public func finish(_ id: String, token: String, _ finish: Finish, publish: (@Sendable () throws -> Void)?) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { c in
+            // The fence: this run's token and a live lease, with the row locked until the commit, so
+            // no other worker can claim the job while the package is placed.
+            let owned = try await c.query("""
+                SELECT 1 FROM job WHERE id = \(id) AND lease_token = \(token) AND state = 'running' AND lease_expires >= cp_now()
+                FOR UPDATE
+                """, logger: logger).decode(Int.self).reduce(0) { $0 + $1 } == 1
+            guard owned else { return false }
+            var finish = finish
+            if case .succeeded = finish, let publish {
+                do { try publish() } catch { finish = .failed(SQLiteJobStore.publishFailure(error)) }
+            }
+            let webhook: PostgresQuery = "webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = cp_now()"
+            let outcome: String
+            switch finish {
+            case let .succeeded(package, lecture):
+                outcome = "succeeded"
+                try await c.query("""
+                    UPDATE job SET state = 'succeeded', package = \(package), lecture = \(String(decoding: lecture, as: UTF8.self)),
+                      progress = 100, finished = cp_now(), updated = cp_now(), lease_owner = NULL, lease_token = NULL,
+                      error_category = NULL, error_reason = NULL, \(unescaped: webhook.sql)
+                    WHERE id = \(id)
+                    """, logger: logger)
+            case let .failed(f):
+                outcome = "failed"
+                try await c.query("""
+                    UPDATE job SET state = 'failed', error_category = \(f.category), error_reason = \(f.reason), finished = cp_now(),
+                      updated = cp_now(), lease_owner = NULL, lease_token = NULL, \(unescaped: webhook.sql)
+                    WHERE id = \(id)
+                    """, logger: logger)
+            case let .retry(f, delay, countAttempt):
+                outcome = "retry"
+                try await c.query("""
+                    UPDATE job SET state = 'queued', not_before = cp_now() + \(delay), updated = cp_now(), lease_owner = NULL,
+                      lease_token = NULL, lease_expires = NULL, progress = 0, attempts = attempts - \(countAttempt ? 0 : 1),
+                      error_category = COALESCE(\(f?.category), error_category), error_reason = COALESCE(\(f?.reason), error_reason)
+                    WHERE id = \(id)
+                    """, logger: logger)
+                if delay <= 0 { try await c.query("SELECT pg_notify(\(Self.channel), \(id))", logger: logger) }
+            case .cancelled:
+                outcome = "cancelled"
+                try await c.query("""
+                    UPDATE job SET state = 'cancelled', finished = cp_now(), updated = cp_now(), lease_owner = NULL,
+                      lease_token = NULL, \(unescaped: webhook.sql)
+                    WHERE id = \(id)
+                    """, logger: logger)
+            }
+            try await c.query("UPDATE run SET ended = cp_now(), outcome = \(outcome) WHERE token = \(token)", logger: logger)
+            return true
+        }
+    }
+
+    public func requestCancel(_ id: String) async throws -> Job.State? {
+        try await client.withTransaction(logger: logger) { c -> Job.State? in
+            var state: Job.State?
+            for try await s in try await c.query("SELECT state FROM job WHERE id = \(id) FOR UPDATE", logger: logger).decode(String.self) {
+                state = Job.State(rawValue: s)
+            }
+            switch state {
+            case .queued?:
+                try await c.query("""
+                    UPDATE job SET state = 'cancelled', finished = cp_now(), updated = cp_now(),
+                      webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = cp_now()
+                    WHERE id = \(id)
+                    """, logger: logger)
+                return .cancelled
+            case .running?:
+                try await c.query("UPDATE job SET cancel_requested = true, updated = cp_now() WHERE id = \(id)", logger: logger)
+                return .running
+            default:
+                return state
+            }
+        }
+    }
+
+    // MARK: webhooks
+
+    public func claimWebhooks(limit: Int, lease: Double) async throws -> [Job] {
+        let rows = try await client.query("""
+            UPDATE job SET webhook_next = cp_now() + \(lease)
+            WHERE id IN (SELECT id FROM job WHERE webhook_state = 'pending' AND webhook_next <= cp_now()
+                         ORDER BY webhook_next LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+            RETURNING *
+            """, logger: logger)
+        var jobs: [Job] = []
+        for try await row in rows { jobs.append(try Self.job(row, withLecture: true)) }
+        return jobs
+    }
+
+    public func webhookResult(_ id: String, delivered: Bool, error: String?, retryAfter: Double?) async throws {
+        let state = delivered ? "delivered" : (retryAfter == nil ? "failed" : "pending")
+        try await client.query("""
+            UPDATE job SET webhook_state = \(state), webhook_attempts = webhook_attempts + 1, webhook_error = \(error),
+              webhook_next = cp_now() + \(retryAfter ?? 0)
+            WHERE id = \(id)
+            """, logger: logger)
+    }
+
+    // MARK: uploads
+
+    public func addUpload(id: String, path: String, bytes: Int) async throws {
+        try await client.query("""
+            INSERT INTO upload (id, path, bytes, created) VALUES (\(id), \(path), \(bytes), cp_now())
+            ON CONFLICT (id) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, created = excluded.created
+            """, logger: logger)
+    }
+
+    public func upload(_ id: String) async throws -> (path: String, bytes: Int)? {
+        for try await (path, bytes) in try await client.query("SELECT path, bytes FROM upload WHERE id = \(id)", logger: logger)
+            .decode((String, Int).self) {
+            return (path, bytes)
+        }
+        return nil
+    }
+
+    // MARK: workers
+
+    public func workerBeat(_ w: WorkerRecord, stopped: Bool) async throws {
+        try await client.query("""
+            INSERT INTO worker (id, name, host, version, started, last_seen, running, finished, lease_seconds, stopped)
+            VALUES (\(w.id), \(w.name), \(w.host), \(w.version), \(w.startedAt.timeIntervalSince1970), cp_now(), \(w.running),
+                    \(w.finished), \(w.leaseSeconds), \(stopped))
+            ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, running = excluded.running,
+              finished = excluded.finished, stopped = excluded.stopped
+            """, logger: logger)
+    }
+
+    public func workers() async throws -> [WorkerRecord] {
+        let rows = try await client.query("""
+            SELECT id, name, host, version, started, last_seen, running, finished, lease_seconds, stopped, cp_now()
+            FROM worker WHERE last_seen > cp_now() - 86400 ORDER BY name, id
+            """, logger: logger)
+        var out: [WorkerRecord] = []
+        for try await (id, name, host, version, started, last, running, finished, lease, stopped, now) in rows
+            .decode((String, String, String, String, Double, Double, Int, Int, Double, Bool, Double).self) {
+            out.append(WorkerRecord(id: id, name: name, host: host, version: version, startedAt: Date(timeIntervalSince1970: started),
+                                    lastHeartbeat: Date(timeIntervalSince1970: last), running: running, finished: finished,
+                                    leaseSeconds: lease, state: stopped ? .stopped : (now - last > lease ? .lost : .active)))
+        }
+        return out
+    }
+
+    // MARK: waking idle workers
+
+    /// The first call starts a listener on its own connection (LISTEN coursepack_jobs), which
+    /// reconnects after a failure; a notification ends every wait at once.
+    public func waitForWork(seconds: Double) async {
+        listening.start { [connection, logger, bell] in
+            while !Task.isCancelled {
+                do {
+                    let conn = try await PostgresConnection.connect(configuration: connection, id: 1, logger: logger)
+                    do {
+                        try await conn.listen(on: Self.channel) { notifications in
+                            bell.ring()  // a job may have come while there was no listener
+                            for try await _ in notifications { bell.ring() }
+                        }
+                    } catch {
+                        try? await conn.close()
+                        throw error
+                    }
+                    try? await conn.close()
+                } catch {
+                    logger.debug("listening for jobs: \(error); reconnecting")
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+        await bell.wait(seconds: seconds)
+    }
+
+    // MARK: rows
+
+    private func first(_ rows: PostgresRowSequence, withLecture: Bool) async throws -> Job? {
+        for try await row in rows { return try Self.job(row, withLecture: withLecture) }
+        return nil
+    }
+
+    static func job(_ row: PostgresRow, withLecture: Bool) throws -> Job {
+        let r = row.makeRandomAccess()
+        func v<T: PostgresDecodable>(_ column: String, _: T.Type = T.self) throws -> T { try r[column].decode(T.self) }
+        func date(_ column: String) throws -> Date? { try v(column, Double?.self).map(Date.init(timeIntervalSince1970:)) }
+        let captions = try v("captions", String.self)
+        let category = try v("error_category", String?.self)
+        let webhookState = try v("webhook_state", String?.self)
+        return Job(id: try v("id"), state: Job.State(rawValue: try v("state")) ?? .failed, courseId: try v("course_id"),
+                   lectureId: try v("lecture_id"), title: try v("title"), source: try v("source"), upload: try v("upload"),
+                   preset: try v("preset"),
+                   captions: (try? JSONDecoder().decode([Job.Caption].self, from: Data(captions.utf8))) ?? [],
+                   callbackUrl: try v("callback_url"), progress: try v("progress"), attempts: try v("attempts"),
+                   createdAt: try date("created")!, updatedAt: try date("updated")!, startedAt: try date("started"),
+                   finishedAt: try date("finished"),
+                   error: try category.map { Job.Failure(category: $0, reason: try v("error_reason", String?.self) ?? "") },
+                   package: try v("package"),
+                   webhook: try webhookState.map {
+                       Job.Webhook(state: $0, attempts: try v("webhook_attempts"), lastError: try v("webhook_error"))
+                   },
+                   lectureJSON: withLecture ? try v("lecture") : nil, spec: JobSpec.decode(try v("spec")))
+    }
+}
+
+/// A `postgres://USER:PASSWORD@HOST:PORT/DATABASE` URL (libpq's form); `?host=/run/postgresql` names
+/// a Unix socket folder instead, `?sslmode=require` asks for TLS.
+struct DatabaseURL {
+    var host: String
+    var port: Int
+    var socketFolder: String?
+    var user: String
+    var password: String?
+    var database: String
+    var tls: Bool
+    /// The URL as given, without its password.
+    var display: String
+
+    init(_ text: String) throws {
+        guard let c = URLComponents(string: text), ["postgres", "postgresql"].contains(c.scheme?.lowercased() ?? "") else {
+            throw CoursePackError(.usage, path: "--database", "not a postgres:// URL")
+        }
+        let query = Dictionary((c.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
+        host = c.host?.isEmpty == false ? c.host! : "localhost"
+        port = c.port ?? Int(query["port"] ?? "") ?? 5432
+        socketFolder = query["host"].flatMap { $0.hasPrefix("/") ? $0 : nil }
+        user = c.user?.removingPercentEncoding ?? ProcessInfo.processInfo.environment["USER"] ?? "postgres"
+        password = c.password?.removingPercentEncoding
+        let path = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
+        database = path.isEmpty ? user : (path.removingPercentEncoding ?? path)
+        tls = ["require", "verify-ca", "verify-full"].contains(query["sslmode"] ?? "")
+        var shown = c
+        if shown.password != nil { shown.password = "***" }
+        display = shown.string ?? "database"
+        guard (1...65535).contains(port) else { throw CoursePackError(.usage, path: display, "port must be 1-65535") }
+    }
+
+    var clientConfiguration: PostgresClient.Configuration {
+        if let socketFolder {
+            return .init(unixSocketPath: "\(socketFolder)/.s.PGSQL.\(port)", username: user, password: password, database: database)
+        }
+        return .init(host: host, port: port, username: user, password: password, database: database,
+                     tls: tls ? .require(.makeClientConfiguration()) : .disable)
+    }
+
+    var connectionConfiguration: PostgresConnection.Configuration {
+        var c: PostgresConnection.Configuration
+        if let socketFolder {
+            c = .init(unixSocketPath: "\(socketFolder)/.s.PGSQL.\(port)", username: user, password: password, database: database)
+        } else {
+            c = .init(host: host, port: port, username: user, password: password, database: database,
+                      tls: tls ? .require(try! .init(configuration: .makeClientConfiguration())) : .disable)
+        }
+        c.options.connectTimeout = .seconds(5)
+        return c
+    }
+
+    /// A one-line reason from PostgresNIO's errors (whose descriptions hide the server's message).
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? PSQLError {
+            if let message = e.serverInfo?[.message] { return message }
+            if let underlying = e.underlying { return "\(underlying)" }
+            return "\(e.code)"
+        }
+        if error is DeadlineExceeded { return "no answer in time" }
+        return "\(error)"
+    }
+}
+
+struct DeadlineExceeded: Error {}
+
+/// Runs `work`, throwing DeadlineExceeded if it has not finished after `seconds`.
+func withDeadline<T: Sendable>(seconds: Double, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await work() }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            throw DeadlineExceeded()
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}
+
+/// Wakes waiters: `ring` ends every `wait` in progress.
+final class Doorbell: @unchecked Sendable {  // state behind `lock`
+    private let lock = NSLock()
+    private var rings = 0
+
+    func ring() { lock.withLock { rings += 1 } }
+
+    func wait(seconds: Double) async {
+        let start = lock.withLock { rings }
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline, lock.withLock({ rings }) == start, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
+/// Starts one background task, the first time only.
+final class Once: @unchecked Sendable {  // state behind `lock`
+    private let lock = NSLock()
+    private(set) var task: Task<Void, Never>?
+
+    func start(_ body: @escaping @Sendable () async -> Void) {
+        lock.withLock { if task == nil { task = Task { await body() } } }
+    }
+}

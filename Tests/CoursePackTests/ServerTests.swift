@@ -27,7 +27,8 @@ final class ServerHarness: @unchecked Sendable {
 
     let store: StoreKind
 
-    init(_ name: String = #function, store: StoreKind = .sqlite, config extra: [String: Any] = [:], environment: [String: String] = [:]) throws {
+    init(_ name: String = #function, store: StoreKind = .sqlite, database: String? = nil, config extra: [String: Any] = [:],
+         environment: [String: String] = [:]) throws {
         self.store = store
         dir = try Support.scratch(name)
         inputs = dir.appendingPathComponent("in")
@@ -38,7 +39,7 @@ final class ServerHarness: @unchecked Sendable {
         config = ["port": 0, "inputRoots": [inputs.path], "outputRoot": outputs.path, "dataDirectory": dir.appendingPathComponent("data").path,
                   "workers": 2, "presets": ["test-ladder", "minimal"], "leaseSeconds": 3, "retryBaseSeconds": 0.2,
                   "webhookRetryBaseSeconds": 0.3, "shutdownGraceSeconds": 10, "stallTimeoutSeconds": 60]
-        if store == .postgres { config["database"] = try PostgresCluster.get().createDatabase(name) }
+        if store == .postgres { config["database"] = try database ?? PostgresCluster.get().createDatabase(name) }
         config.merge(extra) { $1 }
         self.environment = environment
     }

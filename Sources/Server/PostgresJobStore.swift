@@ -28,20 +28,32 @@ public final class PostgresJobStore: JobStore {
     public static func open(url: String, logger: Logger, timeout: Double = 10) async throws -> PostgresJobStore {
         let target = try DatabaseURL(url)
         let store = PostgresJobStore(target: target, logger: logger)
-        do {
-            try await withDeadline(seconds: timeout) { try await store.migrate() }
-        } catch {
-            store.close()
-            throw CoursePackError(.usage, path: target.display, "cannot use the database: \(DatabaseURL.describe(error))")
+        // A database that is starting up, or a connection refused or reset, is tried again until the
+        // deadline; an answer from the server (no such role or database, bad password) ends it at once.
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            do {
+                try await withDeadline(seconds: max(0.1, deadline.timeIntervalSinceNow)) { try await store.migrate() }
+                return store
+            } catch {
+                if DatabaseURL.isTransient(error), deadline.timeIntervalSinceNow > 0.5 {
+                    try? await Task.sleep(for: .milliseconds(500))
+                    continue
+                }
+                store.close()
+                throw CoursePackError(.usage, path: target.display, "cannot use the database: \(DatabaseURL.describe(error))")
+            }
         }
-        return store
     }
 
     private init(target: DatabaseURL, logger: Logger) {
         var config = target.clientConfiguration
         config.options.connectTimeout = .seconds(5)
         config.options.maximumConnections = 8
-        client = PostgresClient(configuration: config, backgroundLogger: logger)
+        // The pool logs each failed connection at info level; one line per outage is ours to write.
+        var background = logger
+        background.logLevel = max(logger.logLevel, .warning)
+        client = PostgresClient(configuration: config, backgroundLogger: background)
         connection = target.connectionConfiguration
         self.logger = logger
         displayURL = target.display
@@ -487,6 +499,13 @@ struct DatabaseURL {
         }
         c.options.connectTimeout = .seconds(5)
         return c
+    }
+
+    /// True for errors worth another try: no connection, or the server starting or shutting down.
+    static func isTransient(_ error: any Error) -> Bool {
+        guard let e = error as? PSQLError else { return !(error is DeadlineExceeded) }
+        guard let state = e.serverInfo?[.sqlState] else { return true }
+        return state.hasPrefix("57P") || state.hasPrefix("08")
     }
 
     /// A one-line reason from PostgresNIO's errors (whose descriptions hide the server's message).

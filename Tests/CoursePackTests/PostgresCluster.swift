@@ -13,7 +13,11 @@ final class PostgresCluster: @unchecked Sendable {
     private let lock = NSLock()
     private var databases = 0
 
-    nonisolated(unsafe) static var stopAtExit: (bin: String, data: String, asPostgres: Bool)?
+    nonisolated(unsafe) static var stopAtExit: [(bin: String, data: String, asPostgres: Bool)] = []
+    static let exitLock = NSLock()
+
+    /// A cluster of its own, for a test that stops and starts it (the shared one serves other tests).
+    static func dedicated() throws -> PostgresCluster { try PostgresCluster() }
 
     static let shared: Swift.Result<PostgresCluster, Support.FixtureError> = {
         do { return .success(try PostgresCluster()) } catch let e as Support.FixtureError { return .failure(e) } catch {
@@ -42,9 +46,13 @@ final class PostgresCluster: @unchecked Sendable {
         let r = try run("\(bin)/initdb", ["-D", data, "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync"])
         guard r.status == 0 else { throw Support.FixtureError(description: "initdb failed: \(r.stderr)") }
         try start()
-        Self.stopAtExit = (bin, data, Self.asPostgres)
+        let first = Self.exitLock.withLock {
+            Self.stopAtExit.append((bin, data, Self.asPostgres))
+            return Self.stopAtExit.count == 1
+        }
+        guard first else { return }
         atexit {
-            guard let s = PostgresCluster.stopAtExit else { return }
+            for s in PostgresCluster.stopAtExit {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: s.asPostgres ? "/usr/sbin/runuser" : "\(s.bin)/pg_ctl")
             p.arguments = (s.asPostgres ? ["-u", "postgres", "--", "\(s.bin)/pg_ctl"] : []) + ["-D", s.data, "-m", "immediate", "stop"]
@@ -52,6 +60,7 @@ final class PostgresCluster: @unchecked Sendable {
             p.standardError = FileHandle.nullDevice
             try? p.run()
             p.waitUntilExit()
+            }
         }
     }
 

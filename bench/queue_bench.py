@@ -10,7 +10,11 @@ measures:
 2. queue throughput: N tiny jobs (a 1-s 160x90 clip, preset minimal) submitted at once to 4 workers:
    jobs per second end to end, and created-to-started p50/p99;
 3. course throughput: a course of lectures (lecture720 cut into pieces) through the API with 1, 2
-   and 3 workers on this machine: wall seconds until all succeeded, media seconds per wall second.
+   and 3 workers on this machine: wall seconds until all succeeded, media seconds per wall second;
+4. the store's own ceiling, without child processes: pgbench running a job's whole life in the
+   store's SQL (the lost-lease sweep and the claim, one heartbeat, the fenced finish; the statements
+   of Sources/Server/PostgresJobStore.swift) with 8 clients on 50,000 queued jobs, and the heartbeat
+   alone, in transactions per second.
 
 Usage: queue_bench.py [--tiny 300] [--lectures 6] [--append]
 """
@@ -202,6 +206,48 @@ def main():
             d.stop()
             lines.append(f"- Course of {args.lectures} lectures x {args.lecture_seconds} s (lecture720 cuts, preset lecture), "
                          f"{n} worker process(es): {ok} succeeded in {wall:.1f} s wall, {media / wall:.2f} media s per wall s")
+        # 4. The store's ceiling.
+        d = Deployment(work, cluster, "ceiling", 0, inputs)  # migrates the schema
+        d.stop()
+        cluster.sql("""INSERT INTO job (id, state, course_id, lecture_id, source, preset, captions, not_before, created, updated)
+                       SELECT 'job_' || g, 'queued', 'c', 'l' || g, '/x', 'minimal', '[]', 0, g, g
+                       FROM generate_series(1, 50000) g""", "ceiling")
+        life = Path(work) / "life.sql"
+        life.write_text("""BEGIN;
+WITH lost AS (SELECT id FROM job WHERE state = 'running' AND lease_expires < cp_now() FOR UPDATE SKIP LOCKED)
+UPDATE job SET state = 'failed' WHERE id IN (SELECT id FROM lost) AND attempts >= max_attempts;
+WITH next AS (SELECT id FROM job WHERE (state = 'queued' AND not_before <= cp_now()) OR (state = 'running' AND lease_expires < cp_now())
+              ORDER BY created, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+UPDATE job SET state = 'running', lease_owner = 'bench', lease_token = (random() * 1e15)::bigint::text, lease_expires = cp_now() + 60,
+  attempts = attempts + 1, started = cp_now(), updated = cp_now(), progress = 0, cancel_requested = false
+FROM next WHERE job.id = next.id RETURNING substr(job.id, 5)::int AS n, job.lease_token::bigint AS token \\gset
+INSERT INTO run (job_id, worker, token, started) VALUES ('job_' || :n, 'bench', :token::text, cp_now());
+COMMIT;
+UPDATE job SET lease_expires = cp_now() + 60, progress = 50, updated = cp_now()
+WHERE id = 'job_' || :n AND lease_token = :token::text AND state = 'running' AND lease_expires >= cp_now() RETURNING cancel_requested;
+BEGIN;
+SELECT 1 FROM job WHERE id = 'job_' || :n AND lease_token = :token::text AND state = 'running' AND lease_expires >= cp_now() FOR UPDATE;
+UPDATE job SET state = 'succeeded', progress = 100, finished = cp_now(), updated = cp_now(), lease_owner = NULL, lease_token = NULL
+WHERE id = 'job_' || :n;
+UPDATE run SET ended = cp_now(), outcome = 'succeeded' WHERE token = :token::text;
+COMMIT;
+""")
+        beat = Path(work) / "beat.sql"
+        beat.write_text("""\\set n random(1, 50000)
+UPDATE job SET lease_expires = cp_now() + 60, progress = 50, updated = cp_now() WHERE id = 'job_' || :n;
+""")
+        def pgbench(script, seconds):
+            r = subprocess.run([f"{cluster.bin}/pgbench", "-n", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "coursepack",
+                                "-c", "8", "-j", "2", "-T", str(seconds), "-f", str(script), "ceiling"],
+                               capture_output=True, text=True, check=True)
+            tps = [l for l in r.stdout.splitlines() if l.startswith("tps")]
+            return float(tps[0].split("=")[1].split()[0])
+        lives = pgbench(life, 15)
+        done = int(cluster.sql("SELECT count(*) FROM job WHERE state = 'succeeded'", "ceiling"))
+        beats = pgbench(beat, 10)
+        lines.append(f"- The store alone (pgbench, 8 clients, 50,000 queued jobs, fsync on): a job's whole life in the store "
+                     f"(sweep + claim, one heartbeat, fenced finish) **{lives:.0f} jobs/s** ({done} jobs in 15 s); "
+                     f"heartbeats alone **{beats:.0f}/s**")
     finally:
         cluster.stop()
     text = "\n".join(lines)

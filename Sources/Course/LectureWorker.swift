@@ -46,10 +46,10 @@ public struct LectureWorker: Sendable {
     /// Runs the child to its end. `stop` is polled four times a second: true stops the child
     /// (SIGTERM, then SIGKILL after the grace period) and the outcome is an "interrupted" failure.
     public func run(_ task: Task, stop: @escaping @Sendable () -> Bool, progress: (_ percent: Double, _ eta: Double?) -> Void) -> Outcome {
-        var arguments = ["transcode", task.source, "-o", task.destination.path, "--preset", task.presetFile.path,
-                         "--json", "--cores", "\(task.cores)", "--build-key", task.key]
-        for c in task.captions { arguments += ["--captions", c.language.map { "\(c.path):\($0)" } ?? c.path] }
-        if task.renditionsOnly { arguments.append("--renditions-only") }
+        var request = TranscodeRequest(source: task.source, destination: task.destination.path, presetFile: task.presetFile.path,
+                                       buildKey: task.key, cores: task.cores)
+        request.captions = task.captions
+        request.renditionsOnly = task.renditionsOnly
         var env = environment
         env["COURSEPACK_WORKER_PARENT"] = "\(getpid())"
         // A crashing worker's last stderr line then names the fault, not the end of a backtrace.
@@ -57,14 +57,12 @@ public struct LectureWorker: Sendable {
 
         var reported: CourseManifest.Failure?
         var childPID: Int32 = 0
-        let outcome = ChildProcess.run(executable: executable, arguments: arguments, environment: env, limits: limits,
+        let outcome = ChildProcess.run(executable: executable, arguments: request.arguments, environment: env, limits: limits,
                                        interrupted: stop, onStart: { childPID = $0 }) { line in
-            guard line.hasPrefix("{"), let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let event = obj["event"] as? String else { return }
-            if event == "progress", let percent = obj["percent"] as? Double {
-                progress(percent, (obj["eta"] as? Double).flatMap { $0 >= 0 ? $0 : nil })
-            } else if event == "error" {
-                reported = .init(category: obj["category"] as? String ?? "internal", reason: obj["reason"] as? String ?? line)
+            switch TranscodeEvent(line: line) {
+            case let .progress(_, _, percent, _, eta)?: progress(percent, eta)
+            case let .error(category, _, reason)?: reported = .init(category: category.rawValue, reason: reason)
+            case nil: break
             }
         }
         LectureWorker.cleanUp(after: childPID, destination: task.destination)

@@ -1,29 +1,22 @@
 import FFmpeg
 public import Foundation
 
-/// An error a user sees: one line naming the file and the reason, and the exit code it maps to.
+/// An error a user sees: one line naming the file and the reason, and its category (the command line
+/// maps each category to an exit code).
 public struct CoursePackError: Error, CustomStringConvertible, Sendable {
-    public enum Category: Sendable {
-        /// The command line or a preset is wrong (exit 64).
+    /// What kind of failure; the command line maps each to an exit code, the server and the batch
+    /// report it by name.
+    public enum Category: String, Sendable, Codable, CaseIterable {
+        /// The command line or a preset is wrong.
         case usage
-        /// The input is missing, unreadable, refused or not decodable (exit 65).
+        /// The input is missing, unreadable, refused or not decodable.
         case badInput
-        /// The output cannot be written (exit 73).
+        /// The output cannot be written.
         case output
-        /// Stopped by a signal or a deadline (exit 75).
+        /// Stopped by a signal or a deadline.
         case interrupted
-        /// A failure inside CoursePack or FFmpeg that the input does not explain (exit 70).
+        /// A failure inside CoursePack or FFmpeg that the input does not explain.
         case `internal`
-
-        public var exitCode: Int32 {
-            switch self {
-            case .usage: return 64
-            case .badInput: return 65
-            case .internal: return 70
-            case .output: return 73
-            case .interrupted: return 75
-            }
-        }
     }
 
     public let category: Category

@@ -9,7 +9,7 @@ public import ServiceLifecycle
 public struct RunnerSettings: Sendable {
     /// Lectures run at once.
     public var workers: Int
-    /// A running job's lease, renewed every leaseSeconds/3.
+    /// A running job's lease, renewed every 2 s (every third of a shorter lease).
     public var leaseSeconds: Double
     /// Seconds running jobs get to finish on SIGTERM before they are stopped and queued again.
     public var shutdownGraceSeconds: Double
@@ -205,7 +205,8 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
         // The lease is renewed from the start: hashing an hours-long source takes a while too.
         let heartbeat = Task {
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(max(0.2, min(10, settings.leaseSeconds / 3))))
+                // Every 2 s (fresh progress in the API), or every third of a shorter lease.
+                try? await Task.sleep(for: .seconds(max(0.2, min(2, settings.leaseSeconds / 3))))
                 if Task.isCancelled { break }
                 do {
                     let state = try await store.heartbeat(job.id, token: token, lease: settings.leaseSeconds, progress: control.progress)

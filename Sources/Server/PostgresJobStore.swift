@@ -186,7 +186,8 @@ public final class PostgresJobStore: JobStore {
         let rows = try await client.query("""
             SELECT * FROM job
             WHERE (\(state)::text IS NULL OR state = \(state))
-              AND (\(after)::text IS NULL OR (created, id) > (SELECT created, id FROM job WHERE id = \(after)))
+              AND (\(after)::text IS NULL OR NOT EXISTS (SELECT 1 FROM job WHERE id = \(after))
+                   OR (created, id) > (SELECT created, id FROM job WHERE id = \(after)))
             ORDER BY created, id LIMIT \(limit)
             """, logger: logger)
         var jobs: [Job] = []

@@ -85,7 +85,10 @@ enum Scratch {
             let folder = root.appendingPathComponent(name)
             let fd = open(folder.appendingPathComponent(".lock").path, O_RDWR | O_CLOEXEC)
             if fd < 0 {
-                try? fm.removeItem(at: folder)
+                // No lock file: a process between making its folder and locking it, or one that died
+                // there. Only an old one is removed.
+                let made = (try? fm.attributesOfItem(atPath: folder.path)[.modificationDate] as? Date) ?? Date()
+                if Date().timeIntervalSince(made) > 60 { try? fm.removeItem(at: folder) }
                 continue
             }
             if flock(fd, LOCK_EX | LOCK_NB) == 0 { try? fm.removeItem(at: folder) }

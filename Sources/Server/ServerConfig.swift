@@ -40,7 +40,7 @@ public struct ServerConfig: Codable, Sendable {
     public var maxAttempts = 3
     /// First retry delay, seconds; doubled for each further try.
     public var retryBaseSeconds = 10.0
-    /// A running job's lease: renewed every leaseSeconds/3; a job whose lease ran out is run again.
+    /// A running job's lease: renewed every 2 s (every third of a shorter lease); a job whose lease ran out is run again.
     public var leaseSeconds = 60.0
     /// Seconds running jobs get to finish on SIGTERM before they are stopped and queued again.
     public var shutdownGraceSeconds = 60.0

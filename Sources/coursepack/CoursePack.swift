@@ -27,10 +27,7 @@ func runReportingErrors(json: Bool, _ body: () throws -> Void) throws {
     do {
         try body()
     } catch let e as CoursePackError {
-        if json {
-            Output.jsonLine(["event": "error", "category": "\(e.category)", "path": e.path, "reason": e.reason,
-                             "exitCode": Int(e.category.exitCode)])
-        }
+        if json { Output.line(TranscodeEvent.error(category: e.category, path: e.path, reason: e.reason).jsonLine(exitCode: \.exitCode)) }
         Output.stderr("coursepack: \(e.description)")
         throw ExitCode(e.category.exitCode)
     }
@@ -107,9 +104,9 @@ struct Transcode: ParsableCommand {
             if json || terminal {
                 options.progress = { p in
                     if json {
-                        Output.jsonLine(["event": "progress", "position": round3(p.position), "duration": round3(p.duration),
-                                         "percent": round3(p.fraction * 100), "speed": round3(p.speed),
-                                         "eta": p.eta.map(round3) ?? -1])
+                        Output.line(TranscodeEvent.progress(position: round3(p.position), duration: round3(p.duration),
+                                                            percent: round3(p.fraction * 100), speed: round3(p.speed),
+                                                            eta: p.eta.map(round3)).jsonLine(exitCode: \.exitCode))
                     }
                     if terminal { Output.progressLine(p) }
                 }

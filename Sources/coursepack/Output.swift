@@ -14,6 +14,11 @@ enum Output {
         lock.withLock { FileHandle.standardOutput.write(data + Data("\n".utf8)) }
     }
 
+    /// One line on stdout.
+    static func line(_ text: String) {
+        lock.withLock { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+    }
+
     static func jsonObject<T: Encodable>(_ value: T) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]

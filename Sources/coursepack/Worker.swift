@@ -29,7 +29,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Local folder for packages being made.")
     var scratch = "coursepack-scratch"
 
-    @Option(help: "Seconds a running job's lease lasts without a heartbeat (renewed every third of it).")
+    @Option(help: "Seconds a running job's lease lasts without a heartbeat (renewed every 2 s, or every third of a shorter lease).")
     var leaseSeconds = 60.0
 
     @Option(help: "Seconds between looks for work when no notification comes.")

@@ -288,3 +288,29 @@ final class LockedBoxForTest: @unchecked Sendable {
         #expect(checked > 40)
     }
 }
+
+/// The child-process contract: what the parent starts the child with and reads from it.
+@Suite struct WorkerProtocolTests {
+    @Test func eventsRoundTripInTheDocumentedWireFormat() throws {
+        let progress = TranscodeEvent.progress(position: 12.5, duration: 100, percent: 12.5, speed: 3.25, eta: nil)
+        let line = progress.jsonLine { _ in 0 }
+        #expect(line == #"{"duration":100,"eta":-1,"event":"progress","percent":12.5,"position":12.5,"speed":3.25}"#)
+        #expect(TranscodeEvent(line: line) == progress)
+        let error = TranscodeEvent.error(category: .badInput, path: "/in/x.mp4", reason: "no video or audio stream")
+        let errorLine = error.jsonLine { $0 == .badInput ? 65 : 1 }
+        #expect(errorLine.contains(#""category":"badInput""#) && errorLine.contains(#""exitCode":65"#), "\(errorLine)")
+        #expect(TranscodeEvent(line: errorLine) == error)
+        // The summary object and other lines are not events.
+        #expect(TranscodeEvent(line: #"{"master": {}}"#) == nil)
+        #expect(TranscodeEvent(line: "warning: something") == nil)
+        #expect(TranscodeEvent(line: #"{"event":"progress"}"#) == nil)
+    }
+
+    @Test func requestArgumentsNameEveryField() {
+        var r = TranscodeRequest(source: "/in/a.mp4", destination: "/out/a", presetFile: "/p.json", buildKey: "k1", cores: 2)
+        r.captions = [CaptionInput(path: "/in/a.srt", language: "en"), CaptionInput(path: "/in/b.vtt", language: nil)]
+        r.renditionsOnly = true
+        #expect(r.arguments == ["transcode", "/in/a.mp4", "-o", "/out/a", "--preset", "/p.json", "--json", "--cores", "2",
+                                "--build-key", "k1", "--captions", "/in/a.srt:en", "--captions", "/in/b.vtt", "--renditions-only"])
+    }
+}

@@ -236,6 +236,19 @@ final class WorkerHarness: @unchecked Sendable {
         #expect(listed.count == 2 && listed.allSatisfy { $0["state"] as? String == "active" }, "\(listed)")
     }
 
+    @Test func processesStartingTogetherMigrateOnce() async throws {
+        let cluster = try PostgresCluster.get()
+        let url = try cluster.createDatabase("together")
+        let folder = try Support.scratch()
+        let workers = try (1...4).map { try WorkerHarness(database: url, name: "t\($0)", folder: folder) }
+        for w in workers { #expect(w.waitForLog("running 1 at once"), "\(w.logText)") }
+        let applied = try cluster.sql("SELECT count(*) FROM coursepack_migration", database: Self.databaseName(url))
+        #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "1")  // schema version 1 only, so far
+        #expect(workers.map(\.logText).filter { $0.contains("schema version 1 applied") }.count == 1)
+        for w in workers { w.signalGroup(SIGTERM) }
+        for w in workers { w.process.waitUntilExit() }
+    }
+
     @Test func unreachableDatabaseIsOneLineAndAnExit() async throws {
         let port = try PostgresCluster.freePort()
         let url = "postgres://coursepack@127.0.0.1:\(port)/nowhere"

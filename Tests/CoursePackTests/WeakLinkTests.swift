@@ -179,7 +179,9 @@ import Testing
 
 enum GStreamer {
     /// GStreamer's playbin over loopback HTTP, as fast as it goes, to end of stream (Tests/browser/gst_play.py).
-    static func play(_ package: URL, timeout: Int = 60) throws -> Support.Result {
+    /// The timeout only ends a hung player: on a loaded 2-core machine (suites run in parallel,
+    /// servers and workers among them) a short package has taken over a minute to play through.
+    static func play(_ package: URL, timeout: Int = 240) throws -> Support.Result {
         try Support.run("python3", [Support.repoRoot.appendingPathComponent("Tests/browser/gst_play.py").path, package.path,
                                     "--timeout", String(timeout)])
     }

@@ -555,9 +555,11 @@ final class Doorbell: @unchecked Sendable {  // state behind `lock`
 /// Starts one background task, the first time only.
 final class Once: @unchecked Sendable {  // state behind `lock`
     private let lock = NSLock()
-    private(set) var task: Task<Void, Never>?
+    private var started: Task<Void, Never>?
+
+    var task: Task<Void, Never>? { lock.withLock { started } }
 
     func start(_ body: @escaping @Sendable () async -> Void) {
-        lock.withLock { if task == nil { task = Task { await body() } } }
+        lock.withLock { if started == nil { started = Task { await body() } } }
     }
 }

@@ -246,10 +246,12 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
         case let .success((p, k)): (presetFile, key) = (p, k)
         }
         // At-least-once delivery: a run that already made this package (before a crash) is not repeated.
-        if let made = try? LectureManifest.read(package: destination), made.build?.key == key,
-           let data = try? Data(contentsOf: destination.appendingPathComponent("lecture.json")) {
-            return Result(finish: .succeeded(package: destination.path, lecture: data))
+        // (Read on a thread of its own: the destination may be on a network file system.)
+        let existing: Data? = await onOwnThread {
+            guard let made = try? LectureManifest.read(package: destination), made.build?.key == key else { return nil }
+            return try? Data(contentsOf: destination.appendingPathComponent("lecture.json"))
         }
+        if let existing { return Result(finish: .succeeded(package: destination.path, lecture: existing)) }
         let made = folder.appendingPathComponent("package").appendingPathComponent(job.lectureId)
         var work = LectureWorker.Task(source: job.source, destination: made, presetFile: presetFile, key: key,
                                       cores: max(1, ProcessInfo.processInfo.activeProcessorCount / settings.workers),
@@ -269,20 +271,20 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
 
         switch outcome {
         case .ready:
-            guard let data = try? Data(contentsOf: made.appendingPathComponent("lecture.json")) else {
-                return failed("internal", "\(made.path)/lecture.json: cannot read")
-            }
             if control.reason == .leaseLost { return Result(finish: .retry(nil, delay: 0, countAttempt: false)) }
             // Copy (or move, on the same file system) next to the destination before taking the
             // fence, so the fenced step is a rename.
-            let staged: Swift.Result<URL, Job.Failure> = await onOwnThread {
-                do { return .success(try Publication.stage(made, beside: destination)) } catch {
+            let staged: Swift.Result<(URL, Data), Job.Failure> = await onOwnThread {
+                guard let data = try? Data(contentsOf: made.appendingPathComponent("lecture.json")) else {
+                    return .failure(.init(category: "internal", reason: "\(made.path)/lecture.json: cannot read"))
+                }
+                do { return .success((try Publication.stage(made, beside: destination), data)) } catch {
                     return .failure(SQLiteJobStore.publishFailure(error))
                 }
             }
             switch staged {
             case let .failure(f): return Result(finish: .failed(f))
-            case let .success(url):
+            case let .success((url, data)):
                 return Result(finish: .succeeded(package: destination.path, lecture: data),
                               publish: { try Publication.place(url, at: destination) }, staged: url)
             }

@@ -33,6 +33,16 @@ func runReportingErrors(json: Bool, _ body: () throws -> Void) throws {
     }
 }
 
+/// Logging for the long-running commands (serve, worker): info and up to stderr, debug with -v.
+func serviceLogger(_ label: String, verbose: Bool) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var h = StreamLogHandler.standardError(label: label)
+        h.logLevel = verbose ? .debug : .info
+        return h
+    }
+    return Logger(label: label)
+}
+
 func setUp(verbose: Bool) -> Logger {
     LoggingSystem.bootstrap { label in
         var h = StreamLogHandler.standardError(label: label)

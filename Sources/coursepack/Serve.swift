@@ -24,12 +24,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var common: Common
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = common.verbose ? .debug : .info
-            return h
-        }
-        let logger = Logger(label: "coursepack.serve")
+        let logger = serviceLogger("coursepack.serve", verbose: common.verbose)
         do {
             let cfg = try ServerConfig.load(config, database: database)
             guard let executable = Executable.path else {

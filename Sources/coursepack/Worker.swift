@@ -41,12 +41,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var common: Common
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = common.verbose ? .debug : .info
-            return h
-        }
-        let logger = Logger(label: "coursepack.worker")
+        let logger = serviceLogger("coursepack.worker", verbose: common.verbose)
         do {
             guard let url = database ?? ProcessInfo.processInfo.environment["COURSEPACK_DATABASE_URL"], !url.isEmpty else {
                 throw CoursePackError(.usage, path: "worker", "no database: give --database or set COURSEPACK_DATABASE_URL")

@@ -94,6 +94,21 @@ final class WorkerHarness: @unchecked Sendable {
 
     static func databaseName(_ url: String) -> String { String(url.split(separator: "/").last!) }
 
+    /// An API-only server on a new database, a first worker whose run hangs (fault switch), and one
+    /// job on it, running.
+    static func hungJob(_ name: String, worker: String) async throws
+        -> (cluster: PostgresCluster, url: String, db: String, server: ServerHarness, first: WorkerHarness, source: String, id: String) {
+        let cluster = try PostgresCluster.get()
+        let url = try cluster.createDatabase(name)
+        let s = try ServerHarness(name, store: .postgres, database: url, config: ["workers": 0])
+        try s.start()
+        let first = try WorkerHarness(database: url, name: worker, folder: s.dir, environment: ["COURSEPACK_TEST_FAULT": "hang:long"])
+        let source = try s.input("long.mp4")
+        let id = try await s.submit(["source": source, "courseId": "c1", "lectureId": "long", "preset": "minimal"]).json["id"] as! String
+        _ = try await s.waitForState(id, ["running"])
+        return (cluster, url, databaseName(url), s, first, source, id)
+    }
+
     @Test func sixtyJobsOnTwoServersAndThreeWorkersRunOnceEach() async throws {
         let cluster = try PostgresCluster.get()
         let url = try cluster.createDatabase("sixty")
@@ -143,16 +158,8 @@ final class WorkerHarness: @unchecked Sendable {
     }
 
     @Test func killedWorkerGroupsJobIsRunAgainElsewhere() async throws {
-        let cluster = try PostgresCluster.get()
-        let url = try cluster.createDatabase("killed")
-        let db = Self.databaseName(url)
-        let s = try ServerHarness(store: .postgres, database: url, config: ["workers": 0])
-        try s.start()
-        // The first worker's run hangs (fault switch), so it is surely killed in the middle of it.
-        let first = try WorkerHarness(database: url, name: "first", folder: s.dir, environment: ["COURSEPACK_TEST_FAULT": "hang:long"])
-        let source = try s.input("long.mp4")
-        let id = try await s.submit(["source": source, "courseId": "c1", "lectureId": "long", "preset": "minimal"]).json["id"] as! String
-        _ = try await s.waitForState(id, ["running"])
+        // The first worker's run hangs, so it is surely killed in the middle of it.
+        let (cluster, url, db, s, first, source, id) = try await Self.hungJob("killed", worker: "first")
         let second = try WorkerHarness(database: url, name: "second", folder: s.dir)
         try await Task.sleep(for: .milliseconds(500))
         first.signalGroup(SIGKILL)
@@ -176,15 +183,7 @@ final class WorkerHarness: @unchecked Sendable {
     }
 
     @Test func pausedWorkerLosesItsLeaseAndPublishesNothing() async throws {
-        let cluster = try PostgresCluster.get()
-        let url = try cluster.createDatabase("paused")
-        let db = Self.databaseName(url)
-        let s = try ServerHarness(store: .postgres, database: url, config: ["workers": 0])
-        try s.start()
-        let paused = try WorkerHarness(database: url, name: "paused", folder: s.dir, environment: ["COURSEPACK_TEST_FAULT": "hang:long"])
-        let source = try s.input("long.mp4")
-        let id = try await s.submit(["source": source, "courseId": "c1", "lectureId": "long", "preset": "minimal"]).json["id"] as! String
-        _ = try await s.waitForState(id, ["running"])
+        let (cluster, url, db, s, paused, source, id) = try await Self.hungJob("paused", worker: "paused")
         paused.signalGroup(SIGSTOP)
         let other = try WorkerHarness(database: url, name: "other", folder: s.dir)
         let job = try await s.waitForState(id, ["succeeded", "failed"], timeout: 60)

@@ -264,12 +264,20 @@ def measure_source(src, preset, max_kbps, tmpdir, package=None):
         out["variants"].append(entry)
         print(f"  {var['URI']:16} {var.get('RESOLUTION', 'audio'):>9} {bw / 1000:6.1f} kb/s  {var.get('CODECS')}"
               + (f"  OCR recall {entry['ocr_recall']:.3f}" if "ocr_recall" in entry else ""), flush=True)
-    for r in lecture["audio"]:
-        score = speech_score(src, pkg / r["playlist"], tmpdir)
-        out["audio"].append({"name": r["name"], "codecs": r["codecs"], "peak": r["peakBitrate"], "average": r["averageBitrate"],
-                             "pesq_wb": score})
-        print(f"  audio {r['name']:4} {r['codecs']:10} peak {r['peakBitrate'] / 1000:5.1f} kb/s  avg {r['averageBitrate'] / 1000:5.1f} kb/s"
-              f"  PESQ-WB {score:.2f}", flush=True)
+    # Audio renditions with a playlist of their own, then those muxed into a video rendition only
+    # (scored from that rendition's playlist; their bytes are counted in its BANDWIDTH).
+    sounds = [{"name": r["name"], "codecs": r["codecs"], "peak": r["peakBitrate"], "average": r["averageBitrate"],
+               "playlist": r["playlist"], "in": None} for r in lecture["audio"]]
+    for r in lecture["renditions"]:
+        if r.get("audio") and r["audio"] not in {a["name"] for a in sounds}:
+            sounds.append({"name": r["audio"], "codecs": r["codecs"].split(",")[-1], "peak": None, "average": None,
+                           "playlist": r["playlist"], "in": r["name"]})
+    for a in sounds:
+        a["pesq_wb"] = speech_score(src, pkg / a.pop("playlist"), tmpdir)
+        out["audio"].append(a)
+        rates = (f"peak {a['peak'] / 1000:5.1f} kb/s  avg {a['average'] / 1000:5.1f} kb/s" if a["peak"] is not None
+                 else f"muxed into {a['in']}")
+        print(f"  audio {a['name']:4} {a['codecs']:10} {rates}  PESQ-WB {a['pesq_wb']:.2f}", flush=True)
     sa = lecture.get("slidesAndAudio")
     if sa:
         out["slides_and_audio"] = {"bytes": sa["bytes"], "stills": len(sa["stills"]), "per45min_mb": sa["bytes"] / duration * 2700 / 1e6}
@@ -291,7 +299,10 @@ def markdown(results, command):
     lines += ["", "| source | audio rendition | codec | peak | average | PESQ-WB |", "| --- | --- | --- | --- | --- | --- |"]
     for r in results["sources"]:
         for a in r["audio"]:
-            lines.append(f"| {r['source']} | {a['name']} | {a['codecs']} | {a['peak'] / 1000:.1f} kb/s | {a['average'] / 1000:.1f} kb/s | {a['pesq_wb']:.2f} |")
+            if a["peak"] is None:
+                lines.append(f"| {r['source']} | {a['name']} (in {a['in']}) | {a['codecs']} | — | — | {a['pesq_wb']:.2f} |")
+            else:
+                lines.append(f"| {r['source']} | {a['name']} | {a['codecs']} | {a['peak'] / 1000:.1f} kb/s | {a['average'] / 1000:.1f} kb/s | {a['pesq_wb']:.2f} |")
     lines += ["", "| source | slides + audio | per 45 min | GStreamer playbin to the end |", "| --- | --- | --- | --- |"]
     for r in results["sources"]:
         sa = r.get("slides_and_audio")

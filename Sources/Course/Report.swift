@@ -89,7 +89,7 @@ enum Report {
         }
         h += "<table class=\"renditions\">\n<tr><th>rendition</th><th>size</th><th>average kb/s</th><th>peak kb/s</th><th>MB per hour</th><th>MB</th></tr>\n"
         for r in l.renditions + l.audio {
-            let size = r.width.map { "\($0)x\(r.height ?? 0)" } ?? "audio\(r.audioOnly == true ? " only" : "")"
+            let size = r.width.map { "\($0)x\(r.height ?? 0)\(r.audio.map { " + \($0)" } ?? "")" } ?? "audio\(r.audioOnly == true ? " only" : "")"
             h += "<tr><td>\(esc(r.name))</td><td>\(size)</td><td>\(r.averageBitrate / 1000)</td><td>\(r.peakBitrate / 1000)</td>"
                 + "<td>\(String(format: "%.1f", r.megabytesPerHour))</td><td>\(megabytes(r.bytes))</td></tr>\n"
         }

@@ -165,6 +165,9 @@ public final class Encoder {
 
     /// Samples per audio frame the encoder expects (1024 for AAC); 0 for video.
     public var frameSize: Int { Int(context!.pointee.frame_size) }
+    /// Pictures the encoder may hold back for reordering (B-frames): its packets' decoding times run
+    /// this many frame durations behind their presentation times.
+    public var reorderFrames: Int { Int(context!.pointee.has_b_frames) }
     public var sampleRate: Int { Int(context!.pointee.sample_rate) }
     public var channels: Int { Int(context!.pointee.ch_layout.nb_channels) }
     /// Codec-specific data after opening: SPS/PPS for H.264, AudioSpecificConfig for AAC.

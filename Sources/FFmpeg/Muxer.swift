@@ -76,7 +76,9 @@ public final class Muxer {
     }
 
     /// Writes a packet to stream `stream`, rescaling its timestamps from the packet's time base.
-    public func write(_ packet: Packet, stream: Int) throws {
+    /// Interleaved (the default), libavformat orders the streams' packets by decoding time; otherwise
+    /// the caller's order is kept (each stream's own decoding times must still increase).
+    public func write(_ packet: Packet, stream: Int, interleaved: Bool = true) throws {
         guard headerWritten, !finished else {
             throw MediaError.misuse("writing \(path)", finished ? "the output is finished" : "the header is not written yet")
         }
@@ -86,7 +88,11 @@ public final class Muxer {
         packet.pointer.pointee.stream_index = Int32(stream)
         av_packet_rescale_ts(packet.pointer, packet.timeBase.av, streamTimeBases[stream].av)
         packet.timeBase = streamTimeBases[stream]
-        try check(av_interleaved_write_frame(context, packet.pointer), "writing \(path)")
+        if interleaved {
+            try check(av_interleaved_write_frame(context, packet.pointer), "writing \(path)")
+        } else {
+            try check(av_write_frame(context, packet.pointer), "writing \(path)")
+        }
     }
 
     /// Writes the trailer and closes the output.

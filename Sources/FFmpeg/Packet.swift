@@ -20,7 +20,10 @@ public final class Packet {
 
     public var streamIndex: Int { Int(pointer.pointee.stream_index) }
     public var pts: Int64? { pointer.pointee.pts == cp_nopts() ? nil : pointer.pointee.pts }
-    public var dts: Int64? { pointer.pointee.dts == cp_nopts() ? nil : pointer.pointee.dts }
+    public var dts: Int64? {
+        get { pointer.pointee.dts == cp_nopts() ? nil : pointer.pointee.dts }
+        set { pointer.pointee.dts = newValue ?? cp_nopts() }
+    }
     /// Duration in the packet's time base; 0 when unknown.
     public var duration: Int64 {
         get { pointer.pointee.duration }
@@ -37,4 +40,13 @@ public final class Packet {
 
     /// Presentation time in seconds, if the packet has one.
     public var time: Double? { pts.map { timeBase.seconds($0) } }
+
+    /// A second packet sharing this one's payload (reference counted, no copy) with its own
+    /// timestamps and time base: for writing one encoded packet to more than one output, since a
+    /// muxer takes the packet it writes.
+    public func reference() throws -> Packet {
+        let p = Packet(timeBase: timeBase)
+        try check(av_packet_ref(p.pointer, pointer), "referencing a packet")
+        return p
+    }
 }

@@ -66,9 +66,10 @@ final class BranchRunner: @unchecked Sendable {
 
 /// HLS muxer options shared by every rendition: fMP4 (CMAF) segments cut by libavformat, which
 /// keeps a one-segment window (its records of older segments are freed); the VOD playlist is
-/// written from the segment files when the rendition is done (`VODPlaylist`). With a lead segment,
-/// `hls_init_time` ends the first segment at `lead` and the second at the next keyframe past twice
-/// the lead (audio: at twice the lead); later ones every `segmentSeconds` from the lead.
+/// written from the segment files when the rendition is done (`VODPlaylist`). With lead segments,
+/// `hls_init_time` ends the first segment at `lead`, the second at twice the lead, and later ones
+/// every `segmentSeconds` from the lead, each at the first keyframe at or past that time (the
+/// keyframe plan puts segment starts there: `KeyframePlanner.startsSegment`).
 func hlsOptions(directory: URL, segmentSeconds: Double, lead: Double?) -> [String: String] {
     var options = [
         "hls_time": String(segmentSeconds),
@@ -80,6 +81,95 @@ func hlsOptions(directory: URL, segmentSeconds: Double, lead: Double?) -> [Strin
     ]
     if let lead { options["hls_init_time"] = String(lead) }
     return options
+}
+
+/// One HLS rendition folder (`index.m3u8`, `init.mp4`, segments) and the muxer that writes it, with
+/// one stream per encoder. A video variant with its sound muxed in is written by two branches, each
+/// on its own thread: every use of the muxer is under the lock, and the last stream to end writes
+/// the trailer and the playlist.
+///
+/// Every rendition of a package shares one timeline, so a player that switches variant finds the
+/// next segment where the last one ended. x264 hands out decoding times a reordering delay (in
+/// frames) before presentation times; left alone, the muxer moves each rendition later by its own
+/// delay so no time is negative (0.2 s at 10 fps, 0.067 s at 30), and libavformat's interleaving by
+/// decoding time cuts each muxed segment's sound at the keyframe's decoding time, a different point
+/// in every rendition. At every switch between muxed variants Chromium's buffer then had a gap,
+/// where it stalled until its next segment arrived (5 s in 45 s at 150 kb/s). So every rendition is
+/// moved by the same `timestampOffset` (the ladder's largest delay), and the two streams of a muxed
+/// rendition are ordered here by presentation order (a video packet counts from its decoding time
+/// plus its rendition's delay): each segment's sound starts where its first picture does.
+final class RenditionOutput: @unchecked Sendable {
+    // @unchecked Sendable: everything but the constants is touched only under `lock`, except
+    // `timestampOffset`, which is set before any branch starts.
+    private let lock = NSLock()
+    private let muxer: Muxer
+    let directory: URL
+    private let independentSegments: Bool
+    private let options: [String: String]
+    /// Seconds added to a stream's decoding times to order it against the others.
+    private let orderingLead: [Double]
+    private var queues: [[(key: Double, packet: Packet)]]
+    private var ended: [Bool]
+    private var started = false
+    /// Seconds added to every timestamp of the rendition; the same in every rendition of a package.
+    var timestampOffset = 0.0
+
+    /// - Parameter orderingLead: per encoder, seconds its packets' decoding times run behind their
+    ///   presentation order (a video encoder's reordering delay; 0 for audio).
+    init(directory: URL, encoders: [Encoder], orderingLead: [Double]? = nil, segmentSeconds: Double, lead: Double?,
+         independentSegments: Bool) throws {
+        self.directory = directory
+        self.independentSegments = independentSegments
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        muxer = try Muxer(path: directory.appendingPathComponent("index.m3u8").path, format: "hls")
+        for e in encoders { try muxer.addStream(for: e) }
+        options = hlsOptions(directory: directory, segmentSeconds: segmentSeconds, lead: lead)
+        self.orderingLead = orderingLead ?? Array(repeating: 0, count: encoders.count)
+        queues = Array(repeating: [], count: encoders.count)
+        ended = Array(repeating: false, count: encoders.count)
+    }
+
+    /// The header is written with the first packet, once `timestampOffset` is known.
+    private func start() throws {
+        guard !started else { return }
+        started = true
+        var o = options
+        if timestampOffset > 0 { o["output_ts_offset"] = String(format: "%.6f", timestampOffset) }
+        try muxer.writeHeader(options: o)
+    }
+
+    func write(_ packet: Packet, stream: Int) throws {
+        try lock.withLock {
+            try start()
+            guard queues.count > 1 else { return try muxer.write(packet, stream: stream) }
+            let t = (packet.dts ?? packet.pts).map { packet.timeBase.seconds($0) } ?? 0
+            queues[stream].append((t + orderingLead[stream], packet))
+            try drain()
+        }
+    }
+
+    /// Writes queued packets in order of their keys while every stream that has not ended has one
+    /// waiting (a packet later in the other stream may still come before them).
+    private func drain() throws {
+        while true {
+            guard queues.indices.allSatisfy({ !queues[$0].isEmpty || ended[$0] }),
+                  let next = queues.indices.filter({ !queues[$0].isEmpty }).min(by: { queues[$0][0].key < queues[$1][0].key }) else { return }
+            let item = queues[next].removeFirst()
+            try muxer.write(item.packet, stream: next, interleaved: false)
+        }
+    }
+
+    /// One stream has ended; after the last, the trailer and the VOD playlist are written.
+    func finish(stream: Int) throws {
+        try lock.withLock {
+            ended[stream] = true
+            try start()
+            try drain()
+            guard ended.allSatisfy({ $0 }) else { return }
+            try muxer.finish()
+            try VODPlaylist.write(directory: directory, independentSegments: independentSegments)
+        }
+    }
 }
 
 /// Figures a branch reports when done.
@@ -95,8 +185,9 @@ final class VideoBranch: Branch {
     let name: String
     let plan: VideoRenditionPlan
     private let encoder: Encoder
-    private let muxer: Muxer
-    private let directory: URL
+    /// This rendition's folder: stream 0 is the picture; with its sound muxed in, stream 1 is the
+    /// audio branch's (`AudioBranch.addOutput`).
+    let output: RenditionOutput
     private var scaler: Scaler?
     private let timeBase = Rational(1, 90_000)
     private var keyframeOwed = false
@@ -107,13 +198,20 @@ final class VideoBranch: Branch {
     private var lastInputInterval: Double?
     private let frameDuration: Int64
     private(set) var stats = BranchStats()
+    /// This rendition's B-frame reordering delay: its encoder's reorder frames at its frame rate
+    /// (`RenditionOutput.timestampOffset`).
+    var reorderDelay: Double { Double(encoder.reorderFrames) / plan.frameRate }
     /// Runners of the renditions scaled from this one's picture (`VideoRenditionPlan.scaledFrom`);
     /// each gets a reference to every picture this branch makes, before its own frame-rate cap.
     /// Set before the branch starts.
     var downstream: [BranchRunner] = []
 
-    init(plan: VideoRenditionPlan, directory: URL, segmentSeconds: Double, lead: Double?, x264Tune: String?, x264Params: String?) throws {
-        self.directory = directory
+    /// x264 zone bit rate factor for the pictures of the lead segments.
+    static let leadBitrateFactor = 0.5
+
+    /// - Parameter audio: the encoder of the sound to mux into this rendition's segments, if any.
+    init(plan: VideoRenditionPlan, directory: URL, segmentSeconds: Double, lead: Double?, x264Tune: String?, x264Params: String?,
+         audio: Encoder? = nil) throws {
         self.name = plan.name
         self.plan = plan
         minInterval = plan.frameRateCap.map { 1 / $0 }
@@ -129,15 +227,23 @@ final class VideoBranch: Branch {
         var options = ["preset": plan.x264Preset, "crf": String(plan.crf), "forced-idr": "1", "profile": "high"]
         var params = ["open-gop=0"]
         if let p = x264Params, !p.isEmpty { params.append(p) }
+        if let lead {
+            // The two lead segments hold two extra IDR pictures in the window that sets the variant's
+            // declared peak (0 to 2 * lead + segmentSeconds); at full quality they raised 240p-720p
+            // peaks by 10-20% on the bench lecture. Encoded at half the rate factor they cost what the
+            // single 1-s lead segment did, for 0.002-0.003 SSIM in the first second only.
+            let frames = max(1, Int((2 * lead * plan.frameRate).rounded(.up)))
+            params.append("zones=0,\(frames - 1),b=\(VideoBranch.leadBitrateFactor)")
+        }
         options["x264-params"] = params.joined(separator: ":")
         if let t = x264Tune { options["tune"] = t }
         config.options = options
         encoder = try Encoder(video: config)
         stats.extradata = encoder.extradata
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        muxer = try Muxer(path: directory.appendingPathComponent("index.m3u8").path, format: "hls")
-        try muxer.addStream(for: encoder)
-        try muxer.writeHeader(options: hlsOptions(directory: directory, segmentSeconds: segmentSeconds, lead: lead))
+        let encoders = [encoder] + (audio.map { [$0] } ?? [])
+        output = try RenditionOutput(directory: directory, encoders: encoders,
+                                     orderingLead: [Double(encoder.reorderFrames) / plan.frameRate] + (audio.map { _ in [0] } ?? []),
+                                     segmentSeconds: segmentSeconds, lead: lead, independentSegments: true)
     }
 
     func consume(_ frame: Frame) throws {
@@ -206,8 +312,7 @@ final class VideoBranch: Branch {
             try write(last)
             held = nil
         }
-        try muxer.finish()
-        try VODPlaylist.write(directory: directory, independentSegments: true)
+        try output.finish(stream: 0)
     }
 
     /// Each packet is held until the next one arrives, so its duration is the real distance to the
@@ -230,22 +335,26 @@ final class VideoBranch: Branch {
 
     private func write(_ packet: Packet) throws {
         stats.bytes += packet.size
-        try muxer.write(packet, stream: 0)
+        try output.write(packet, stream: 0)
     }
 }
 
-/// Resample, encode (AAC-LC or Opus) and segment one audio rendition.
+/// Resample and encode (AAC-LC or Opus) one audio rendition, and write its packets to its own
+/// rendition folder (an audio-only variant, or an audio group's rendition) and into the segments of
+/// the video renditions that carry it.
 final class AudioBranch: Branch {
     let name: String
     let plan: AudioRenditionPlan
-    private let encoder: Encoder
+    let encoder: Encoder
     private let resampler: Resampler
-    private let muxer: Muxer
-    private let directory: URL
+    /// Outputs and the stream of each this rendition's packets go to. Set before the branch starts.
+    private var outputs: [(RenditionOutput, Int)] = []
+    /// This rendition's own folder, if it has one.
+    let ownOutput: RenditionOutput?
     private(set) var stats = BranchStats()
 
-    init(plan: AudioRenditionPlan, directory: URL, segmentSeconds: Double, lead: Double?) throws {
-        self.directory = directory
+    /// - Parameter directory: the rendition's own folder, or nil when it is only muxed into video renditions.
+    init(plan: AudioRenditionPlan, directory: URL?, segmentSeconds: Double, lead: Double?) throws {
         self.name = plan.name
         self.plan = plan
         var config = AudioEncoderConfig(sampleRate: plan.sampleRate, channels: plan.channels, bitRate: plan.kbps * 1000)
@@ -259,10 +368,17 @@ final class AudioBranch: Branch {
         encoder = try Encoder(audio: config)
         stats.extradata = encoder.extradata
         resampler = try Resampler(for: encoder)
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        muxer = try Muxer(path: directory.appendingPathComponent("index.m3u8").path, format: "hls")
-        try muxer.addStream(for: encoder)
-        try muxer.writeHeader(options: hlsOptions(directory: directory, segmentSeconds: segmentSeconds, lead: lead))
+        let encoder = self.encoder
+        let own = try directory.map {
+            try RenditionOutput(directory: $0, encoders: [encoder], segmentSeconds: segmentSeconds, lead: lead, independentSegments: false)
+        }
+        ownOutput = own
+        if let own { outputs.append((own, 0)) }
+    }
+
+    /// Also writes this rendition's packets to `stream` of `output` (a video rendition's segments).
+    func addOutput(_ output: RenditionOutput, stream: Int) {
+        outputs.append((output, stream))
     }
 
     /// libopus for speech at low rates: the speech-tuned mode, 60 ms packets (a third of the per-sample
@@ -283,8 +399,7 @@ final class AudioBranch: Branch {
         try encodeQueued(partial: true)
         try encoder.send(nil)
         try drain()
-        try muxer.finish()
-        try VODPlaylist.write(directory: directory, independentSegments: false)
+        for (output, stream) in outputs { try output.finish(stream: stream) }
     }
 
     private func encodeQueued(partial: Bool) throws {
@@ -298,7 +413,10 @@ final class AudioBranch: Branch {
     private func drain() throws {
         while case let .value(packet) = try encoder.receive() {
             stats.bytes += packet.size
-            try muxer.write(packet, stream: 0)
+            // A muxer takes the packet it writes: every output but the last gets a reference.
+            for (i, (output, stream)) in outputs.enumerated() {
+                try output.write(i == outputs.count - 1 ? packet : try packet.reference(), stream: stream)
+            }
         }
     }
 }

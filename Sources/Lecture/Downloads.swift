@@ -14,18 +14,24 @@ public struct DownloadSummary: Sendable, Codable {
 /// Progressive (fast-start, unfragmented) MP4 and M4A files remuxed from a rendition's own segments:
 /// no decoding and no encoding, the bytes learners stream are the bytes they download.
 enum Downloads {
-    static func write(package: URL, video: String?, audio: String) throws -> [DownloadSummary] {
+    /// - Parameters:
+    ///   - audio: the audio rendition's name (for the file names and the summary).
+    ///   - audioFolder: the folder whose segments carry that audio: its own, or the video rendition's.
+    ///   - muxed: the video rendition's segments carry its sound.
+    static func write(package: URL, video: String?, audio: String, audioFolder: String, muxed: Bool) throws -> [DownloadSummary] {
         let dir = package.appendingPathComponent("downloads")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var out: [DownloadSummary] = []
         if let video {
             let name = "lecture-\(video).mp4"
-            try remux([video, audio], package: package, to: dir.appendingPathComponent(name))
+            let picture: Set<MediaKind> = [.video], sound: Set<MediaKind> = [.audio]
+            let inputs = muxed ? [(video, picture.union(sound))] : [(video, picture), (audioFolder, sound)]
+            try remux(inputs, package: package, to: dir.appendingPathComponent(name))
             out.append(DownloadSummary(kind: "video", path: "downloads/\(name)", bytes: size(dir.appendingPathComponent(name)),
                                        video: video, audio: audio))
         }
         let name = "lecture-\(audio).m4a"
-        try remux([audio], package: package, to: dir.appendingPathComponent(name))
+        try remux([(audioFolder, Set([MediaKind.audio]))], package: package, to: dir.appendingPathComponent(name))
         out.append(DownloadSummary(kind: "audio", path: "downloads/\(name)", bytes: size(dir.appendingPathComponent(name)),
                                    video: nil, audio: audio))
         return out
@@ -35,17 +41,19 @@ enum Downloads {
         ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? Int) ?? 0
     }
 
-    /// Joins each rendition's init segment and media segments into one fragmented MP4, then copies
-    /// their packets, interleaved by time, into a fast-start MP4.
-    private static func remux(_ renditions: [String], package: URL, to output: URL) throws {
+    /// Joins each rendition folder's init segment and media segments into one fragmented MP4, then
+    /// copies the packets of the streams of the kinds wanted from each, interleaved by time, into a
+    /// fast-start MP4.
+    private static func remux(_ folders: [(String, Set<MediaKind>)], package: URL, to output: URL) throws {
         var joined: [URL] = []
         defer { joined.forEach { try? FileManager.default.removeItem(at: $0) } }
-        var inputs: [(demuxer: Demuxer, stream: Int, out: Int)] = []
+        /// One joined folder: its demuxer and the output stream of each input stream copied.
+        var inputs: [(demuxer: Demuxer, map: [Int: Int])] = []
         let muxer = try Muxer(path: output.path, format: output.pathExtension == "m4a" ? "ipod" : "mp4")
-        for r in renditions {
+        for (r, kinds) in folders {
             let dir = package.appendingPathComponent(r)
             let playlist = try MediaPlaylist(contentsOf: dir.appendingPathComponent("index.m3u8"))
-            let tmp = package.appendingPathComponent(".join-\(r).mp4")
+            let tmp = package.appendingPathComponent(".join-\(r)-\(joined.count).mp4")
             guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
                 throw CoursePackError(.output, path: tmp.path, "cannot create file")
             }
@@ -58,22 +66,26 @@ enum Downloads {
             var options = DemuxerOptions()
             options.allowedFormats = ["mov"]
             let d = try Demuxer(path: "file:" + tmp.path, options: options)
-            guard let s = d.streams.first(where: { $0.kind == .video || $0.kind == .audio }) else {
-                throw CoursePackError(.internal, path: dir.path, "rendition has no stream to download")
+            var map: [Int: Int] = [:]
+            for kind in [MediaKind.video, .audio] where kinds.contains(kind) {
+                guard let s = d.streams.first(where: { $0.kind == kind }) else {
+                    throw CoursePackError(.internal, path: dir.path, "rendition has no \(kind) stream to download")
+                }
+                map[s.index] = try muxer.addStream(copying: s.index, of: d)
             }
-            inputs.append((d, s.index, try muxer.addStream(copying: s.index, of: d)))
+            inputs.append((d, map))
         }
         try muxer.writeHeader(options: ["movflags": "+faststart"])
-        // Merge the inputs by presentation time so the file interleaves audio and video.
-        var heads: [Packet?] = try inputs.map { try next($0.demuxer, stream: $0.stream) }
+        // Merge the inputs by decoding time so the file interleaves audio and video.
+        var heads: [Packet?] = try inputs.map { try next($0.demuxer, streams: $0.map) }
         while true {
             var pick: Int?
             for (i, p) in heads.enumerated() where p != nil {
                 if pick == nil || order(p!) < order(heads[pick!]!) { pick = i }
             }
-            guard let i = pick else { break }
-            try muxer.write(heads[i]!, stream: inputs[i].out)
-            heads[i] = try next(inputs[i].demuxer, stream: inputs[i].stream)
+            guard let i = pick, let packet = heads[i], let out = inputs[i].map[packet.streamIndex] else { break }
+            try muxer.write(packet, stream: out)
+            heads[i] = try next(inputs[i].demuxer, streams: inputs[i].map)
         }
         try muxer.finish()
     }
@@ -83,9 +95,9 @@ enum Downloads {
         (p.dts ?? p.pts).map { p.timeBase.seconds($0) } ?? -.infinity
     }
 
-    private static func next(_ d: Demuxer, stream: Int) throws -> Packet? {
+    private static func next(_ d: Demuxer, streams: [Int: Int]) throws -> Packet? {
         while let p = try d.read() {
-            if p.streamIndex == stream { return p }
+            if streams[p.streamIndex] != nil { return p }
         }
         return nil
     }

@@ -15,8 +15,8 @@ struct KeyframePlanner {
     let keyframeSeconds: Double
     /// Keyframe times per segment.
     let perSegment: Int
-    /// A short first segment (`LadderPlan.leadSegmentSeconds`): keyframe times are 0, then `lead` and
-    /// every `keyframeSeconds` after it.
+    /// Two short segments open the lecture (`LadderPlan.leadSegmentSeconds`): keyframe times are 0,
+    /// `lead`, `2 * lead`, then every `keyframeSeconds` after it.
     let lead: Double?
     /// Share of the picture (0...1) that must have changed since the last keyframe for a keyframe
     /// inside a segment; 0 places every one.
@@ -40,24 +40,24 @@ struct KeyframePlanner {
     /// Seconds from the lecture's start of keyframe time `index`.
     func time(of index: Int) -> Double {
         guard let lead else { return Double(index) * keyframeSeconds }
-        return index == 0 ? 0 : lead + Double(index - 1) * keyframeSeconds
+        return index <= 2 ? Double(index) * lead : 2 * lead + Double(index - 2) * keyframeSeconds
     }
 
     /// The last keyframe time at or before `time`.
     func index(at time: Double) -> Int {
         guard let lead else { return Int(((time + 1e-4) / keyframeSeconds).rounded(.down)) }
-        return time + 1e-4 < lead ? 0 : 1 + Int(((time - lead + 1e-4) / keyframeSeconds).rounded(.down))
+        if time + 1e-4 < 2 * lead { return time + 1e-4 < lead ? 0 : 1 }
+        return 2 + Int(((time - 2 * lead + 1e-4) / keyframeSeconds).rounded(.down))
     }
 
+    /// Segments start at 0, `lead`, `2 * lead` and every `segmentSeconds` after it. libavformat's HLS
+    /// muxer (`hls_init_time` = lead) cuts at the first keyframe at or past `lead`, `2 * lead`, then
+    /// `lead + segmentSeconds`, `lead + 2 * segmentSeconds`, ...: each of those lands on a segment start
+    /// here, since no keyframe time falls between `lead + k * segmentSeconds` and the segment start
+    /// after it (`2 * lead` is at most `keyframeSeconds`), so keyframes for changes may go anywhere.
     func startsSegment(_ index: Int) -> Bool {
-        lead == nil ? index % perSegment == 0 : index == 0 || (index - 1) % perSegment == 0
-    }
-
-    /// Inside the second segment of a lecture with a lead segment, only its start gets a keyframe:
-    /// libavformat's HLS muxer ends that segment at the first keyframe past twice the lead, so a
-    /// keyframe there would cut a short segment that raises the variant's peak.
-    func mayPlaceInside(_ index: Int) -> Bool {
-        lead == nil || index > perSegment
+        guard lead != nil else { return index % perSegment == 0 }
+        return index <= 2 || (index - 2) % perSegment == 0
     }
 
     /// Marks `frame`, at `time` seconds from the lecture's start, as a keyframe or not.
@@ -71,7 +71,7 @@ struct KeyframePlanner {
         let startsSegment = (nextIndex...index).contains { self.startsSegment($0) }
         nextIndex = index + 1
         let cells = minChange > 0 ? try probe.cells(frame) : nil
-        if startsSegment || (mayPlaceInside(index) && (minChange == 0 || changedShare(cells, reference) >= minChange)) {
+        if startsSegment || minChange == 0 || changedShare(cells, reference) >= minChange {
             frame.requestKeyframe()
             reference = cells
             placed += 1

@@ -41,7 +41,8 @@ public struct LectureManifest: Sendable, Codable {
     public var source: SourceInfo
     public var duration: Double
     public var master: String
-    /// Video renditions, largest first, each without its audio.
+    /// Video renditions, largest first: each with its sound muxed in (`audio` names it), or without
+    /// sound when the package uses audio groups (`Preset.muxAudio` false).
     public var renditions: [RenditionSummary]
     public var audio: [RenditionSummary]
     public var poster: ThumbnailSummary.Poster?

@@ -63,18 +63,32 @@ public enum MP4Fragments {
     /// The four-character code of the first track's sample entry (`avc1`, `mp4a`, `Opus`, ...) in an
     /// fMP4 init segment: the codec the segments carry, to check against a playlist's CODECS.
     public static func sampleEntry(initSegment data: Data) throws -> String {
+        try sampleEntries(initSegment: data)[0]
+    }
+
+    /// The sample entry of every track of an fMP4 init segment, in track order (a video rendition
+    /// with its sound muxed in has two).
+    public static func sampleEntries(initSegment data: Data) throws -> [String] {
         let b = [UInt8](data)
-        var box: Box? = try boxes(b, from: 0, to: b.count).first(where: { $0.type == "moov" })
-        for type in ["trak", "mdia", "minf", "stbl", "stsd"] {
-            guard let parent = box else { break }
-            box = try boxes(b, from: parent.payload, to: parent.end).first(where: { $0.type == type })
+        guard let moov = try boxes(b, from: 0, to: b.count).first(where: { $0.type == "moov" }) else {
+            throw ParseError(description: "init segment has no moov")
         }
-        // stsd: version/flags and an entry count precede the sample entries.
-        guard let stsd = box, stsd.payload + 8 <= stsd.end,
-              let entry = try boxes(b, from: stsd.payload + 8, to: stsd.end).first else {
-            throw ParseError(description: "init segment has no sample description (moov/trak/mdia/minf/stbl/stsd)")
+        var entries: [String] = []
+        for trak in try boxes(b, from: moov.payload, to: moov.end) where trak.type == "trak" {
+            var box: Box? = trak
+            for type in ["mdia", "minf", "stbl", "stsd"] {
+                guard let parent = box else { break }
+                box = try boxes(b, from: parent.payload, to: parent.end).first(where: { $0.type == type })
+            }
+            // stsd: version/flags and an entry count precede the sample entries.
+            guard let stsd = box, stsd.payload + 8 <= stsd.end,
+                  let entry = try boxes(b, from: stsd.payload + 8, to: stsd.end).first else {
+                throw ParseError(description: "track at \(trak.start) has no sample description (trak/mdia/minf/stbl/stsd)")
+            }
+            entries.append(entry.type)
         }
-        return entry.type
+        guard !entries.isEmpty else { throw ParseError(description: "init segment has no track (moov/trak)") }
+        return entries
     }
 
     /// Sum of the sample durations of every fragment of a media segment, in track timescale units.

@@ -17,11 +17,14 @@ public struct VariantSummary: Sendable, Codable {
     public var duration: Double
     public var bytes: Int
     public var iFramePlaylist: String?
-    /// Audio rendition paired with it.
+    /// Audio rendition paired with it: muxed into its segments, or its AUDIO group.
     public var audio: String?
+    /// The variant's segments carry its audio (no AUDIO group).
+    public var audioMuxed: Bool?
 }
 
-/// One rendition on its own (video without its audio), as measured from its segments.
+/// One rendition folder as measured from its segments: a video rendition (with its sound when that
+/// is muxed in, `audio`) or an audio rendition with a playlist of its own.
 public struct RenditionSummary: Sendable, Codable {
     public var name: String
     public var kind: String  // "video" or "audio"
@@ -42,6 +45,8 @@ public struct RenditionSummary: Sendable, Codable {
     public var bytes: Int
     public var iFramePlaylist: String?
     public var audioOnly: Bool?
+    /// The audio rendition muxed into this video rendition's segments, if any.
+    public var audio: String?
 
     init(name: String, kind: String, codecs: String, measured m: PackageWriter.Measured) {
         self.name = name
@@ -118,7 +123,7 @@ enum PackageWriter {
         return MeasuredRate(sizes: sizes, durations: durations, target: Double(m.playlist.targetDuration ?? 6))
     }
 
-    static func writeMaster(directory: URL, outcome: PassOutcome, captions: [CaptionWriter.Track] = []) throws -> MasterSummary {
+    static func writeMaster(directory: URL, outcome: PassOutcome, muxAudio: Bool, captions: [CaptionWriter.Track] = []) throws -> MasterSummary {
         var audioCodecs: [String: String] = [:]
         var audioRates: [String: MeasuredRate] = [:]
         var lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
@@ -126,17 +131,21 @@ enum PackageWriter {
         var audioOnly: [VariantSummary] = []
         var renditions: [RenditionSummary] = []
         for (a, stats) in outcome.audio {
-            let dir = directory.appendingPathComponent(a.name)
-            let m = try measure(dir)
             let codec = a.codec == "opus" ? CodecString.opus : CodecString.aac(extradata: stats.extradata) ?? "mp4a.40.2"
             audioCodecs[a.name] = codec
+            // Muxed into the video renditions only: no folder, no playlist of its own.
+            if muxAudio && !a.audioOnly { continue }
+            let dir = directory.appendingPathComponent(a.name)
+            let m = try measure(dir)
             audioRates[a.name] = m.rate
             var r = RenditionSummary(name: a.name, kind: "audio", codecs: codec, measured: m)
             r.channels = a.channels
             r.sampleRate = a.sampleRate
             r.audioOnly = a.audioOnly
             renditions.append(r)
-            lines.append("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"\(a.name)\",NAME=\"\(a.name)\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"\(a.channels)\",URI=\"\(a.name)/index.m3u8\"")
+            if !muxAudio {
+                lines.append("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"\(a.name)\",NAME=\"\(a.name)\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"\(a.channels)\",URI=\"\(a.name)/index.m3u8\"")
+            }
             if a.audioOnly {
                 audioOnly.append(VariantSummary(
                     name: a.name, kind: "audio", playlist: "\(a.name)/index.m3u8", codecs: codec,
@@ -152,11 +161,13 @@ enum PackageWriter {
                 throw CoursePackError(.internal, path: dir.path, "encoder gave no H.264 sequence parameter set")
             }
             let audio = v.audio.isEmpty ? nil : v.audio
-            let aRate = audio.flatMap { audioRates[$0] }
             let codecs = [avc] + (audio.flatMap { audioCodecs[$0] }.map { [$0] } ?? [])
+            // Muxed, the segments' sizes already hold the sound; otherwise the audio group's rendition adds to them.
+            let aRate = muxAudio ? nil : audio.flatMap { audioRates[$0] }
             let iRate = try writeIFramePlaylist(dir, m)
-            var r = RenditionSummary(name: v.name, kind: "video", codecs: avc, measured: m)
+            var r = RenditionSummary(name: v.name, kind: "video", codecs: muxAudio ? codecs.joined(separator: ",") : avc, measured: m)
             (r.width, r.height, r.frameRate, r.iFramePlaylist) = (v.width, v.height, v.frameRate, "\(v.name)/iframes.m3u8")
+            if muxAudio { r.audio = audio }
             renditions.insert(r, at: renditions.filter { $0.kind == "video" }.count)
             variants.append(VariantSummary(
                 name: v.name, kind: "video", playlist: "\(v.name)/index.m3u8", codecs: codecs.joined(separator: ","),
@@ -164,7 +175,7 @@ enum PackageWriter {
                 bandwidth: Int((m.rate.peak + (aRate?.peak ?? 0)).rounded(.up)),
                 averageBandwidth: Int((m.rate.average + (aRate?.average ?? 0)).rounded(.up)),
                 segments: m.playlist.segments.count, duration: m.playlist.totalDuration, bytes: m.sizes.reduce(0, +),
-                iFramePlaylist: "\(v.name)/iframes.m3u8", audio: audio))
+                iFramePlaylist: "\(v.name)/iframes.m3u8", audio: audio, audioMuxed: muxAudio && audio != nil ? true : nil))
             iframeLines.append("#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=\(Int(iRate.peak.rounded(.up))),AVERAGE-BANDWIDTH=\(Int(iRate.average.rounded(.up))),CODECS=\"\(avc)\",RESOLUTION=\(v.width)x\(v.height),URI=\"\(v.name)/iframes.m3u8\"")
         }
         // Captions are cut at the segment boundaries of the first video rendition (or of the audio).
@@ -189,7 +200,7 @@ enum PackageWriter {
             var attrs = ["BANDWIDTH=\(v.bandwidth)", "AVERAGE-BANDWIDTH=\(v.averageBandwidth)", "CODECS=\"\(v.codecs)\""]
             if let w = v.width, let h = v.height { attrs.append("RESOLUTION=\(w)x\(h)") }
             if let f = v.frameRate { attrs.append(String(format: "FRAME-RATE=%.3f", f)) }
-            if let a = v.audio { attrs.append("AUDIO=\"\(a)\"") }
+            if let a = v.audio, v.audioMuxed != true { attrs.append("AUDIO=\"\(a)\"") }
             if !captions.isEmpty { attrs.append("SUBTITLES=\"subs\"") }
             lines.append("#EXT-X-STREAM-INF:" + attrs.joined(separator: ","))
             lines.append(v.playlist)

@@ -36,8 +36,10 @@ public struct LadderPlan: Codable, Sendable {
     public var video: [VideoRenditionPlan]
     public var audio: [AudioRenditionPlan]
     public var segmentSeconds: Double
-    /// A short first segment (`Preset.leadSegmentSeconds`), when the lecture is long enough for it.
+    /// Two short segments open the lecture (`Preset.leadSegmentSeconds`), when it is long enough for them.
     public var leadSegmentSeconds: Double?
+    /// Each video variant carries its audio rendition's packets in its own segments (`Preset.muxAudio`).
+    public var muxAudio = false
     public var keyframeSeconds: Double
     /// See `Preset.keyframeMinChange`.
     public var keyframeMinChange = 0.0
@@ -122,6 +124,7 @@ public struct LadderPlan: Codable, Sendable {
         return LadderPlan(video: video, audio: audio,
                           segmentSeconds: segmentSeconds(preset: preset, duration: source.duration),
                           leadSegmentSeconds: leadSegmentSeconds(preset: preset, duration: source.duration),
+                          muxAudio: (preset.muxAudio ?? true) && !video.isEmpty && !audio.isEmpty,
                           keyframeSeconds: preset.keyframeSeconds, keyframeMinChange: preset.keyframeMinChange ?? 0,
                           fullWidth: full.0, fullHeight: full.1, download: download)
     }
@@ -148,7 +151,7 @@ public struct LadderPlan: Codable, Sendable {
         return max(1, steps) * preset.keyframeSeconds
     }
 
-    /// The preset's short first segment for a lecture of more than two full segments; a shorter one
+    /// The preset's short lead segments for a lecture of more than two full segments; a shorter one
     /// keeps whole segments (`segmentSeconds`), so it still has three or more.
     static func leadSegmentSeconds(preset: Preset, duration: Double) -> Double? {
         guard let lead = preset.leadSegmentSeconds, duration > 2 * preset.segmentSeconds else { return nil }

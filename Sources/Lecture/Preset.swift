@@ -43,11 +43,16 @@ public struct Preset: Codable, Sendable {
     public var segmentSeconds: Double
     /// Distance between keyframes, seconds.
     public var keyframeSeconds: Double
-    /// Length of a short first segment, seconds; the second starts there and lasts a full segment.
-    /// Nil: every segment is `segmentSeconds`. A player starts after fetching the first segment of
-    /// the video and of the audio (Chromium fetches each twice, then waits for the second ones), so
-    /// on a weak link a short first segment is what brings the first picture forward.
+    /// Length of each of the two short segments that open a lecture, seconds; full segments follow
+    /// from twice this. Nil: every segment is `segmentSeconds`. Chromium's player fetches the first
+    /// segment twice and then waits for the second before it starts, so on a weak link these two
+    /// short segments are what bring the first picture forward.
     public var leadSegmentSeconds: Double?
+    /// Whether each video variant carries its sound in its own segments (the default) instead of
+    /// naming an audio rendition group. Muxed, a player fetches one playlist, one init segment and
+    /// one series of segments before the first picture instead of two of each; Chromium's player
+    /// cannot switch between a muxed variant and one with an audio group, so it is all or nothing.
+    public var muxAudio: Bool?
     /// Share of the picture (0...1) that must change since the last keyframe for a keyframe inside a
     /// segment; segment starts always get one. Nil or 0: a keyframe every keyframeSeconds.
     public var keyframeMinChange: Double?
@@ -131,8 +136,8 @@ public struct Preset: Codable, Sendable {
         if !(0.5...10).contains(keyframeSeconds) { return "preset field keyframeSeconds must be between 0.5 and 10, is \(keyframeSeconds)" }
         let ratio = segmentSeconds / keyframeSeconds
         if abs(ratio - ratio.rounded()) > 1e-9 { return "preset field segmentSeconds (\(segmentSeconds)) must be a multiple of keyframeSeconds (\(keyframeSeconds))" }
-        if let l = leadSegmentSeconds, !(0.5...keyframeSeconds).contains(l) {
-            return "preset field leadSegmentSeconds must be between 0.5 and keyframeSeconds (\(keyframeSeconds)), is \(l)"
+        if let l = leadSegmentSeconds, !(l >= 0.5 && 2 * l <= keyframeSeconds) {
+            return "preset field leadSegmentSeconds must be between 0.5 and half of keyframeSeconds (\(keyframeSeconds / 2)), is \(l)"
         }
         if let c = keyframeMinChange, !(0...1).contains(c) { return "preset field keyframeMinChange must be between 0 and 1, is \(c)" }
         if !x264Presets.contains(x264Preset) { return "preset field x264Preset must be one of \(x264Presets.joined(separator: ", ")), is \"\(x264Preset)\"" }

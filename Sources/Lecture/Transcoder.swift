@@ -65,7 +65,8 @@ public enum Transcoder {
             // remux below reuses its memory instead of adding to it.
             let outcome = try OnePass(source: source, plan: plan, preset: options.preset, limits: options.limits, extras: options.extras,
                                       directory: publisher.workDirectory, logger: options.logger, progress: options.progress).run()
-            let master = try PackageWriter.writeMaster(directory: publisher.workDirectory, outcome: outcome, captions: captionTracks)
+            let master = try PackageWriter.writeMaster(directory: publisher.workDirectory, outcome: outcome, muxAudio: plan.muxAudio,
+                                                        captions: captionTracks)
             var warnings = source.info.notes
             if outcome.corruptPackets > 0 {
                 warnings.append("\(outcome.corruptPackets) corrupt packet\(outcome.corruptPackets == 1 ? "" : "s") skipped or concealed while decoding")
@@ -122,7 +123,11 @@ extension Transcoder {
         guard let audioOnly = plan.audio.first(where: \.audioOnly) else { return [] }
         let rung = plan.download.flatMap { name in plan.video.first { $0.name == name } }
         do {
-            return try Downloads.write(package: package, video: rung?.name, audio: rung.map { $0.audio.isEmpty ? audioOnly.name : $0.audio } ?? audioOnly.name)
+            let audio = rung.map { $0.audio.isEmpty ? audioOnly.name : $0.audio } ?? audioOnly.name
+            // The audio's own folder, or the video rendition's segments when the sound lives only there.
+            let ownFolder = !plan.muxAudio || plan.audio.contains { $0.name == audio && $0.audioOnly }
+            return try Downloads.write(package: package, video: rung?.name, audio: audio, audioFolder: ownFolder ? audio : rung?.name ?? audio,
+                                       muxed: plan.muxAudio)
         } catch let e as MediaError {
             throw CoursePackError(.internal, path: package.path, "making downloads: \(e)")
         }
@@ -171,13 +176,20 @@ final class OnePass {
         keyframes = KeyframePlanner(segmentSeconds: plan.segmentSeconds, keyframeSeconds: plan.keyframeSeconds,
                                     minChange: plan.keyframeMinChange, lead: plan.leadSegmentSeconds)
         do {
-            videoBranches = try plan.video.map {
-                try VideoBranch(plan: $0, directory: directory.appendingPathComponent($0.name), segmentSeconds: plan.segmentSeconds,
-                                lead: plan.leadSegmentSeconds, x264Tune: preset.x264Tune, x264Params: preset.x264Params)
+            // With the sound muxed into the video renditions, an audio rendition has a folder of its own
+            // only when it is also offered on its own (audio-only).
+            let audio = try plan.audio.map {
+                try AudioBranch(plan: $0, directory: plan.muxAudio && !$0.audioOnly ? nil : directory.appendingPathComponent($0.name),
+                                segmentSeconds: plan.segmentSeconds, lead: plan.leadSegmentSeconds)
             }
-            audioBranches = try plan.audio.map {
-                try AudioBranch(plan: $0, directory: directory.appendingPathComponent($0.name), segmentSeconds: plan.segmentSeconds,
-                                lead: plan.leadSegmentSeconds)
+            audioBranches = audio
+            videoBranches = try plan.video.map { v in
+                let sound = plan.muxAudio ? audio.first { $0.name == v.audio } : nil
+                let branch = try VideoBranch(plan: v, directory: directory.appendingPathComponent(v.name), segmentSeconds: plan.segmentSeconds,
+                                             lead: plan.leadSegmentSeconds, x264Tune: preset.x264Tune, x264Params: preset.x264Params,
+                                             audio: sound?.encoder)
+                sound?.addOutput(branch.output, stream: 1)
+                return branch
             }
             if extras, let top = plan.video.first, let aspect = source.info.displayAspect {
                 thumbnailBranch = try ThumbnailBranch(directory: directory.appendingPathComponent("thumbs"), duration: source.info.duration,
@@ -193,6 +205,9 @@ final class OnePass {
         } catch {
             throw CoursePackError(.output, path: directory.path, "\(error)")
         }
+        // One timeline for every rendition (`RenditionOutput.timestampOffset`).
+        let offset = videoBranches.map(\.reorderDelay).max() ?? 0
+        for o in videoBranches.map(\.output) + audioBranches.compactMap(\.ownOutput) { o.timestampOffset = offset }
         let extras: [Branch] = [thumbnailBranch as Branch?, chapterBranch as Branch?].compactMap { $0 }
         // Branches are in ladder order, larger first, so a branch that hands its pictures on finishes
         // before the ones it feeds are told their input has ended.

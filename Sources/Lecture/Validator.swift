@@ -71,8 +71,8 @@ public enum Validator {
             // Every codec of the variant (its own stream and its audio group's) is named in CODECS, and
             // CODECS names nothing else: a player that lacks one of them skips the variant.
             let listed = codecs.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            var carried = media.sampleEntry.map { [$0] } ?? []
-            if let g = a["AUDIO"] { carried += (audioGroups[g] ?? []).compactMap { rendition($0)?.sampleEntry } }
+            var carried = media.sampleEntries
+            if let g = a["AUDIO"] { carried += (audioGroups[g] ?? []).flatMap { rendition($0)?.sampleEntries ?? [] } }
             let unknown = listed.filter { Validator.sampleEntry(forCodec: $0) == nil }
             r.expect("\(name): CODECS are known codecs", unknown.isEmpty, "unknown: \(unknown.joined(separator: ", "))")
             let named = Set(listed.compactMap { Validator.sampleEntry(forCodec: $0) })
@@ -159,8 +159,8 @@ public enum Validator {
         var playlist: MediaPlaylist
         var rate: MeasuredRate
         var nonKeySegments: [String]
-        /// The init segment's sample entry (`avc1`, `mp4a`, `Opus`); nil when it cannot be read.
-        var sampleEntry: String?
+        /// The init segment's sample entries, one a track (`avc1`, `mp4a`, `Opus`); empty when it cannot be read.
+        var sampleEntries: [String]
     }
 
     /// The MP4 sample entry a CODECS entry (RFC 6381) names: the codecs CoursePack writes and the
@@ -251,15 +251,15 @@ public enum Validator {
             r.expect("\(uri): every segment decodes", undecodable.isEmpty, undecodable.prefix(3).joined(separator: ", "))
         }
         let rate = MeasuredRate(sizes: sizes.map { $0! }, durations: pl.segments.map(\.duration), target: Double(target))
-        var entry: String?
+        var entries: [String] = []
         do {
-            entry = try MP4Fragments.sampleEntry(initSegment: initData)
+            entries = try MP4Fragments.sampleEntries(initSegment: initData)
             _ = try MP4Fragments.timing(initSegment: initData)
             r.expect("\(uri): initialisation segment describes its stream", true)
         } catch {
             r.expect("\(uri): initialisation segment describes its stream", false, "\(pl.mapURI ?? "EXT-X-MAP"): \(error)")
         }
-        return Rendition(playlist: pl, rate: rate, nonKeySegments: nonKey, sampleEntry: entry)
+        return Rendition(playlist: pl, rate: rate, nonKeySegments: nonKey, sampleEntries: entries)
     }
 
     /// The media playlist `uri` of the package; when it cannot be read or parsed, the check

@@ -26,7 +26,7 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     case "mp4":
         _ = try? MP4Fragments.fragments(of: data, defaultDuration: 1024)
         _ = try? MP4Fragments.timing(initSegment: data)
-        _ = try? MP4Fragments.sampleEntry(initSegment: data)
+        _ = try? MP4Fragments.sampleEntries(initSegment: data)
     case "playlist":
         guard let text = String(data: data, encoding: .utf8) else { return 0 }
         if let p = try? MediaPlaylist(text: text) {

@@ -33,7 +33,7 @@ import Testing
             case "mp4":
                 _ = try? MP4Fragments.fragments(of: data, defaultDuration: 1024)
                 _ = try? MP4Fragments.timing(initSegment: data)
-                _ = try? MP4Fragments.sampleEntry(initSegment: data)
+                _ = try? MP4Fragments.sampleEntries(initSegment: data)
             case "playlist":
                 if let text = String(data: data, encoding: .utf8) {
                     if let p = try? MediaPlaylist(text: text) {

@@ -236,6 +236,24 @@ import Testing
         try transcodeAndCheck(src)
     }
 
+    @Test func audioGroupsWhenThePresetDoesNotMux() throws {
+        // The default muxes each video variant's sound into its segments; `muxAudio: false` gives
+        // video-only segments and an AUDIO group per sound instead, and that package holds too.
+        let src = try Support.fixture("groups-source.mp4", ["-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=8", "-f", "lavfi", "-i", "sine=d=8",
+                                                            "-shortest", "-c:v", "libx264", "-c:a", "aac"])
+        let text = try String(contentsOfFile: try Support.testPreset(), encoding: .utf8)
+            .replacingOccurrences(of: #""name": "test","#, with: #""name": "test-groups", "muxAudio": false,"#)
+        let preset = try Support.scratch().appendingPathComponent("groups.json")
+        try text.write(to: preset, atomically: true, encoding: .utf8)
+        let pkg = try transcodeAndCheck(src, preset: preset.path)
+        let master = try String(contentsOf: pkg.appendingPathComponent("master.m3u8"), encoding: .utf8)
+        #expect(master.contains(#"#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a48""#), "\(master)")
+        let video = try PackageProbe(dir: pkg).variants().filter { $0.attributes.contains("RESOLUTION=") }
+        #expect(video.count == 2 && video.allSatisfy { $0.attributes.contains(#"AUDIO="a48""#) }, "\(video.map(\.attributes))")
+        let streams = try Support.ffprobe(["-show_streams", pkg.appendingPathComponent("v240/index.m3u8").path])["streams"] as? [[String: Any]] ?? []
+        #expect(streams.compactMap { $0["codec_type"] as? String } == ["video"])
+    }
+
     @Test func corruptPacketsAreSkippedWithAWarning() throws {
         let clean = try Support.fixture("for-corruption.ts", [
             "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=8", "-f", "lavfi", "-i", "sine=d=8",

@@ -190,32 +190,37 @@ import Testing
     @Test func leadSegmentOnlyForLecturesOfMoreThanTwoSegments() throws {
         var p = try Preset.named("lecture", in: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Presets"))
-        #expect(p.leadSegmentSeconds == 1)
-        #expect(LadderPlan.leadSegmentSeconds(preset: p, duration: 600) == 1)
-        #expect(LadderPlan.leadSegmentSeconds(preset: p, duration: 12.5) == 1)
+        #expect(p.leadSegmentSeconds == 0.5)
+        #expect(LadderPlan.leadSegmentSeconds(preset: p, duration: 600) == 0.5)
+        #expect(LadderPlan.leadSegmentSeconds(preset: p, duration: 12.5) == 0.5)
         #expect(LadderPlan.leadSegmentSeconds(preset: p, duration: 12) == nil)
         #expect(LadderPlan.leadSegmentSeconds(preset: p, duration: 5) == nil)
-        p.leadSegmentSeconds = 3  // longer than a keyframe interval
-        #expect(p.problem()?.contains("leadSegmentSeconds must be between 0.5 and keyframeSeconds") == true)
+        p.leadSegmentSeconds = 1.5  // two of them longer than a keyframe interval
+        #expect(p.problem()?.contains("leadSegmentSeconds must be between 0.5 and half of keyframeSeconds") == true)
         p.leadSegmentSeconds = 0.2
         #expect(p.problem()?.contains("leadSegmentSeconds") == true)
         p.leadSegmentSeconds = nil
         #expect(p.problem() == nil)
     }
 
-    @Test func keyframeTimesWithALeadSegment() {
-        // 6-s segments, a keyframe time every 2 s, a 1-s first segment: segments start at 0, 1, 7, 13, ...
-        let k = KeyframePlanner(segmentSeconds: 6, keyframeSeconds: 2, minChange: 0.25, lead: 1)
-        #expect((0..<8).map { k.time(of: $0) } == [0, 1, 3, 5, 7, 9, 11, 13])
-        #expect([0, 0.5, 0.99, 1, 2.9, 3, 6.99, 7, 13.05].map { k.index(at: $0) } == [0, 0, 0, 1, 1, 2, 3, 4, 7])
-        #expect((0..<11).filter { k.startsSegment($0) } == [0, 1, 4, 7, 10])
-        // Inside the second segment (times 3 and 5) no keyframe for a picture change; later ones may.
-        #expect((0..<8).filter { !k.startsSegment($0) && k.mayPlaceInside($0) } == [5, 6])
+    @Test func keyframeTimesWithLeadSegments() {
+        // 6-s segments, a keyframe time every 2 s, two 0.5-s lead segments: segments start at 0, 0.5,
+        // 1, 7, 13, ...; keyframe times after the leads every 2 s from 1.
+        let k = KeyframePlanner(segmentSeconds: 6, keyframeSeconds: 2, minChange: 0.25, lead: 0.5)
+        #expect((0..<8).map { k.time(of: $0) } == [0, 0.5, 1, 3, 5, 7, 9, 11])
+        #expect([0, 0.49, 0.5, 0.99, 1, 2.9, 3, 6.99, 7, 13.05].map { k.index(at: $0) } == [0, 0, 1, 1, 2, 2, 3, 4, 5, 8])
+        #expect((0..<12).filter { k.startsSegment($0) } == [0, 1, 2, 5, 8, 11])
+        // libavformat cuts at the first keyframe at or past 0.5, 1, 6.5, 12.5, ... (hls_init_time 0.5):
+        // the first keyframe time at or past each of those is a segment start, whatever keyframes
+        // picture changes add between segment starts.
+        for cut in [0.5, 1, 6.5, 12.5, 18.5] {
+            let first = (0..<20).first { k.time(of: $0) >= cut - 1e-9 }!
+            #expect(k.startsSegment(first), "cut at \(cut) lands on keyframe time \(k.time(of: first))")
+        }
         let plain = KeyframePlanner(segmentSeconds: 6, keyframeSeconds: 2, minChange: 0.25)
         #expect((0..<7).map { plain.time(of: $0) } == [0, 2, 4, 6, 8, 10, 12])
         #expect((0..<7).filter { plain.startsSegment($0) } == [0, 3, 6])
         #expect([0, 1.5, 2, 5.9].map { plain.index(at: $0) } == [0, 0, 1, 2])
-        #expect((0..<7).allSatisfy { plain.mayPlaceInside($0) })
     }
 }
 

@@ -69,13 +69,17 @@ import Testing
         let vs = try Self.variants(pkg)
         let video = vs.filter { $0.resolution != nil }
         let audioOnly = vs.filter { $0.resolution == nil }
-        // The weak-link rung: 384x216, H.264 with the 24 kb/s AAC group, 64 kb/s or less with its audio.
+        // The weak-link rung: 384x216, H.264 with the 24 kb/s AAC sound muxed in, 64 kb/s or less.
         let weak = try #require(video.first { $0.resolution == "384x216" })
         #expect(weak.bandwidth <= 64_000, "\(weak)")
-        #expect(weak.audio == "a24")
         #expect(weak.codecs.range(of: #"^avc1\.[0-9A-F]{6},mp4a\.40\.2$"#, options: .regularExpression) != nil, "\(weak.codecs)")
-        // Every video variant carries AAC, so a player never switches audio codec between variants.
-        #expect(video.allSatisfy { $0.codecs.hasSuffix(",mp4a.40.2") }, "\(video.map(\.codecs))")
+        // Every video variant carries AAC in its own segments (no audio group): a player fetches one
+        // playlist and one init segment before the first picture, and never switches audio codec.
+        #expect(video.allSatisfy { $0.codecs.hasSuffix(",mp4a.40.2") && $0.audio == nil }, "\(video)")
+        #expect(!(try String(contentsOf: pkg.appendingPathComponent("master.m3u8"), encoding: .utf8)).contains("#EXT-X-MEDIA:TYPE=AUDIO"))
+        let lecture = try JSONSerialization.jsonObject(with: Data(contentsOf: pkg.appendingPathComponent("lecture.json"))) as? [String: Any]
+        let weakRendition = (lecture?["renditions"] as? [[String: Any]])?.first { $0["name"] as? String == "v216" }
+        #expect(weakRendition?["audio"] as? String == "a24")
         // Audio-only: Opus under 24 kb/s and AAC for players without Opus.
         let opus = try #require(audioOnly.first { $0.codecs == "opus" })
         #expect(opus.bandwidth <= 24_000, "\(opus)")
@@ -93,16 +97,15 @@ import Testing
         let w = try PackageProbe(dir: pkg).probeSegment(weak.uri, 0).stream
         #expect(w["codec_name"] as? String == "h264" && w["width"] as? Int == 384 && w["height"] as? Int == 216)
         #expect(w["r_frame_rate"] as? String == "10/1", "\(w["r_frame_rate"] ?? "")")
-        // A 1-s first segment in every rendition, then full 6-s video segments from 1 s on (the
-        // 24-s sample: 1 + 6 + 6 + 6 + 5); audio is cut at 1 s, 2 s and then with the video.
+        let weakStreams = try Support.ffprobe(["-show_streams", pkg.appendingPathComponent(weak.uri).path])["streams"] as? [[String: Any]] ?? []
+        #expect(weakStreams.compactMap { $0["codec_name"] as? String }.sorted() == ["aac", "h264"], "\(weakStreams.count) streams")
+        // Two 0.5-s lead segments in every rendition, then full 6-s video segments from 1 s on (the
+        // 24-s sample: 0.5 + 0.5 + 6 + 6 + 6 + 5); audio-only renditions are cut at 0.5 s, 1 s and
+        // then every 6 s from 0.5 s, at the packet that crosses each.
         for r in ["v216", "v720", "a24", "o16"] {
             let d = try Self.extinfs(pkg.appendingPathComponent("\(r)/index.m3u8"))
-            #expect(abs(d[0] - 1) < 0.07, "\(r): \(d)")
-            if r.hasPrefix("v") {
-                #expect(d.count == 5 && zip(d.dropFirst(), [6, 6, 6, 5]).allSatisfy { abs($0 - $1) < 0.07 }, "\(r): \(d)")
-            } else {
-                #expect(d.count == 6 && abs(d[1] - 1) < 0.07 && abs(d[2] - 5) < 0.07, "\(r): \(d)")
-            }
+            let expected: [Double] = r.hasPrefix("v") ? [0.5, 0.5, 6, 6, 6, 5] : [0.5, 0.5, 5.5, 6, 6, 5.5]
+            #expect(d.count == expected.count && zip(d, expected).allSatisfy { abs($0 - $1) < 0.07 }, "\(r): \(d)")
         }
         // The package validates, and the outside checker agrees.
         let v = try Support.coursepack("validate", pkg.path)

@@ -150,6 +150,30 @@ struct PackageProbe {
         return (packets.first?["flags"] as? String ?? "", streams.first ?? [:])
     }
 
+    /// The earliest presentation time of each stream kind ("video", "audio") in segment `index` of
+    /// a rendition (init segment and segment joined, as a player reads them).
+    func segmentStarts(_ playlist: String, _ index: Int) throws -> [String: Double] {
+        let base = dir.appendingPathComponent(playlist).deletingLastPathComponent()
+        let s = try segments(playlist)
+        var data = Data()
+        if let m = s.map { data += try Data(contentsOf: base.appendingPathComponent(m)) }
+        data += try Data(contentsOf: base.appendingPathComponent(s.entries[index].uri))
+        let tmp = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("seg-\(UUID().uuidString).mp4")
+        try data.write(to: tmp)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let j = try Support.ffprobe(["-show_streams", "-show_packets", tmp.path])
+        var kinds: [Int: String] = [:]
+        for st in j["streams"] as? [[String: Any]] ?? [] {
+            if let i = st["index"] as? Int, let k = st["codec_type"] as? String { kinds[i] = k }
+        }
+        var starts: [String: Double] = [:]
+        for p in j["packets"] as? [[String: Any]] ?? [] {
+            guard let i = p["stream_index"] as? Int, let kind = kinds[i], let t = Double(p["pts_time"] as? String ?? "") else { continue }
+            starts[kind] = min(starts[kind] ?? .infinity, t)
+        }
+        return starts
+    }
+
     /// Duration and frame count of a rendition as ffprobe decodes it through its playlist.
     func decodedDuration(_ playlist: String) throws -> Double {
         let j = try Support.ffprobe(["-show_entries", "format=duration", dir.appendingPathComponent(playlist).path])

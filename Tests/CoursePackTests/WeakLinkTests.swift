@@ -114,6 +114,26 @@ import Testing
         #expect(check.status == 0, "hls_check: \(check.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") }) \(check.stderr.suffix(300))")
     }
 
+    @Test func everyRenditionSharesOneTimeline() throws {
+        // A player switching variant appends the next variant's segment where the last one ended:
+        // segment k of every video rendition starts its picture and its sound at the same time
+        // (rungs of 10, 15 and 30 fps, whose x264 reordering delays differ), within an audio frame.
+        // Segments 2 and 3 start at 1 s and 7 s, on every rung's frame grid (a 15-fps rung has no
+        // picture at 0.5 s, so its second lead segment starts a frame later).
+        let pkg = try Self.package.get()
+        let probe = PackageProbe(dir: pkg)
+        for k in [2, 3] {
+            var videoStarts: [Double] = []
+            for r in ["v216", "v240", "v720"] {
+                let s = try probe.segmentStarts("\(r)/index.m3u8", k)
+                let v = try #require(s["video"]), a = try #require(s["audio"])
+                #expect(abs(a - v) <= 0.025, "\(r) segment \(k): picture at \(v), sound at \(a)")
+                videoStarts.append(v)
+            }
+            #expect(videoStarts.max()! - videoStarts.min()! <= 0.001, "segment \(k) starts: \(videoStarts)")
+        }
+    }
+
     @Test func theMasterStaysCompleteForPlayersWithoutOpus() throws {
         let pkg = try Self.package.get()
         let master = try Self.aacOnlyMaster(pkg)

@@ -148,14 +148,24 @@ final class RenditionOutput: @unchecked Sendable {
         }
     }
 
+    /// How far ahead (seconds of keys) a stream's queue may run while another stream has nothing
+    /// waiting. Both branches are fed by the same decode loop, so a stream this far behind has a
+    /// hole (sound that stops early or starts late): its packets no longer hold the other's back,
+    /// and memory stays bounded.
+    static let maxWait = 10.0
+
     /// Writes queued packets in order of their keys while every stream that has not ended has one
-    /// waiting (a packet later in the other stream may still come before them).
+    /// waiting (a packet later in the other stream may still come before them), or while a queue
+    /// spans more than `maxWait`.
     private func drain() throws {
         while true {
-            guard queues.indices.allSatisfy({ !queues[$0].isEmpty || ended[$0] }),
-                  let next = queues.indices.filter({ !queues[$0].isEmpty }).min(by: { queues[$0][0].key < queues[$1][0].key }) else { return }
-            let item = queues[next].removeFirst()
-            try muxer.write(item.packet, stream: next, interleaved: false)
+            let waiting = queues.indices.filter { !queues[$0].isEmpty }
+            guard let next = waiting.min(by: { queues[$0][0].key < queues[$1][0].key }) else { return }
+            let complete = queues.indices.allSatisfy { !queues[$0].isEmpty || ended[$0] }
+            let overdue = waiting.first { queues[$0].last!.key - queues[$0][0].key > Self.maxWait }
+            guard let stream = complete ? next : overdue else { return }
+            let item = queues[stream].removeFirst()
+            try muxer.write(item.packet, stream: stream, interleaved: false)
         }
     }
 

@@ -240,8 +240,8 @@ final class VideoBranch: Branch {
         if let lead {
             // The two lead segments hold two extra IDR pictures in the window that sets the variant's
             // declared peak (0 to 2 * lead + segmentSeconds); at full quality they raised 240p-720p
-            // peaks by 10-20% on the bench lecture. Encoded at half the rate factor they cost what the
-            // single 1-s lead segment did, for 0.002-0.003 SSIM in the first second only.
+            // peaks by 10-20% on the bench lecture. Encoded at half the rate factor the peaks are within 1-3%
+            // of those of a single 1-s lead segment, for 0.002-0.003 SSIM in the first second only.
             let frames = max(1, Int((2 * lead * plan.frameRate).rounded(.up)))
             params.append("zones=0,\(frames - 1),b=\(VideoBranch.leadBitrateFactor)")
         }

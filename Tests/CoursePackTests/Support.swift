@@ -135,7 +135,9 @@ struct PackageProbe {
 
     /// ffprobe's view of a segment joined to its initialisation segment: first video packet's flags,
     /// stream facts and frame count.
-    func probeSegment(_ playlist: String, _ index: Int) throws -> (firstFlags: String, stream: [String: Any]) {
+    /// Segment `index` of a rendition joined to its init segment, as a player reads it, in a
+    /// temporary file the caller removes.
+    func joinedSegment(_ playlist: String, _ index: Int) throws -> URL {
         let base = dir.appendingPathComponent(playlist).deletingLastPathComponent()
         let s = try segments(playlist)
         var data = Data()
@@ -143,6 +145,11 @@ struct PackageProbe {
         data += try Data(contentsOf: base.appendingPathComponent(s.entries[index].uri))
         let tmp = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("seg-\(UUID().uuidString).mp4")
         try data.write(to: tmp)
+        return tmp
+    }
+
+    func probeSegment(_ playlist: String, _ index: Int) throws -> (firstFlags: String, stream: [String: Any]) {
+        let tmp = try joinedSegment(playlist, index)
         defer { try? FileManager.default.removeItem(at: tmp) }
         let j = try Support.ffprobe(["-select_streams", "v:0", "-show_streams", "-show_packets", "-read_intervals", "%+#1", tmp.path])
         let packets = j["packets"] as? [[String: Any]] ?? []
@@ -153,13 +160,7 @@ struct PackageProbe {
     /// The earliest presentation time of each stream kind ("video", "audio") in segment `index` of
     /// a rendition (init segment and segment joined, as a player reads them).
     func segmentStarts(_ playlist: String, _ index: Int) throws -> [String: Double] {
-        let base = dir.appendingPathComponent(playlist).deletingLastPathComponent()
-        let s = try segments(playlist)
-        var data = Data()
-        if let m = s.map { data += try Data(contentsOf: base.appendingPathComponent(m)) }
-        data += try Data(contentsOf: base.appendingPathComponent(s.entries[index].uri))
-        let tmp = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("seg-\(UUID().uuidString).mp4")
-        try data.write(to: tmp)
+        let tmp = try joinedSegment(playlist, index)
         defer { try? FileManager.default.removeItem(at: tmp) }
         let j = try Support.ffprobe(["-show_streams", "-show_packets", tmp.path])
         var kinds: [Int: String] = [:]

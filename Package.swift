@@ -34,12 +34,21 @@ let package = Package(
         ),
         // C that must be compiled: the av_log and interrupt callback trampolines.
         .target(name: "CFFmpegShims", dependencies: ["CFFmpeg"]),
+        // Tesseract's C API (libtesseract-dev), for reading slide text.
+        .systemLibrary(
+            name: "CTesseract",
+            pkgConfig: "tesseract",
+            providers: [.apt(["libtesseract-dev"])]
+        ),
+        // A Swift reader over Tesseract: grey pictures in, lines of words with boxes and confidences out.
+        .target(name: "OCR", dependencies: ["CTesseract"], swiftSettings: layers),
         // Safe Swift wrappers over FFmpeg; no policy, no C types in the public API (the C modules are
         // imported `internal`, so the compiler refuses any that leaks).
         .target(name: "FFmpeg", dependencies: ["CFFmpeg", "CFFmpegShims"], swiftSettings: layers),
         // Packaging: probe, plan, one-pass pipeline, playlists, validation; the only user of FFmpeg.
         .target(name: "Lecture", dependencies: [
             "FFmpeg",
+            "OCR",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: layers),
@@ -66,7 +75,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: layers),
-        .testTarget(name: "CoursePackTests", dependencies: ["Lecture", "Course", "Server", "FFmpeg"]),
+        .testTarget(name: "CoursePackTests", dependencies: ["Lecture", "Course", "Server", "FFmpeg", "OCR"]),
     ]
 )
 

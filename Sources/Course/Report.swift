@@ -83,7 +83,7 @@ enum Report {
             h += "<ol class=\"chapters\">\n"
             for c in l.chapters {
                 h += "<li><a href=\"\(esc(l.master))\" data-player=\"player-\(esc(e.id))\" data-seek=\"\(c.start)\">\(clock(c.start))</a> "
-                    + "slide \(c.index)</li>\n"
+                    + "\(esc(c.title))</li>\n"
             }
             h += "</ol>\n"
         }

@@ -1,177 +1,220 @@
 public import Foundation
 import FFmpeg
 
-/// Finds slide changes in a stream of small grey pictures (`ChapterDetector.width` x `height`).
-///
-/// The picture is cut into 4x4-pixel cells. A cell counts as changed when its mean brightness moves
-/// by more than `cellThreshold` levels; averaging over the cell removes camera noise. Cells that
-/// keep changing (a talking head in a picture-in-picture corner, a moving pointer) are learned as
-/// busy and left out. A slide change is a large share of the quiet cells differing from the last
-/// settled picture, followed by the picture settling again, so a gradual fade counts once.
-public struct ChapterDetector: Sendable {
-    public static let width = 128, height = 72
-    static let cell = 4
-    static let cols = width / cell, rows = height / cell
-
-    public var cellThreshold = 6.0
-    /// Share of the quiet cells that must differ from the settled picture: 1.5% is about nine 10x10
-    /// pixel cells of a 720p slide, enough for a changed title, more than a pointer's trail.
-    public var changeShare = 0.015
-    /// Share of quiet cells still moving below which the picture counts as settled.
-    public var settledShare = 0.02
-    /// Seconds the picture must stay settled before a change is accepted.
-    public var settleSeconds = 0.5
-    /// Minimum chapter length in seconds.
-    public var minimumChapter = 10.0
-
-    private var previous: [Double]?
-    private var reference: [Double]?
-    private var activity = [Double](repeating: 0, count: cols * rows)
-    private var changeStart: Double?
-    private var settledSince: Double?
-    private var lastTime: Double?
-    /// Start times of chapters found so far; the first chapter starts at 0.
-    public private(set) var starts: [Double] = [0]
-
-    public init() {}
-
-    /// Cell means of a grey picture given as rows of bytes.
-    public static func cells(_ pixels: UnsafePointer<UInt8>, stride: Int) -> [Double] {
-        var out = [Double](repeating: 0, count: cols * rows)
-        for y in 0..<height {
-            for x in 0..<width {
-                out[(y / cell) * cols + x / cell] += Double(pixels[y * stride + x])
-            }
-        }
-        return out.map { $0 / Double(cell * cell) }
-    }
-
-    /// Feeds the cell means of the picture at `time`; returns the start time of a new chapter when
-    /// this picture confirms one.
-    public mutating func add(_ cells: [Double], at time: Double) -> Double? {
-        defer { previous = cells; lastTime = time }
-        guard let prev = previous, let ref = reference else {
-            previous = cells
-            reference = cells
-            return nil
-        }
-        var moving = [Bool](repeating: false, count: cells.count)
-        for i in cells.indices {
-            moving[i] = abs(cells[i] - prev[i]) > cellThreshold
-            activity[i] = 0.9 * activity[i] + 0.1 * (moving[i] ? 1 : 0)
-        }
-        let quiet = cells.indices.filter { activity[$0] < 0.3 }
-        guard !quiet.isEmpty else { return nil }
-        let movingShare = Double(quiet.filter { moving[$0] }.count) / Double(quiet.count)
-        let differShare = Double(quiet.filter { abs(cells[$0] - ref[$0]) > cellThreshold }.count) / Double(quiet.count)
-
-        if differShare < changeShare && movingShare < settledShare {
-            // Settled on the same slide: follow slow drifts (lighting, a speaker edging across).
-            reference = cells
-        }
-        if differShare >= changeShare {
-            if changeStart == nil { changeStart = lastTime.map { ($0 + time) / 2 } ?? time }
-        } else if movingShare < settledShare {
-            // Back to the settled picture (a flicker, or a fade that came back): no change.
-            changeStart = nil
-        }
-        if movingShare < settledShare {
-            if settledSince == nil { settledSince = time }
-        } else {
-            settledSince = nil
-        }
-        guard let start = changeStart, let since = settledSince, time - since >= settleSeconds, differShare >= changeShare else {
-            return nil
-        }
-        reference = cells
-        changeStart = nil
-        if start - starts.last! < minimumChapter { return nil }
-        starts.append(start)
-        return start
-    }
-}
-
 /// One chapter of the lecture.
 public struct Chapter: Sendable, Codable {
     public var index: Int
     public var start: Double
     public var end: Double
+    /// The slide's heading as read by OCR, or "Chapter N" when the slide has no readable text.
+    public var title: String
+    /// "slide" when the title was read from the slide, "number" when it is the chapter's number.
+    public var titleSource: String
+    /// All the text read on the slide, line by line ("" when none).
+    public var text: String
     /// The slide as it settled, at the source's full resolution.
     public var still: String
     /// The same slide small and light (WebP, short side at most 360 px) for the slides + audio lecture
     /// on 2G links.
     public var lightStill: String?
-}
 
-/// Cell means (`ChapterDetector.cells`) of a decoded picture, through a grey copy at the detector's
-/// size; the scaler is remade when the picture changes shape.
-struct CellProbe {
-    private var scaler: Scaler?
+    public init(index: Int, start: Double, end: Double, title: String, titleSource: String, text: String, still: String, lightStill: String?) {
+        self.index = index
+        self.start = start
+        self.end = end
+        self.title = title
+        self.titleSource = titleSource
+        self.text = text
+        self.still = still
+        self.lightStill = lightStill
+    }
 
-    mutating func cells(_ frame: Frame) throws -> [Double]? {
-        if scaler == nil || scaler!.sourceMatches(frame) == false {
-            scaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
-                                width: ChapterDetector.width, height: ChapterDetector.height, pixelFormat: .gray)
-        }
-        return try scaler!.scale(frame).withLuma { ChapterDetector.cells($0, stride: $1) }
+    /// lecture.json written before chapters had titles reads with numbered ones.
+    public init(from decoder: any Swift.Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        index = try c.decode(Int.self, forKey: .index)
+        start = try c.decode(Double.self, forKey: .start)
+        end = try c.decode(Double.self, forKey: .end)
+        title = try c.decodeIfPresent(String.self, forKey: .title) ?? "Chapter \(index)"
+        titleSource = try c.decodeIfPresent(String.self, forKey: .titleSource) ?? "number"
+        text = try c.decodeIfPresent(String.self, forKey: .text) ?? ""
+        still = try c.decode(String.self, forKey: .still)
+        lightStill = try c.decodeIfPresent(String.self, forKey: .lightStill)
     }
 }
 
-/// Runs the slide-change detector on the decoded frames and keeps one full-resolution still per chapter.
+/// Runs the slide-change detector on the decoded frames, keeps one full-resolution still per chapter
+/// (retaken when the slide builds up) and hands each chapter's final still to the OCR thread.
 final class ChapterBranch: Branch {
     let name = "chapters"
     private let directory: URL
     private let duration: Double
     private let stillSize: (Int, Int)
     private let lightSize: (Int, Int)
-    private var detector = ChapterDetector()
-    private var probe = CellProbe()
+    private var detector = SlideChangeDetector()
+    private var analysisScaler: Scaler?
     private var stillScaler: Scaler?
     private var lightScaler: Scaler?
     private var nextSample = 0.0
     private let sampleInterval = 0.2
-    private var stills: [(time: Double, file: String)] = []
-    private var pendingStill = true
-    private var sinceChange = 0.0
+    /// Still file of each chapter so far.
+    private var stills: [String] = []
+    /// The current chapter's still as a grey picture, read by OCR once the chapter is over.
+    private var pendingText: (pixels: [UInt8], width: Int, height: Int)?
+    private var firstSlideSeen = false
+    private let reader: SlideReader?
     private(set) var chapters: [Chapter] = []
 
-    init(directory: URL, duration: Double, stillSize: (Int, Int)) throws {
+    /// `languages`: Tesseract's language list for the slide text; nil reads no text.
+    init(directory: URL, duration: Double, stillSize: (Int, Int), languages: String?) throws {
         self.directory = directory
         self.duration = duration
         self.stillSize = stillSize
         lightSize = ChapterBranch.lightSize(of: stillSize)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        reader = try languages.map { try SlideReader(languages: $0) }
     }
+
+    deinit { reader?.abandon() }
 
     func consume(_ frame: Frame) throws {
         guard let t = frame.time, t >= nextSample - 1e-6 else { return }
         nextSample = t + sampleInterval
-        guard let cells = try probe.cells(frame) else { return }
-        if detector.add(cells, at: t) != nil {
-            pendingStill = true
-        }
-        // The still of a chapter is taken once its slide has settled: at the first sample after the
-        // detector confirmed it (or, for the first chapter, one second in).
-        if pendingStill && (stills.isEmpty ? t >= min(1, duration / 2) : true) {
-            try writeStill(frame, at: t)
-            pendingStill = false
+        guard let picture = try analysisPicture(frame) else { return }
+        switch detector.add(picture, at: t) {
+        case .newChapter?:
+            sendPendingText()
+            try writeStill(frame, chapter: stills.count)
+        case .retract?:
+            // The chapter's still files are rewritten by the next chapter, or removed at the end.
+            stills.removeLast()
+            pendingText = nil
+        case .retakeStill?, .firstSlide?:
+            try writeStill(frame, chapter: max(0, stills.count - 1))
+            firstSlideSeen = true
+        case nil:
+            // Until a slide settles, the first chapter's still is the picture one second in.
+            if stills.isEmpty && !firstSlideSeen && t >= min(1, duration / 2) {
+                try writeStill(frame, chapter: 0)
+            }
         }
     }
 
-    private func writeStill(_ frame: Frame, at t: Double) throws {
+    /// The detector's grey copy of the picture.
+    private func analysisPicture(_ frame: Frame) throws -> [UInt8]? {
+        let (w, h) = (SlideChangeDetector.width, SlideChangeDetector.height)
+        if analysisScaler == nil || analysisScaler!.sourceMatches(frame) == false {
+            analysisScaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
+                                        width: w, height: h, pixelFormat: .gray)
+        }
+        return try analysisScaler!.scale(frame).withLuma { bytes, stride in
+            var out = [UInt8](repeating: 0, count: w * h)
+            for y in 0..<h { for x in 0..<w { out[y * w + x] = bytes[y * stride + x] } }
+            return out
+        }
+    }
+
+    /// Writes (or rewrites) chapter `chapter`'s still and light still, and keeps its grey copy for OCR.
+    private func writeStill(_ frame: Frame, chapter: Int) throws {
         if stillScaler == nil || stillScaler!.sourceMatches(frame) == false {
             stillScaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
                                      width: stillSize.0, height: stillSize.1, pixelFormat: .yuvj420p)
         }
-        let name = String(format: "chapter-%03d.jpg", stills.count + 1)
-        try Encoder.writeJPEG(try stillScaler!.scale(frame), to: directory.appendingPathComponent(name).path, qscale: 2)
+        let name = String(format: "chapter-%03d.jpg", chapter + 1)
+        let still = try stillScaler!.scale(frame)
+        try Encoder.writeJPEG(still, to: directory.appendingPathComponent(name).path, qscale: 2)
         if lightScaler == nil || lightScaler!.sourceMatches(frame) == false {
             lightScaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
                                      width: lightSize.0, height: lightSize.1, pixelFormat: .yuv420p)
         }
         try Encoder.writeWebP(try lightScaler!.scale(frame), to: directory.appendingPathComponent(Self.lightName(name)).path,
                               quality: Self.lightQuality)
-        stills.append((t, name))
+        if chapter == stills.count { stills.append(name) }
+        if reader != nil {
+            pendingText = still.withLuma { bytes, stride in
+                pictureForOCR(bytes, stride: stride, width: still.width, height: still.height)
+            }
+        }
+    }
+
+    /// A grey copy of the still for OCR: the detector's busy cells (a camera inset, an animation)
+    /// painted over in the picture's commonest grey, so OCR reads the slide and not the speaker; and
+    /// every row whose middle grey is dark inverted, so light text on a dark title bar or a dark theme
+    /// reads as dark on light (Tesseract finds no lines in a white-on-blue title bar otherwise), with
+    /// each row's background stretched to white (a grey title bar hid Chinese headings from it).
+    private func pictureForOCR(_ bytes: UnsafePointer<UInt8>, stride: Int, width: Int, height: Int) -> (pixels: [UInt8], width: Int, height: Int) {
+        var out = [UInt8](repeating: 0, count: width * height)
+        var histogram = [Int](repeating: 0, count: 256)
+        for y in 0..<height {
+            for x in 0..<width {
+                let v = bytes[y * stride + x]
+                out[y * width + x] = v
+                histogram[Int(v)] += 1
+            }
+        }
+        let background = UInt8(histogram.indices.max { histogram[$0] < histogram[$1] }!)
+        let busy = detector.busyCells
+        let (cols, rows) = (SlideChangeDetector.cols, SlideChangeDetector.rows)
+        for r in 0..<rows {
+            for c in 0..<cols where busy[r * cols + c] {
+                let x0 = c * width / cols, x1 = (c + 1) * width / cols
+                for y in (r * height / rows)..<((r + 1) * height / rows) {
+                    for x in x0..<x1 { out[y * width + x] = background }
+                }
+            }
+        }
+        // Bars of one colour around the slide (4:3 in 16:9, pillarboxes) are cut off: their edges read as
+        // tall marks that crowd out the heading.
+        let (x0, x1, y0, y1) = Self.content(out, width: width, height: height)
+        if (x0, x1, y0, y1) != (0, width, 0, height) {
+            var cropped = [UInt8](repeating: 0, count: (x1 - x0) * (y1 - y0))
+            for y in y0..<y1 { for x in x0..<x1 { cropped[(y - y0) * (x1 - x0) + x - x0] = out[y * width + x] } }
+            out = cropped
+        }
+        let width = x1 - x0, height = y1 - y0
+        var row = [Int](repeating: 0, count: 256)
+        for y in 0..<height {
+            for i in row.indices { row[i] = 0 }
+            for x in 0..<width { row[Int(out[y * width + x])] += 1 }
+            var seen = 0, median = 0
+            while seen + row[median] <= width / 2 { seen += row[median]; median += 1 }
+            let invert = median < 128
+            let paper = max(1, invert ? 255 - median : median)
+            for x in 0..<width {
+                let v = Int(out[y * width + x])
+                // Light text on dark turns dark on light, and the row's background is stretched to white.
+                out[y * width + x] = UInt8(min(255, (invert ? 255 - v : v) * 255 / paper))
+            }
+        }
+        return (out, width, height)
+    }
+
+    /// The picture without the bars of a letterbox or pillarbox: [x0, x1) x [y0, y1). Bars are runs of
+    /// uniform columns (rows) at both opposite edges, of about the same width; a title bar at the top
+    /// alone is part of the slide.
+    static func content(_ p: [UInt8], width: Int, height: Int) -> (Int, Int, Int, Int) {
+        func uniform(_ values: some Sequence<UInt8>) -> Bool {
+            var lo = UInt8.max, hi = UInt8.min
+            for v in values { lo = min(lo, v); hi = max(hi, v) }
+            return Int(hi) - Int(lo) <= 16
+        }
+        func bars(_ n: Int, _ isUniform: (Int) -> Bool) -> (Int, Int) {
+            var a = 0, b = n
+            while b - a > n / 4, isUniform(a) { a += 1 }
+            while b - a > n / 4, isUniform(b - 1) { b -= 1 }
+            let (lead, trail) = (a, n - b)
+            let symmetric = min(lead, trail) >= n / 50 && abs(lead - trail) * 10 <= max(lead, trail)
+            return symmetric ? (a, b) : (0, n)
+        }
+        let (x0, x1) = bars(width) { x in uniform((0..<height).lazy.map { p[$0 * width + x] }) }
+        let (y0, y1) = bars(height) { y in uniform(p[(y * width)..<(y * width + width)]) }
+        return (x0, x1, y0, y1)
+    }
+
+    private func sendPendingText() {
+        guard let p = pendingText, let reader, !stills.isEmpty else { return }
+        reader.read(chapter: stills.count - 1, pixels: p.pixels, width: p.width, height: p.height)
+        pendingText = nil
     }
 
     /// libwebp quality of the light stills: a 640x360 slide of the bench lecture is about 8 KB at 30
@@ -191,22 +234,37 @@ final class ChapterBranch: Branch {
     }
 
     func finish() throws {
+        sendPendingText()
+        // A still left by a withdrawn last chapter.
+        let stale = String(format: "chapter-%03d.jpg", stills.count + 1)
+        for name in [stale, Self.lightName(stale)] { try? FileManager.default.removeItem(at: directory.appendingPathComponent(name)) }
+        let texts = try reader?.finish() ?? [:]
         let starts = detector.starts
+        let ms = { (t: Double) in (t * 1000).rounded() / 1000 }
         chapters = starts.indices.map { i in
-            Chapter(index: i + 1, start: (starts[i] * 1000).rounded() / 1000,
-                    end: i + 1 < starts.count ? (starts[i + 1] * 1000).rounded() / 1000 : (duration * 1000).rounded() / 1000,
-                    still: "chapters/" + (i < stills.count ? stills[i].file : stills.last?.file ?? ""),
-                    lightStill: (i < stills.count ? stills[i].file : stills.last?.file).map { "chapters/" + Self.lightName($0) })
+            let file = i < stills.count ? stills[i] : stills.last
+            let read = texts[i]
+            let title = read?.title
+            return Chapter(index: i + 1, start: ms(starts[i]), end: i + 1 < starts.count ? ms(starts[i + 1]) : ms(duration),
+                           title: title ?? "Chapter \(i + 1)", titleSource: title == nil ? "number" : "slide", text: read?.text ?? "",
+                           still: "chapters/" + (file ?? ""), lightStill: file.map { "chapters/" + Self.lightName($0) })
         }
         var vtt = "WEBVTT\n"
         for c in chapters {
-            vtt += "\n\(vttTimestamp(c.start)) --> \(vttTimestamp(c.end))\nChapter \(c.index)\n"
+            vtt += "\n\(vttTimestamp(c.start)) --> \(vttTimestamp(c.end))\n\(vttText(c.title))\n"
         }
         try vtt.write(to: directory.appendingPathComponent("chapters.vtt"), atomically: false, encoding: .utf8)
     }
 }
 
-func vttTimestamp(_ t: Double) -> String {
+/// Cue text that WebVTT reads as plain text: no markup, no "-->", one line.
+func vttText(_ s: String) -> String {
+    s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+        .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\n", with: " ")
+}
+
+/// A WebVTT timestamp, hh:mm:ss.mmm.
+public func vttTimestamp(_ t: Double) -> String {
     let ms = Int((max(0, t) * 1000).rounded())
     return String(format: "%02d:%02d:%02d.%03d", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
 }

@@ -88,3 +88,30 @@ struct KeyframePlanner {
         return Double(changed) / Double(a.count)
     }
 }
+
+/// Cell means of a decoded picture, through a 128x72 grey copy cut into 4x4-pixel cells (averaging
+/// over a cell removes camera noise); the scaler is remade when the picture changes shape.
+struct CellProbe {
+    static let width = 128, height = 72, cell = 4
+    private var scaler: Scaler?
+
+    mutating func cells(_ frame: Frame) throws -> [Double]? {
+        if scaler == nil || scaler!.sourceMatches(frame) == false {
+            scaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
+                                width: Self.width, height: Self.height, pixelFormat: .gray)
+        }
+        return try scaler!.scale(frame).withLuma { Self.cells($0, stride: $1) }
+    }
+
+    /// Cell means of a grey picture given as rows of bytes.
+    static func cells(_ pixels: UnsafePointer<UInt8>, stride: Int) -> [Double] {
+        let cols = width / cell
+        var out = [Double](repeating: 0, count: cols * (height / cell))
+        for y in 0..<height {
+            for x in 0..<width {
+                out[(y / cell) * cols + x / cell] += Double(pixels[y * stride + x])
+            }
+        }
+        return out.map { $0 / Double(cell * cell) }
+    }
+}

@@ -64,6 +64,9 @@ public struct Preset: Codable, Sendable {
     public var x264Params: String?
     public var rungs: [Rung]
     public var audio: [Audio]
+    /// Tesseract languages for reading chapter titles off the slides, e.g. "eng" or "chi_sim+eng" (the
+    /// first is tried first); nil means "eng", "" reads no text (chapters keep numbered titles).
+    public var ocrLanguages: String?
     /// Rung offered as a progressive MP4 download (with its audio); the planned rung nearest below it
     /// when the source is smaller. Nil for no video download (the audio-only M4A is always made).
     public var download: String?
@@ -170,8 +173,20 @@ public struct Preset: Codable, Sendable {
             if let p = r.x264Preset, !x264Presets.contains(p) { return "preset field \(f).x264Preset must be one of \(x264Presets.joined(separator: ", ")), is \"\(p)\"" }
         }
         if Set(rungs.map(\.height)).count != rungs.count { return "preset field rungs has two rungs of the same height" }
+        if let l = ocrLanguages, let problem = Self.ocrLanguagesProblem(l) { return "preset field ocrLanguages \(problem)" }
         if let d = download, !rungs.contains(where: { $0.name == d }) { return "preset field download names \"\(d)\", which is not in rungs" }
         return nil
+    }
+
+    /// Why a Tesseract language list is malformed, or nil: up to five names of 3-16 lower-case letters or
+    /// _, joined by +; "" for none.
+    public static func ocrLanguagesProblem(_ l: String) -> String? {
+        if l.isEmpty { return nil }
+        let names = l.split(separator: "+", omittingEmptySubsequences: false)
+        let ok = names.count <= 5 && names.allSatisfy { n in
+            (3...16).contains(n.count) && n.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || $0 == "_" }
+        }
+        return ok ? nil : "must be Tesseract language names joined by + (e.g. \"chi_sim+eng\"), is \"\(l.prefix(40))\""
     }
 
     private func isSafeName(_ s: String) -> Bool {

@@ -45,12 +45,32 @@ public struct TranscodeOptions: Sendable {
     public var cores = ProcessInfo.processInfo.activeProcessorCount
     /// Recorded in lecture.json's `build.key`.
     public var buildKey: String?
+    /// Tesseract languages for chapter titles; nil takes the preset's (`Preset.ocrLanguages`).
+    public var ocrLanguages: String?
+
+    /// The languages chapter titles are read in; nil when no text is read.
+    var titleLanguages: String? {
+        let l = ocrLanguages ?? preset.ocrLanguages ?? "eng"
+        return l.isEmpty ? nil : l
+    }
 
     public init(preset: Preset) { self.preset = preset }
 }
 
 /// Transcodes one lecture into an HLS package in a single decode pass, and publishes it atomically.
 public enum Transcoder {
+    /// Finds the chapters of a lecture and reads their titles without transcoding it: the stills and
+    /// chapters.vtt go to `directory`/chapters (a preview of what `run` would make).
+    public static func chapters(input: String, directory: String, options: TranscodeOptions) throws -> [Chapter] {
+        let source = try Source.open(input, limits: options.limits)
+        guard source.info.video != nil else { throw CoursePackError(.badInput, path: input, "has no video stream to find chapters in") }
+        try createFolder(directory)
+        let plan = LadderPlan.make(source: source.info, preset: options.preset, cores: max(1, options.cores))
+        return try OnePass(source: source, plan: plan, preset: options.preset, limits: options.limits, extras: true,
+                           titleLanguages: options.titleLanguages, directory: URL(fileURLWithPath: directory), logger: options.logger,
+                           progress: options.progress, chaptersOnly: true).run().chapters
+    }
+
     public static func run(input: String, output: String, options: TranscodeOptions) throws -> TranscodeResult {
         let started = Date()
         let publisher = try Publisher(destination: output)
@@ -64,7 +84,7 @@ public enum Transcoder {
             // The pass (encoders, scalers, muxers) is released as soon as it has run, so the downloads
             // remux below reuses its memory instead of adding to it.
             let outcome = try OnePass(source: source, plan: plan, preset: options.preset, limits: options.limits, extras: options.extras,
-                                      directory: publisher.workDirectory, logger: options.logger, progress: options.progress).run()
+                                      titleLanguages: options.titleLanguages, directory: publisher.workDirectory, logger: options.logger, progress: options.progress).run()
             let master = try PackageWriter.writeMaster(directory: publisher.workDirectory, outcome: outcome, muxAudio: plan.muxAudio,
                                                         captions: captionTracks)
             var warnings = source.info.notes
@@ -167,8 +187,11 @@ final class OnePass {
     private var keyframes: KeyframePlanner
     private var audioFrames = 0
 
-    init(source: OpenedSource, plan: LadderPlan, preset: Preset, limits: Limits, extras: Bool, directory: URL, logger: Logger,
-         progress: (@Sendable (TranscodeProgress) -> Void)?) throws {
+    /// `chaptersOnly`: no renditions, poster or storyboard, only the chapters (`Transcoder.chapters`).
+    init(source: OpenedSource, plan: LadderPlan, preset: Preset, limits: Limits, extras: Bool, titleLanguages: String?, directory: URL, logger: Logger,
+         progress: (@Sendable (TranscodeProgress) -> Void)?, chaptersOnly: Bool = false) throws {
+        var plan = plan
+        if chaptersOnly { plan.video = []; plan.audio = [] }
         self.source = source
         self.limits = limits
         self.logger = logger
@@ -191,17 +214,23 @@ final class OnePass {
                 sound?.addOutput(branch.output, stream: 1)
                 return branch
             }
-            if extras, let top = plan.video.first, let aspect = source.info.displayAspect {
+            if chaptersOnly, source.info.video != nil {
+                thumbnailBranch = nil
+                chapterBranch = try ChapterBranch(directory: directory.appendingPathComponent("chapters"), duration: source.info.duration,
+                                                  stillSize: (plan.fullWidth, plan.fullHeight), languages: titleLanguages)
+            } else if extras, let top = plan.video.first, let aspect = source.info.displayAspect {
                 thumbnailBranch = try ThumbnailBranch(directory: directory.appendingPathComponent("thumbs"), duration: source.info.duration,
                                                       posterSize: (top.width, top.height), displayAspect: aspect)
                 chapterBranch = try ChapterBranch(directory: directory.appendingPathComponent("chapters"), duration: source.info.duration,
-                                                  stillSize: (plan.fullWidth, plan.fullHeight))
+                                                  stillSize: (plan.fullWidth, plan.fullHeight), languages: titleLanguages)
             } else {
                 thumbnailBranch = nil
                 chapterBranch = nil
             }
         } catch let e as MediaError {
             throw CoursePackError(e.kind == .io ? .output : .internal, path: directory.path, e.description)
+        } catch let e as CoursePackError {
+            throw e
         } catch {
             throw CoursePackError(.output, path: directory.path, "\(error)")
         }

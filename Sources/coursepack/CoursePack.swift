@@ -13,7 +13,7 @@ struct CoursePack: AsyncParsableCommand {
         Exit codes: 0 success, 1 validation failures, 64 usage or preset error, 65 bad input,
         70 internal error, 73 output not writable, 75 interrupted or deadline exceeded.
         """,
-        subcommands: [Transcode.self, BatchCommand.self, Serve.self, WorkerCommand.self, Probe.self, Validate.self]
+        subcommands: [Transcode.self, Chapters.self, BatchCommand.self, Serve.self, WorkerCommand.self, Probe.self, Validate.self]
     )
 }
 
@@ -57,6 +57,47 @@ func setUp(verbose: Bool) -> Logger {
     return logger
 }
 
+struct Chapters: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Find a lecture's chapters and read their titles, without transcoding it.")
+
+    @Argument(help: "The lecture video file.")
+    var input: String
+
+    @Option(name: .shortAndLong, help: "The folder for the stills and chapters.vtt (in its chapters/ folder).")
+    var output: String
+
+    @Option(help: "A preset name from Presets/ or a preset JSON file (for its OCR languages).")
+    var preset = "lecture"
+
+    @Option(help: ArgumentHelp("Tesseract languages to read chapter titles in, e.g. chi_sim+eng (default: the preset's, else eng; \"\" reads none).", valueName: "LANGS"))
+    var ocrLanguages: String?
+
+    @Flag(help: "Print the chapters as JSON.")
+    var json = false
+
+    @OptionGroup var common: Common
+
+    func run() throws {
+        let logger = setUp(verbose: common.verbose)
+        try runReportingErrors(json: json) {
+            var options = TranscodeOptions(preset: try PresetLocator.load(preset))
+            options.logger = logger
+            if let l = ocrLanguages {
+                if let problem = Preset.ocrLanguagesProblem(l) { throw CoursePackError(.usage, path: "--ocr-languages", problem) }
+                options.ocrLanguages = l
+            }
+            let chapters = try Transcoder.chapters(input: input, directory: output, options: options)
+            if json {
+                Output.jsonObject(chapters)
+            } else {
+                for c in chapters {
+                    print(String(format: "%3d  %@ - %@  %@", c.index, vttTimestamp(c.start), vttTimestamp(c.end), c.title))
+                }
+            }
+        }
+    }
+}
+
 struct Transcode: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Transcode one lecture into an HLS package.")
 
@@ -77,6 +118,9 @@ struct Transcode: ParsableCommand {
 
     @Flag(help: "Make the HLS renditions only: no poster, storyboard, chapters or downloads.")
     var renditionsOnly = false
+
+    @Option(help: ArgumentHelp("Tesseract languages to read chapter titles in, e.g. chi_sim+eng (default: the preset's, else eng; \"\" reads none).", valueName: "LANGS"))
+    var ocrLanguages: String?
 
     @Option(help: "Refuse sources longer than this many seconds.")
     var maxDuration: Double = Limits().maxDuration
@@ -107,6 +151,10 @@ struct Transcode: ParsableCommand {
             options.limits.timeout = timeout
             options.captions = captions.map(CaptionInput.init(argument:))
             options.extras = !renditionsOnly
+            if let l = ocrLanguages {
+                if let problem = Preset.ocrLanguagesProblem(l) { throw CoursePackError(.usage, path: "--ocr-languages", problem) }
+                options.ocrLanguages = l
+            }
             if let cores { options.cores = cores }
             options.buildKey = buildKey
             let json = self.json

@@ -172,18 +172,28 @@ final class ChapterBranch: Branch {
             out = cropped
         }
         let width = x1 - x0, height = y1 - y0
-        var row = [Int](repeating: 0, count: 256)
+        // Each row's middle grey, then whether the rows around it (±24) are mostly dark: a band as
+        // tall as a title bar is, one row through bold letters is not.
+        var medians = [Int](repeating: 255, count: height)
+        var counts = [Int](repeating: 0, count: 256)
         for y in 0..<height {
-            for i in row.indices { row[i] = 0 }
-            for x in 0..<width { row[Int(out[y * width + x])] += 1 }
+            for i in counts.indices { counts[i] = 0 }
+            for x in 0..<width { counts[Int(out[y * width + x])] += 1 }
             var seen = 0, median = 0
-            while seen + row[median] <= width / 2 { seen += row[median]; median += 1 }
-            let invert = median < 128
-            let paper = max(1, invert ? 255 - median : median)
+            while seen + counts[median] <= width / 2 { seen += counts[median]; median += 1 }
+            medians[y] = median
+        }
+        for y in 0..<height {
+            let around = medians[max(0, y - 24)..<min(height, y + 25)]
+            let dark = around.filter { $0 < 128 }.count * 2 > around.count
+            // The row's paper: its middle grey when that is on the band's side (a row through bold
+            // letters has no paper of its own and is left as it is).
+            let m = medians[y]
+            let paper = dark ? (m < 128 ? 255 - m : 255) : (m >= 128 ? m : 255)
             for x in 0..<width {
                 let v = Int(out[y * width + x])
                 // Light text on dark turns dark on light, and the row's background is stretched to white.
-                out[y * width + x] = UInt8(min(255, (invert ? 255 - v : v) * 255 / paper))
+                out[y * width + x] = UInt8(max(0, min(255, (dark ? 255 - v : v) * 255 / paper)))
             }
         }
         return (out, width, height)

@@ -1,4 +1,4 @@
-import CTesseract
+internal import CTesseract
 
 /// A rectangle in picture pixels, top-left origin.
 public struct TextBox: Sendable, Equatable {

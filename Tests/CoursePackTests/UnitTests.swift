@@ -270,10 +270,11 @@ final class LockedBoxForTest: @unchecked Sendable {
 @Suite struct LayerTests {
     /// FFmpeg's C modules are imported only by the FFmpeg wrapper, and only `internal`; the wrapper
     /// only by Lecture (and these tests): Course, Server and the CLI reach FFmpeg through Lecture.
+    /// Tesseract's C module likewise only by the OCR wrapper, and that only by Lecture.
     @Test func cStaysBelowTheWrapper() throws {
         let sources = Support.repoRoot.appendingPathComponent("Sources")
         var checked = 0
-        for target in try FileManager.default.contentsOfDirectory(atPath: sources.path) where !target.hasPrefix("CFFmpeg") {
+        for target in try FileManager.default.contentsOfDirectory(atPath: sources.path) where !target.hasPrefix("CFFmpeg") && target != "CTesseract" {
             let dir = sources.appendingPathComponent(target)
             for file in try FileManager.default.contentsOfDirectory(atPath: dir.path) where file.hasSuffix(".swift") {
                 let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
@@ -284,7 +285,10 @@ final class LockedBoxForTest: @unchecked Sendable {
                     if module.hasPrefix("CFFmpeg") {
                         #expect(target == "FFmpeg" && words.first == "internal", "\(target)/\(file): \(line)")
                     }
-                    if module == "FFmpeg" {
+                    if module == "CTesseract" {
+                        #expect(target == "OCR" && words.first == "internal", "\(target)/\(file): \(line)")
+                    }
+                    if module == "FFmpeg" || module == "OCR" {
                         #expect(target == "Lecture" && !line.hasPrefix("public"), "\(target)/\(file): \(line)")
                     }
                 }

@@ -59,8 +59,15 @@ final class ChapterBranch: Branch {
     private let sampleInterval = 0.2
     /// Still file of each chapter so far.
     private var stills: [String] = []
-    /// The current chapter's still as a grey picture, read by OCR once the chapter is over.
-    private var pendingText: (pixels: [UInt8], width: Int, height: Int)?
+    /// The current chapter's still as a grey picture at most 1280x720, not yet read by OCR, and when
+    /// it was taken. It is read once it has stood for `readAfter` seconds (a later build retakes it and
+    /// it is read again), or when the chapter or the lecture ends, so that OCR mostly runs while the
+    /// encoders still work instead of after them.
+    private var pendingText: Frame?
+    private var pendingSince = 0.0
+    static let readAfter = 5.0
+    private var ocrScaler: Scaler?
+    private let ocrSize: (Int, Int)
     private var firstSlideSeen = false
     private let reader: SlideReader?
     private(set) var chapters: [Chapter] = []
@@ -71,6 +78,7 @@ final class ChapterBranch: Branch {
         self.duration = duration
         self.stillSize = stillSize
         lightSize = ChapterBranch.lightSize(of: stillSize)
+        ocrSize = ChapterBranch.ocrSize(of: stillSize)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         reader = try languages.map { try SlideReader(languages: $0) }
     }
@@ -98,6 +106,7 @@ final class ChapterBranch: Branch {
                 try writeStill(frame, chapter: 0)
             }
         }
+        if pendingText != nil && t - pendingSince >= Self.readAfter { sendPendingText() }
     }
 
     /// The detector's grey copy of the picture.
@@ -131,10 +140,23 @@ final class ChapterBranch: Branch {
                               quality: Self.lightQuality)
         if chapter == stills.count { stills.append(name) }
         if reader != nil {
-            pendingText = still.withLuma { bytes, stride in
-                pictureForOCR(bytes, stride: stride, width: still.width, height: still.height)
+            if ocrScaler == nil || ocrScaler!.sourceMatches(frame) == false {
+                ocrScaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
+                                       width: ocrSize.0, height: ocrSize.1, pixelFormat: .gray)
             }
+            pendingText = try ocrScaler!.scale(frame)
+            pendingSince = frame.time ?? 0
         }
+    }
+
+    /// The size OCR reads a still at: within 1280x720 (or 720x1280), keeping its aspect. Slide text
+    /// stays well above the 20 px Tesseract needs, and a 1080p screen of small text reads in half the
+    /// time (BENCHMARKS.md, "Chapters").
+    static func ocrSize(of size: (Int, Int)) -> (Int, Int) {
+        let (long, short) = size.0 >= size.1 ? (1280.0, 720.0) : (720.0, 1280.0)
+        let scale = min(1, long / Double(size.0), short / Double(size.1))
+        let even = { (x: Int) in max(2, Int((Double(x) * scale / 2).rounded()) * 2) }
+        return (even(size.0), even(size.1))
     }
 
     /// A grey copy of the still for OCR: the detector's busy cells (a camera inset, an animation)
@@ -222,7 +244,8 @@ final class ChapterBranch: Branch {
     }
 
     private func sendPendingText() {
-        guard let p = pendingText, let reader, !stills.isEmpty else { return }
+        guard let frame = pendingText, let reader, !stills.isEmpty,
+              let p = frame.withLuma({ pictureForOCR($0, stride: $1, width: frame.width, height: frame.height) }) else { return }
         reader.read(chapter: stills.count - 1, pixels: p.pixels, width: p.width, height: p.height)
         pendingText = nil
     }

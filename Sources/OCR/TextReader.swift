@@ -68,7 +68,7 @@ public final class TextReader {
         guard width > 0, height > 0, stride >= width, width <= 1 << 15, height <= 1 << 15 else {
             throw TextReaderError(description: "cannot read text of a \(width)x\(height) picture")
         }
-        omp_set_num_threads(1)
+        omp_set_max_active_levels(0)
         TessBaseAPISetImage(handle, pixels, Int32(width), Int32(height), 1, Int32(stride))
         // A picture carries no resolution: read it as a 13.33-inch-wide slide (the 16:9 size of
         // presentation programs), 96 dpi at 1280 pixels. At 150 dpi Tesseract missed Chinese headings

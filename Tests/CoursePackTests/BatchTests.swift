@@ -233,6 +233,11 @@ import Testing
         try Self.validateManifest(out)
         let html = try String(contentsOf: out.appendingPathComponent("index.html"), encoding: .utf8)
         #expect(html.contains("Sorting &amp; &lt;graphs&gt;"))
+        // Each lecture's chapters are listed by their titles.
+        let escape = { (s: String) in s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;").replacingOccurrences(of: "'", with: "&#39;") }
+        let chapterTitles = lectures.flatMap { ($0["lecture"] as? [String: Any])?["chapters"] as? [[String: Any]] ?? [] }.compactMap { $0["title"] as? String }
+        #expect(!chapterTitles.isEmpty && chapterTitles.allSatisfy { html.contains("</a> \(escape($0))</li>") }, "\(chapterTitles)")
         // A lecture's own preset wins over --preset.
         #expect(lectures.map { $0["preset"] as! String } == ["minimal", "test"])
 

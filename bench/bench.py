@@ -144,6 +144,9 @@ def main():
     ap.add_argument("--subsample", type=int, default=5, help="VMAF every Nth frame")
     ap.add_argument("--skip-long", action="store_true", help="skip the 30-minute run")
     ap.add_argument("--no-append", action="store_true")
+    ap.add_argument("--sources", help="comma-separated bench sources (default: all)")
+    ap.add_argument("--wall-only", action="store_true",
+                    help="time the runs and print wall and CPU only (no VMAF, extras or HD runs; nothing appended)")
     args = ap.parse_args()
 
     ff9, ff51 = ffmpeg9(), shutil.which("ffmpeg")
@@ -155,6 +158,8 @@ def main():
     summary = {}
     times_by_source, totals_by_source = {}, {}
     for name, desc in SOURCES:
+        if args.sources and name not in args.sources.split(","):
+            continue
         src = CACHE / f"{name}.mp4"
         info = probe(src)
         times = {"coursepack": [], "ffmpeg9": [], "ffmpeg5.1": []}
@@ -171,6 +176,11 @@ def main():
                 times[tool].append(timed(cmd))
                 print(f"  {name} run {r + 1} {tool}: {times[tool][-1]}", file=sys.stderr)
         med = {t: {k: statistics.median(x[k] for x in v) for k in ("wall", "cpu", "rss")} for t, v in times.items()}
+        if args.wall_only:
+            print(f"\n{name}, medians of {args.repeats} runs in turn:\n\n| run | wall s | CPU s | wall ratio CoursePack/this |\n| --- | ---: | ---: | ---: |")
+            for t in ["coursepack", "ffmpeg9", "ffmpeg5.1"]:
+                print(f"| {t} | {med[t]['wall']:.1f} | {med[t]['cpu']:.1f} | {med['coursepack']['wall'] / med[t]['wall']:.2f} |")
+            continue
         cp_vars, cp_total = package(work / name / "coursepack")
         ref_vars, ref_total = package(work / name / "ffmpeg9")
         times_by_source[name], totals_by_source[name] = times, ref_total
@@ -219,6 +229,8 @@ def main():
         report.append(f"Delivered bytes: CoursePack {cp_total / 1e6:.2f} MB ({s['cp_mb_per_min']:.2f} MB/min), "
                       f"FFmpeg 9 {ref_total / 1e6:.2f} MB ({s['ref_mb_per_min']:.2f} MB/min): ratio {s['bytes_ratio']:.3f}.")
 
+    if args.wall_only:
+        return
     # What the poster, storyboard, chapters and downloads cost against the renditions alone.
     src = CACHE / "lecture720.mp4"
     extras = {"full": [], "renditions-only": []}

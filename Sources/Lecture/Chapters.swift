@@ -17,18 +17,9 @@ public struct Chapter: Sendable, Codable {
     /// The same slide small and light (WebP, short side at most 360 px) for the slides + audio lecture
     /// on 2G links.
     public var lightStill: String?
+}
 
-    public init(index: Int, start: Double, end: Double, title: String, titleSource: String, text: String, still: String, lightStill: String?) {
-        self.index = index
-        self.start = start
-        self.end = end
-        self.title = title
-        self.titleSource = titleSource
-        self.text = text
-        self.still = still
-        self.lightStill = lightStill
-    }
-
+extension Chapter {
     /// lecture.json written before chapters had titles reads with numbered ones.
     public init(from decoder: any Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)

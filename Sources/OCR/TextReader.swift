@@ -44,14 +44,15 @@ public final class TextReader {
     /// for the library's default (or `TESSDATA_PREFIX`). Fails when a language's data is missing.
     public init(languages: String, dataPath: String? = nil) throws {
         guard let h = TessBaseAPICreate() else { throw TextReaderError(description: "cannot create a Tesseract reader") }
-        // Tesseract writes its complaints about missing data to stderr; the error below names them.
+        // Tesseract's notes ("Detected 17 diacritics", the paths it tried for missing data) would go to
+        // stderr; the error below says what is missing in one line.
+        _ = TessBaseAPISetVariable(h, "debug_file", "/dev/null")
         let status = TessBaseAPIInit3(h, dataPath, languages)
         guard status == 0 else {
             TessBaseAPIDelete(h)
             throw TextReaderError(description: "Tesseract has no data for \"\(languages)\" (install tesseract-ocr-LANG, e.g. tesseract-ocr-chi-sim)")
         }
         TessBaseAPISetPageSegMode(h, PSM_AUTO)
-        // Tesseract's notes ("Detected 17 diacritics") would otherwise go to stderr.
         _ = TessBaseAPISetVariable(h, "debug_file", "/dev/null")
         handle = h
         self.languages = languages

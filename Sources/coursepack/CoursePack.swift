@@ -57,6 +57,18 @@ func setUp(verbose: Bool) -> Logger {
     return logger
 }
 
+/// `--ocr-languages`, shared by `transcode` and `chapters`.
+struct OCRLanguages: ParsableArguments {
+    @Option(name: .customLong("ocr-languages"), help: ArgumentHelp("Tesseract languages to read chapter titles in, e.g. chi_sim+eng (default: the preset's, else eng; \"\" reads none).", valueName: "LANGS"))
+    var value: String?
+
+    /// The languages given, checked; nil when the option is absent.
+    func checked() throws -> String? {
+        if let l = value, let problem = Preset.ocrLanguagesProblem(l) { throw CoursePackError(.usage, path: "--ocr-languages", problem) }
+        return value
+    }
+}
+
 struct Chapters: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Find a lecture's chapters and read their titles, without transcoding it.")
 
@@ -69,8 +81,7 @@ struct Chapters: ParsableCommand {
     @Option(help: "A preset name from Presets/ or a preset JSON file (for its OCR languages).")
     var preset = "lecture"
 
-    @Option(help: ArgumentHelp("Tesseract languages to read chapter titles in, e.g. chi_sim+eng (default: the preset's, else eng; \"\" reads none).", valueName: "LANGS"))
-    var ocrLanguages: String?
+    @OptionGroup var ocr: OCRLanguages
 
     @Flag(help: "Print the chapters as JSON.")
     var json = false
@@ -82,10 +93,7 @@ struct Chapters: ParsableCommand {
         try runReportingErrors(json: json) {
             var options = TranscodeOptions(preset: try PresetLocator.load(preset))
             options.logger = logger
-            if let l = ocrLanguages {
-                if let problem = Preset.ocrLanguagesProblem(l) { throw CoursePackError(.usage, path: "--ocr-languages", problem) }
-                options.ocrLanguages = l
-            }
+            options.ocrLanguages = try ocr.checked()
             let chapters = try Transcoder.chapters(input: input, directory: output, options: options)
             if json {
                 Output.jsonObject(chapters)
@@ -119,8 +127,7 @@ struct Transcode: ParsableCommand {
     @Flag(help: "Make the HLS renditions only: no poster, storyboard, chapters or downloads.")
     var renditionsOnly = false
 
-    @Option(help: ArgumentHelp("Tesseract languages to read chapter titles in, e.g. chi_sim+eng (default: the preset's, else eng; \"\" reads none).", valueName: "LANGS"))
-    var ocrLanguages: String?
+    @OptionGroup var ocr: OCRLanguages
 
     @Option(help: "Refuse sources longer than this many seconds.")
     var maxDuration: Double = Limits().maxDuration
@@ -151,10 +158,7 @@ struct Transcode: ParsableCommand {
             options.limits.timeout = timeout
             options.captions = captions.map(CaptionInput.init(argument:))
             options.extras = !renditionsOnly
-            if let l = ocrLanguages {
-                if let problem = Preset.ocrLanguagesProblem(l) { throw CoursePackError(.usage, path: "--ocr-languages", problem) }
-                options.ocrLanguages = l
-            }
+            options.ocrLanguages = try ocr.checked()
             if let cores { options.cores = cores }
             options.buildKey = buildKey
             let json = self.json

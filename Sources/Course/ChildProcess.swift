@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Limits a batch puts on each lecture's worker process.
 public struct WorkerLimits: Sendable {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import Lecture
 
 /// One lecture of a course, resolved from `course.json` or found in the course folder.

@@ -49,9 +49,9 @@ public struct AudioEncoderConfig: Sendable {
 }
 
 extension Encoder {
-    /// Encodes one picture as a JPEG file (libavcodec's mjpeg encoder, full-range 4:2:0).
+    /// Encodes one picture as a JPEG file's bytes (libavcodec's mjpeg encoder, full-range 4:2:0).
     /// `picture` must be yuvj420p or yuv420p at the size wanted.
-    public static func writeJPEG(_ picture: Frame, to path: String, qscale: Int = 3) throws {
+    public static func jpeg(_ picture: Frame, qscale: Int = 3) throws -> [UInt8] {
         var config = VideoEncoderConfig(width: picture.width, height: picture.height, timeBase: Rational(1, 25),
                                         frameRate: Rational(25, 1), gopSize: 1)
         config.codec = "mjpeg"
@@ -60,12 +60,12 @@ extension Encoder {
         config.qscale = qscale
         config.threads = 1
         if picture.pixelFormat == .yuv420p { config.options = ["strict": "unofficial"] }
-        try writeImage(picture, to: path, config: config)
+        return try image(picture, config: config)
     }
 
-    /// Encodes one picture as a lossy WebP file (libwebp). `picture` must be yuv420p at the size wanted;
-    /// `quality` is libwebp's 0 (smallest) to 100 (best).
-    public static func writeWebP(_ picture: Frame, to path: String, quality: Int) throws {
+    /// Encodes one picture as a lossy WebP file's bytes (libwebp). `picture` must be yuv420p at the size
+    /// wanted; `quality` is libwebp's 0 (smallest) to 100 (best).
+    public static func webp(_ picture: Frame, quality: Int) throws -> [UInt8] {
         var config = VideoEncoderConfig(width: picture.width, height: picture.height, timeBase: Rational(1, 25),
                                         frameRate: Rational(25, 1), gopSize: 1)
         config.codec = "libwebp"
@@ -73,10 +73,10 @@ extension Encoder {
         config.globalHeader = false
         config.threads = 1
         config.options = ["quality": String(quality)]
-        try writeImage(picture, to: path, config: config)
+        return try image(picture, config: config)
     }
 
-    private static func writeImage(_ picture: Frame, to path: String, config: VideoEncoderConfig) throws {
+    private static func image(_ picture: Frame, config: VideoEncoderConfig) throws -> [UInt8] {
         let encoder = try Encoder(video: config)
         let f = picture.reference()
         f.pts = 0
@@ -85,22 +85,8 @@ extension Encoder {
         try encoder.send(nil)
         var data = [UInt8]()
         while case let .value(p) = try encoder.receive() { data += p.bytes }
-        guard !data.isEmpty else { throw MediaError(kind: .other, operation: "encoding \(path)", message: "encoder produced no data") }
-        try writeFile(path, data)
-    }
-
-    /// Writes a whole file, keeping the system's reason (ENOSPC, EACCES) as the error's code.
-    static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw MediaError(code: cp_averror(errno), operation: "writing \(path)") }
-        defer { close(fd) }
-        var done = 0
-        while done < bytes.count {
-            let n = bytes[done...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { throw MediaError(code: cp_averror(n < 0 ? errno : EIO), operation: "writing \(path)") }
-            done += n
-        }
+        guard !data.isEmpty else { throw MediaError(kind: .other, operation: "encoding a \(config.codec) picture", message: "encoder produced no data") }
+        return data
     }
 }
 

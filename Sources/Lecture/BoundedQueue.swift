@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A blocking first-in first-out queue of fixed capacity between one producer thread and one
 /// consumer thread. A full queue blocks the producer, so a slow consumer slows the producer instead

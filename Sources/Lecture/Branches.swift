@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import FFmpeg
 
 /// One output of the decode fan-out: it receives decoded frames, in order, on its own thread.

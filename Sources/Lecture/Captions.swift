@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A caption file given for a lecture: `--captions FILE[:LANG]`, or a sidecar beside the input.
 public struct CaptionInput: Sendable, Equatable {
@@ -139,12 +139,12 @@ enum CaptionWriter {
             for c in track.cues where c.start < end && c.end > start {
                 body += "\n\(vttTimestamp(c.start)) --> \(vttTimestamp(c.end))\n\(c.text)\n"
             }
-            try body.write(to: dir.appendingPathComponent(name), atomically: false, encoding: .utf8)
+            try OutputFile.write(body, to: dir.appendingPathComponent(name))
             playlist += [String(format: "#EXTINF:%.6f,", d), name]
             start = end
         }
         playlist.append("#EXT-X-ENDLIST")
-        try (playlist.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("index.m3u8"), atomically: false, encoding: .utf8)
+        try OutputFile.write(playlist.joined(separator: "\n") + "\n", to: dir.appendingPathComponent("index.m3u8"))
         return "subs/\(track.name)/index.m3u8"
     }
 }

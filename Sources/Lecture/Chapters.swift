@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import FFmpeg
 
 /// One chapter of the lecture.
@@ -122,13 +122,13 @@ final class ChapterBranch: Branch {
         }
         let name = String(format: "chapter-%03d.jpg", chapter + 1)
         let still = try stillScaler!.scale(frame)
-        try Encoder.writeJPEG(still, to: directory.appendingPathComponent(name).path, qscale: 2)
+        try OutputFile.write(Encoder.jpeg(still, qscale: 2), to: directory.appendingPathComponent(name))
         if lightScaler == nil || lightScaler!.sourceMatches(frame) == false {
             lightScaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
                                      width: lightSize.0, height: lightSize.1, pixelFormat: .yuv420p)
         }
-        try Encoder.writeWebP(try lightScaler!.scale(frame), to: directory.appendingPathComponent(Self.lightName(name)).path,
-                              quality: Self.lightQuality)
+        try OutputFile.write(Encoder.webp(try lightScaler!.scale(frame), quality: Self.lightQuality),
+                             to: directory.appendingPathComponent(Self.lightName(name)))
         if chapter == stills.count { stills.append(name) }
         if reader != nil {
             if ocrScaler == nil || ocrScaler!.sourceMatches(frame) == false {
@@ -277,7 +277,7 @@ final class ChapterBranch: Branch {
         for c in chapters {
             vtt += "\n\(vttTimestamp(c.start)) --> \(vttTimestamp(c.end))\n\(vttText(c.title))\n"
         }
-        try vtt.write(to: directory.appendingPathComponent("chapters.vtt"), atomically: false, encoding: .utf8)
+        try OutputFile.write(vtt, to: directory.appendingPathComponent("chapters.vtt"))
     }
 }
 

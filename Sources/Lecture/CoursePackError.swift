@@ -1,5 +1,5 @@
 import FFmpeg
-public import Foundation
+import Foundation
 
 /// An error a user sees: one line naming the file and the reason, and its category (the command line
 /// maps each category to an exit code).

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import FFmpeg
 
 /// A file for learners who download on Wi-Fi and watch offline.
@@ -54,14 +54,11 @@ enum Downloads {
             let dir = package.appendingPathComponent(r)
             let playlist = try MediaPlaylist(contentsOf: dir.appendingPathComponent("index.m3u8"))
             let tmp = package.appendingPathComponent(".join-\(r)-\(joined.count).mp4")
-            guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
-                throw CoursePackError(.output, path: tmp.path, "cannot create file")
-            }
-            let handle = try FileHandle(forWritingTo: tmp)
+            let joinedFile = try OutputFile(creating: tmp)
             for file in (playlist.mapURI.map { [$0] } ?? []) + playlist.segments.map(\.uri) {
-                try handle.write(contentsOf: Data(contentsOf: dir.appendingPathComponent(file)))
+                try joinedFile.append(Data(contentsOf: dir.appendingPathComponent(file)))
             }
-            try handle.close()
+            try joinedFile.close()
             joined.append(tmp)
             var options = DemuxerOptions()
             options.allowedFormats = ["mov"]

@@ -279,6 +279,6 @@ enum VODPlaylist {
             lines.append(name)
         }
         lines.append("#EXT-X-ENDLIST")
-        try (lines.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("index.m3u8"), atomically: true, encoding: .utf8)
+        try OutputFile.write(lines.joined(separator: "\n") + "\n", to: directory.appendingPathComponent("index.m3u8"))
     }
 }

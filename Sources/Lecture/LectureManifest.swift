@@ -119,6 +119,6 @@ public struct LectureManifest: Sendable, Codable {
     func write(to directory: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try encoder.encode(self).write(to: directory.appendingPathComponent("lecture.json"))
+        try OutputFile.write(encoder.encode(self), to: directory.appendingPathComponent("lecture.json"))
     }
 }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// One variant as written to the master playlist, with its measured figures.
 public struct VariantSummary: Sendable, Codable {
@@ -119,7 +119,7 @@ enum PackageWriter {
             durations.append(seg.duration)
         }
         lines.append("#EXT-X-ENDLIST")
-        try (lines.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("iframes.m3u8"), atomically: false, encoding: .utf8)
+        try OutputFile.write(lines.joined(separator: "\n") + "\n", to: directory.appendingPathComponent("iframes.m3u8"))
         return MeasuredRate(sizes: sizes, durations: durations, target: Double(m.playlist.targetDuration ?? 6))
     }
 
@@ -206,7 +206,7 @@ enum PackageWriter {
             lines.append(v.playlist)
         }
         lines += iframeLines
-        try (lines.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("master.m3u8"), atomically: false, encoding: .utf8)
+        try OutputFile.write(lines.joined(separator: "\n") + "\n", to: directory.appendingPathComponent("master.m3u8"))
         return MasterSummary(master: "master.m3u8", variants: ordered, renditions: renditions, captions: captionSummaries)
     }
 }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Builds a package in a temporary folder beside its destination and renames it into place only
 /// when complete, so a failed or interrupted run leaves no destination folder, and an existing one

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import OCR
 
 /// A chapter's slide as read by OCR: its title (the heading) and all of its text.

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import FFmpeg
 
 /// Limits that refuse a source before any decoding.

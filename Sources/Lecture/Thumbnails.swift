@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import FFmpeg
 
 /// Where the poster and storyboard went, for the run's summary.
@@ -120,7 +120,7 @@ final class ThumbnailBranch: Branch {
         // A sheet that is not full is cropped to the rows it uses.
         let usedRows = (tilesInSheet + columns - 1) / columns
         if usedRows < rows { try s.cropBottom(toHeight: usedRows * tile.1) }
-        try Encoder.writeJPEG(s, to: directory.appendingPathComponent(name).path, qscale: 4)
+        try OutputFile.write(Encoder.jpeg(s, qscale: 4), to: directory.appendingPathComponent(name))
         sprites.append(name)
         sheet = nil
         tilesInSheet = 0
@@ -129,7 +129,7 @@ final class ThumbnailBranch: Branch {
     func finish() throws {
         try flushSheet()
         let vtt = "WEBVTT\n\n" + cues.joined(separator: "\n\n") + "\n"
-        try vtt.write(to: directory.appendingPathComponent("storyboard.vtt"), atomically: false, encoding: .utf8)
+        try OutputFile.write(vtt, to: directory.appendingPathComponent("storyboard.vtt"))
         var poster: ThumbnailSummary.Poster?
         if let best {
             let f = best.frame
@@ -137,7 +137,7 @@ final class ThumbnailBranch: Branch {
                                  ("poster-320.jpg", 320, max(2, Int((320.0 * Double(posterSize.1) / Double(posterSize.0) / 2).rounded()) * 2))] {
                 let s = try Scaler(sourceWidth: f.width, sourceHeight: f.height, sourceFormat: f.pixelFormat,
                                    width: w, height: h, pixelFormat: .yuvj420p)
-                try Encoder.writeJPEG(try s.scale(f), to: directory.appendingPathComponent(name).path, qscale: 2)
+                try OutputFile.write(Encoder.jpeg(try s.scale(f), qscale: 2), to: directory.appendingPathComponent(name))
             }
             poster = .init(full: "thumbs/poster.jpg", small: "thumbs/poster-320.jpg", time: (best.time * 1000).rounded() / 1000)
         }

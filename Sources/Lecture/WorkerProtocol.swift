@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The contract between a lecture's child process (`coursepack transcode --json`) and the process
 /// that started it (a batch, the server, a worker): the arguments it gets and the JSON lines it

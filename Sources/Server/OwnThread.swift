@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Runs blocking work (hashing, waiting for a worker process, fsync of an upload) on a thread of its
 /// own and waits for it without holding one of Swift's cooperative threads, which serve the requests.

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Lecture
 
 /// Places a package made in a worker's scratch folder into the shared output root. Staging copies it

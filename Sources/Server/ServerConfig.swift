@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Lecture
 
 /// `coursepack serve --config FILE`: a JSON object; every field has a default (docs/SERVER.md).

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Prometheus
 
 /// The server's Prometheus metrics (GET /metrics). Job counts by state and the queue depth are read

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Course
-public import Foundation
+import Foundation
 import Lecture
 import Logging
 

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Lecture
 
 /// Everything the command line prints, in one place.

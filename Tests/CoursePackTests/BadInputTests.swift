@@ -26,6 +26,9 @@ import Testing
         let r = try Support.coursepack("transcode", sample, "-o", mountPoint.appendingPathComponent("c1/pkg").path)
         #expect(r.status == 73, "status \(r.status): \(r.stderr)")
         #expect(r.stderr.contains("disk full (no space left on device)"), "\(r.stderr)")
+        // Named where the write met it, by the path it would have been published at.
+        #expect(r.stderr.hasPrefix("coursepack: \(mountPoint.path)/c1/pkg"), "\(r.stderr)")
+        #expect(!r.stderr.contains(".partial-"), "\(r.stderr)")
         #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
         let left = (try? FileManager.default.contentsOfDirectory(atPath: mountPoint.appendingPathComponent("c1").path)) ?? []
         #expect(left.isEmpty, "\(left)")

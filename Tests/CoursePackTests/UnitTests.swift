@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import FFmpeg
 @testable import Lecture
 
 @Suite struct PlaylistParsingTests {
@@ -321,5 +322,34 @@ final class LockedBoxForTest: @unchecked Sendable {
         r.renditionsOnly = true
         #expect(r.arguments == ["transcode", "/in/a.mp4", "-o", "/out/a", "--preset", "/p.json", "--json", "--cores", "2",
                                 "--build-key", "k1", "--captions", "/in/a.srt:en", "--captions", "/in/b.vtt", "--renditions-only"])
+    }
+}
+
+/// A full disk is named where the write meets it, whichever file of the package it was.
+@Suite struct OutputFileTests {
+    @Test func writeToAFullDeviceSaysDiskFull() throws {
+        // /dev/full answers every write with ENOSPC.
+        let error = #expect(throws: CoursePackError.self) { try OutputFile.write("#EXTM3U\n", to: URL(fileURLWithPath: "/dev/full")) }
+        #expect(error?.category == .output)
+        #expect(error?.reason == CoursePackError.diskFullReason)
+        #expect(error?.path == "/dev/full")
+    }
+
+    @Test func otherWriteFailuresKeepTheSystemsReason() throws {
+        let missing = URL(fileURLWithPath: "/nonexistent-folder/master.m3u8")
+        let error = #expect(throws: CoursePackError.self) { try OutputFile.write("#EXTM3U\n", to: missing) }
+        #expect(error?.category == .output)
+        #expect(error?.reason == "cannot create: No such file or directory")
+    }
+
+    @Test func aRenditionsFullDiskIsAnOutputError() {
+        let enospc = MediaError(kind: .io, operation: "writing segment", message: "No space left on device", code: -ENOSPC)
+        #expect(enospc.isNoSpace)
+        let full = CoursePackError.rendition("v360", path: "/out/pkg", enospc)
+        #expect(full.category == .output && full.reason.hasPrefix(CoursePackError.diskFullReason))
+        let other = CoursePackError.rendition("v360", path: "/out/pkg", MediaError(kind: .other, operation: "encoding", message: "x", code: -22))
+        #expect(other.category == .internal)
+        let own = CoursePackError(.badInput, path: "/in.mp4", "bad")
+        #expect(CoursePackError.rendition("v360", path: "/out/pkg", own).category == .badInput)
     }
 }

@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // FFmpeg's C headers and libraries, found with pkg-config.
@@ -53,7 +55,11 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: layers),
         // Courses: course.json, the worker pool of child processes, manifest.json and index.html.
-        .target(name: "Course", dependencies: ["Lecture"], swiftSettings: layers),
+        .target(name: "Course", dependencies: [
+            "Lecture",
+            .product(name: "Subprocess", package: "swift-subprocess"),
+            .product(name: "SystemPackage", package: "swift-system"),
+        ], swiftSettings: layers),
         // The job server: HTTP API (Hummingbird), the durable queue (SQLite through GRDB on one machine,
         // PostgreSQL through PostgresNIO for many), the job runner of `serve` and `worker`, metrics, webhooks.
         .target(name: "Server", dependencies: [

@@ -192,7 +192,7 @@ public final class Batch: @unchecked Sendable {
         task.captions = lecture.captions
         task.renditionsOnly = options.renditionsOnly
         let outcome = LectureWorker(executable: options.executable, limits: options.limits, environment: options.workerEnvironment)
-            .run(task, stop: { Signals.received != nil }) { percent, eta in
+            .run(task, stop: { Signals.received != nil }) { [self] percent, eta in
                 emit(.progress(id: lecture.id, worker: worker, percent: percent, eta: eta))
             }
 

@@ -1,4 +1,6 @@
 import Foundation
+import Subprocess
+import SystemPackage
 
 /// Limits a batch puts on each lecture's worker process.
 public struct WorkerLimits: Sendable {
@@ -26,57 +28,78 @@ struct ChildOutcome {
     var peakRSSMB: Int
 }
 
-/// Runs one child process (this executable in worker mode), streams its stdout lines to a callback,
-/// and enforces the limits: a crash, hang or runaway allocation inside FFmpeg ends that child only.
+/// Runs one child process (this executable in worker mode) through swift-subprocess, streams its
+/// stdout lines to a callback, and enforces the limits: a crash, hang or runaway allocation inside
+/// FFmpeg ends that child only. swift-subprocess forks on a thread of its own that lives as long as
+/// this process, so the worker's PR_SET_PDEATHSIG (`Signals.dieWithParent`) fires only when this
+/// process dies.
 enum ChildProcess {
+    /// Blocks the calling thread until the child has ended. Callers are threads of their own (a batch
+    /// worker, the server's `onOwnThread`), never one of Swift's cooperative threads.
     static func run(executable: String, arguments: [String], environment: [String: String], limits: WorkerLimits,
-                    interrupted: @escaping @Sendable () -> Bool, onStart: (Int32) -> Void,
-                    onLine: (String) -> Void) -> ChildOutcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = workerEnvironment(ProcessInfo.processInfo.environment).merging(environment) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        do {
-            try process.run()
-        } catch {
-            return ChildOutcome(status: -1, signal: nil, stopped: ("internal", "cannot start worker process \(executable): \(error)"),
-                                stderrTail: [], peakRSSMB: 0)
+                    interrupted: @escaping @Sendable () -> Bool, onStart: @escaping (Int32) -> Void,
+                    onLine: @escaping (String) -> Void) -> ChildOutcome {
+        let callbacks = Callbacks(onStart: onStart, onLine: onLine)
+        let ended = Slot<ChildOutcome>()
+        Task {
+            ended.put(await runAsync(executable: executable, arguments: arguments, environment: environment, limits: limits,
+                                     interrupted: interrupted, callbacks: callbacks))
         }
-        let pid = process.processIdentifier
-        onStart(pid)
-        let watch = Watch(child: ProcessIdentity(pid: pid), limits: limits, interrupted: interrupted)
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global())
-        timer.schedule(deadline: .now() + 0.25, repeating: 0.25)
-        timer.setEventHandler { watch.tick() }
-        timer.resume()
+        return ended.take()
+    }
 
-        let errGroup = DispatchGroup()
+    private static func runAsync(executable: String, arguments: [String], environment: [String: String], limits: WorkerLimits,
+                                 interrupted: @escaping @Sendable () -> Bool, callbacks: Callbacks) async -> ChildOutcome {
+        var keys: [Environment.Key: String] = [:]
+        for (k, v) in workerEnvironment(ProcessInfo.processInfo.environment).merging(environment, uniquingKeysWith: { $1 }) {
+            if let key = Environment.Key(rawValue: k) { keys[key] = v }
+        }
         let stderrTail = TailBuffer(lines: 20)
-        DispatchQueue.global().async(group: errGroup) {
-            let handle = err.fileHandleForReading
-            while case let data = handle.availableData, !data.isEmpty { stderrTail.append(data) }
-        }
-        var pending = Data()
-        let handle = out.fileHandleForReading
-        while case let data = handle.availableData, !data.isEmpty {
-            pending.append(data)
-            while let nl = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: pending[pending.startIndex..<nl], as: UTF8.self)
-                pending.removeSubrange(pending.startIndex...nl)
-                watch.sawOutput()
-                onLine(line)
+        let watch = WatchSlot()
+        do {
+            // The limits are checked four times a second from the start until the child has been reaped,
+            // also after it has closed its output.
+            let result = try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .milliseconds(250))
+                        watch.current?.tick()
+                    }
+                }
+                defer { group.cancelAll() }
+                return try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments), environment: .custom(keys),
+                                                input: .none, output: .sequence, error: .sequence) { execution in
+                    let pid = execution.processIdentifier.value
+                    callbacks.onStart(pid)
+                    let w = Watch(child: ProcessIdentity(pid: pid), limits: limits, interrupted: interrupted)
+                    watch.current = w
+                    async let errors: Void = {
+                        for try await buffer in execution.standardError { buffer.withUnsafeBytes { stderrTail.append(Data($0)) } }
+                    }()
+                    var pending = Data()
+                    for try await buffer in execution.standardOutput {
+                        buffer.withUnsafeBytes { pending.append(contentsOf: $0) }
+                        while let nl = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                            let line = String(decoding: pending[pending.startIndex..<nl], as: UTF8.self)
+                            pending.removeSubrange(pending.startIndex...nl)
+                            w.sawOutput()
+                            callbacks.onLine(line)
+                        }
+                    }
+                    try await errors
+                }
             }
+            let w = watch.current
+            switch result.terminationStatus {
+            case let .exited(code):
+                return ChildOutcome(status: code, signal: nil, stopped: w?.reason, stderrTail: stderrTail.lines, peakRSSMB: w?.peakMB ?? 0)
+            case let .signaled(signal):
+                return ChildOutcome(status: signal, signal: signal, stopped: w?.reason, stderrTail: stderrTail.lines, peakRSSMB: w?.peakMB ?? 0)
+            }
+        } catch {
+            return ChildOutcome(status: -1, signal: nil, stopped: ("internal", "cannot run worker process \(executable): \(error)"),
+                                stderrTail: stderrTail.lines, peakRSSMB: watch.current?.peakMB ?? 0)
         }
-        process.waitUntilExit()
-        timer.cancel()
-        errGroup.wait()
-        let signaled = process.terminationReason == .uncaughtSignal
-        return ChildOutcome(status: process.terminationStatus, signal: signaled ? process.terminationStatus : nil,
-                            stopped: watch.reason, stderrTail: stderrTail.lines, peakRSSMB: watch.peakMB)
     }
 
     /// Resident set size of a process in megabytes, from /proc; nil once it is gone.
@@ -218,5 +241,42 @@ func workerEnvironment(_ environment: [String: String]) -> [String: String] {
         let k = key.uppercased()
         return !["COURSEPACK_API_TOKEN", "COURSEPACK_WEBHOOK_SECRET", "COURSEPACK_DATABASE_URL", "DATABASE_URL"].contains(k)
             && !["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIALS"].contains { k.hasSuffix($0) }
+    }
+}
+
+/// The caller's callbacks, run only while `ChildProcess.run` waits for them (on the task that reads
+/// the child's output, one call at a time).
+private struct Callbacks: @unchecked Sendable {
+    let onStart: (Int32) -> Void
+    let onLine: (String) -> Void
+}
+
+/// The child's watch, set once its pid is known; read by the ticking task.
+private final class WatchSlot: @unchecked Sendable {  // state behind `lock`
+    private let lock = NSLock()
+    private var watch: Watch?
+    var current: Watch? {
+        get { lock.withLock { watch } }
+        set { lock.withLock { watch = newValue } }
+    }
+}
+
+/// One value handed from a task to the thread that waits for it.
+private final class Slot<Value>: @unchecked Sendable {  // state behind `condition`
+    private let condition = NSCondition()
+    private var value: Value?
+
+    func put(_ v: Value) {
+        condition.withLock {
+            value = v
+            condition.signal()
+        }
+    }
+
+    func take() -> Value {
+        condition.withLock {
+            while value == nil { condition.wait() }
+            return value!
+        }
     }
 }

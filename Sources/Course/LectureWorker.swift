@@ -45,7 +45,7 @@ public struct LectureWorker: Sendable {
 
     /// Runs the child to its end. `stop` is polled four times a second: true stops the child
     /// (SIGTERM, then SIGKILL after the grace period) and the outcome is an "interrupted" failure.
-    public func run(_ task: Task, stop: @escaping @Sendable () -> Bool, progress: (_ percent: Double, _ eta: Double?) -> Void) -> Outcome {
+    public func run(_ task: Task, stop: @escaping @Sendable () -> Bool, progress: @escaping (_ percent: Double, _ eta: Double?) -> Void) -> Outcome {
         var request = TranscodeRequest(source: task.source, destination: task.destination.path, presetFile: task.presetFile.path,
                                        buildKey: task.key, cores: task.cores)
         request.captions = task.captions

@@ -222,9 +222,8 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
         }
         defer { heartbeat.cancel() }
 
-        // Blocking work (hashing, the worker process) runs on threads of its own, off Swift's
-        // cooperative pool, which serves the HTTP requests. A thread also carries the worker's
-        // PR_SET_PDEATHSIG: the child dies if this process does.
+        // Blocking work (hashing, waiting for the worker process) runs on threads of its own, off
+        // Swift's cooperative pool, which serves the HTTP requests.
         let hashes = self.hashes
         let prepared: Swift.Result<(URL, String), Job.Failure> = await onOwnThread {
             do {

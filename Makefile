@@ -99,8 +99,9 @@ fuzz: deps
 	@set -o pipefail; failed=""; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p .build/fuzz-corpus/$$t Tests/fuzz/crashers/$$t; \
 	  echo "== $$t"; \
+	  dict=""; case $$t in playlist) dict=playlist;; captions) dict=captions;; course|preset) dict=json;; esac; \
 	  ASAN_OPTIONS=detect_leaks=0 FUZZ_TARGET=$$t .build/fuzz/release/coursepack-fuzz .build/fuzz-corpus/$$t Tests/fuzz/seeds/$$t \
-	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 -print_final_stats=1 \
+	    $${dict:+-dict=Tests/fuzz/dicts/$$dict.dict} -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 -print_final_stats=1 \
 	    -artifact_prefix=Tests/fuzz/crashers/$$t/ 2>&1 | grep -E "^Done|stat::number_of_executed_units|stat::new_units_added|ERROR|SUMMARY|artifact" \
 	    || failed="$$failed $$t"; \
 	done; if [ -n "$$failed" ]; then echo "fuzz findings in:$$failed (Tests/fuzz/crashers)"; exit 1; fi

@@ -10,7 +10,7 @@ For a package made from a source (default: the bench lecture with the default pr
   - playback in real headless Chromium (native HLS) over an emulated link (DevTools network emulation
     plus a loopback server throttled to the same rate): first frame, media seconds played per wall
     second after it, stall time, picture sizes played; the median of --runs runs per link.
-  - GStreamer's playbin (adaptive demuxer) playing the package to the end over loopback.
+  - GStreamer's playbin3 (hlsdemux2) and playbin (the older hlsdemux) playing the package to the end over loopback.
 
 Usage: lowband.py [--sources lecture720,dense720] [--runs N] [--links 150:300:45,64:500:60] [--append]
 Prints a table; `make bench-lowband` runs it on the bench lecture and appends it to BENCHMARKS.md.
@@ -232,13 +232,16 @@ def playback(pkg, kbps, rtt, seconds, runs):
 # ---------- GStreamer ----------
 
 def gst_plays_to_end(pkg, runs=3, timeout=120):
-    """GStreamer's playbin to end of stream over loopback (Tests/browser/gst_play.py): runs that ended."""
-    ok = 0
-    for _ in range(runs):
-        p = subprocess.run([sys.executable, str(ROOT / "Tests" / "browser" / "gst_play.py"), str(pkg), "--timeout", str(timeout)],
-                           capture_output=True, text=True)
-        ok += p.returncode == 0
-    return ok
+    """GStreamer to end of stream over loopback (Tests/browser/gst_play.py), each player on its own and
+    without retries: {"playbin3": runs that ended, "playbin": runs that ended}."""
+    ended = {}
+    for player in ["playbin3", "playbin"]:
+        ended[player] = 0
+        for _ in range(runs):
+            p = subprocess.run([sys.executable, str(ROOT / "Tests" / "browser" / "gst_play.py"), str(pkg), "--timeout", str(timeout),
+                                "--players", player, "--retries", "0"], capture_output=True, text=True)
+            ended[player] += p.returncode == 0
+    return ended
 
 
 def measure_source(src, preset, max_kbps, tmpdir, package=None):
@@ -284,7 +287,7 @@ def measure_source(src, preset, max_kbps, tmpdir, package=None):
         print(f"  slides + audio: {sa['bytes'] / 1e6:.2f} MB for {duration:.0f} s ({len(sa['stills'])} stills)"
               f" = {out['slides_and_audio']['per45min_mb']:.2f} MB per 45 min", flush=True)
     out["gstreamer"] = gst_plays_to_end(pkg)
-    print(f"  GStreamer playbin to the end: {out['gstreamer']} of 3 runs", flush=True)
+    print(f"  GStreamer to the end: playbin3 {out['gstreamer']['playbin3']} of 3 runs, playbin {out['gstreamer']['playbin']} of 3", flush=True)
     return out
 
 
@@ -303,11 +306,11 @@ def markdown(results, command):
                 lines.append(f"| {r['source']} | {a['name']} (in {a['in']}) | {a['codecs']} | — | — | {a['pesq_wb']:.2f} |")
             else:
                 lines.append(f"| {r['source']} | {a['name']} | {a['codecs']} | {a['peak'] / 1000:.1f} kb/s | {a['average'] / 1000:.1f} kb/s | {a['pesq_wb']:.2f} |")
-    lines += ["", "| source | slides + audio | per 45 min | GStreamer playbin to the end |", "| --- | --- | --- | --- |"]
+    lines += ["", "| source | slides + audio | per 45 min | GStreamer to the end (playbin3, playbin) |", "| --- | --- | --- | --- |"]
     for r in results["sources"]:
         sa = r.get("slides_and_audio")
         lines.append(f"| {r['source']} | {sa['bytes'] / 1e6:.2f} MB, {sa['stills']} stills |" if sa else f"| {r['source']} | — |")
-        lines[-1] += (f" {sa['per45min_mb']:.2f} MB |" if sa else " — |") + f" {r['gstreamer']} of 3 |"
+        lines[-1] += (f" {sa['per45min_mb']:.2f} MB |" if sa else " — |") + f" {r['gstreamer']['playbin3']}, {r['gstreamer']['playbin']} of 3 |"
     if results["playback"]:
         lines += ["", f"Chromium (native HLS, 960x540 player) on {results['playback_source']}, DevTools emulation plus a loopback server throttled to the same rate; medians of the runs:", "",
                   "| link | first frame | media per wall second after it | media played / wall | stalled | picture sizes played (each run) |", "| --- | --- | --- | --- | --- | --- |"]

@@ -143,7 +143,10 @@ enum PackageWriter {
             r.sampleRate = a.sampleRate
             r.audioOnly = a.audioOnly
             renditions.append(r)
-            if !muxAudio {
+            // An audio group only where a video variant names it: hlsdemux2 (GStreamer's playbin3) opens a
+            // track for every group listed and, in an audio-only package whose variants name none, waited
+            // on that track for good after switching variant.
+            if !muxAudio && outcome.video.contains(where: { $0.plan.audio == a.name }) {
                 lines.append("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"\(a.name)\",NAME=\"\(a.name)\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"\(a.channels)\",URI=\"\(a.name)/index.m3u8\"")
             }
             if a.audioOnly {

@@ -201,7 +201,9 @@ import Testing
 }
 
 enum GStreamer {
-    /// GStreamer's playbin over loopback HTTP, as fast as it goes, to end of stream (Tests/browser/gst_play.py).
+    /// GStreamer's playbin3 (hlsdemux2) and playbin (the older hlsdemux) over loopback HTTP, as fast as
+    /// they go, to end of stream (Tests/browser/gst_play.py; a playbin run that hangs is tried once more,
+    /// for the older demuxer's end-of-stream race documented there).
     /// The timeout only ends a hung player: on a loaded 2-core machine (suites run in parallel,
     /// servers and workers among them) a short package has taken over a minute to play through.
     static func play(_ package: URL, timeout: Int = 240) throws -> Support.Result {

@@ -85,6 +85,8 @@ enum ChildProcess {
                             w.sawOutput()
                             callbacks.onLine(line)
                         }
+                        // A worker's events are short lines; output without a line end is not one.
+                        if pending.count > 1 << 20 { pending.removeAll() }
                     }
                     try await errors
                 }

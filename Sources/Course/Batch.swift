@@ -8,7 +8,7 @@ public enum BatchEvent: Sendable {
     case lectureStarted(id: String, title: String, worker: Int)
     case progress(id: String, worker: Int, percent: Double, eta: Double?)
     case finished(id: String, worker: Int, seconds: Double, duration: Double, bytes: Int)
-    case failed(id: String, worker: Int?, category: String, reason: String)
+    case failed(id: String, worker: Int?, category: FailureCategory, reason: String)
     /// Stopped because the batch was interrupted; pending again, the next run makes it.
     case stopped(id: String, worker: Int)
     case warning(String)
@@ -118,7 +118,7 @@ public final class Batch: @unchecked Sendable {
                                         extras: !options.renditionsOnly, hashes: hashes)
             } catch let e as CoursePackError {
                 entry.status = .failed
-                entry.error = .init(category: "\(e.category)", reason: e.description)
+                entry.error = .init(category: FailureCategory(e.category), reason: e.description)
                 entries.append(entry)
                 failedEarly.append((lecture, e))
                 continue
@@ -140,7 +140,7 @@ public final class Batch: @unchecked Sendable {
         workers = max(1, min(options.workers, toRun.count))
         emit(.started(course: spec.id, lectures: spec.lectures.count, toRun: toRun.count, workers: workers))
         for l in skipped { emit(.skipped(id: l.id, title: l.title)) }
-        for (l, e) in failedEarly { emit(.failed(id: l.id, worker: nil, category: "\(e.category)", reason: e.description)) }
+        for (l, e) in failedEarly { emit(.failed(id: l.id, worker: nil, category: FailureCategory(e.category), reason: e.description)) }
         try lock.withLock { try writeManifest() }
 
         // Run: one thread per worker, each running one child process at a time.
@@ -200,7 +200,7 @@ public final class Batch: @unchecked Sendable {
         lock.withLock {
             let i = entries.firstIndex { $0.id == lecture.id }!
             switch outcome {
-            case let .failed(failure) where failure.category == "interrupted" && Signals.received != nil:
+            case let .failed(failure) where failure.category == .interrupted && Signals.received != nil:
                 interrupted = true
                 entries[i].status = .pending  // not the lecture's fault: the next run makes it
             case let .failed(failure):

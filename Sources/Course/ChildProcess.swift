@@ -1,6 +1,7 @@
 import Foundation
 import Subprocess
 import SystemPackage
+import Lecture
 
 /// Limits a batch puts on each lecture's worker process.
 public struct WorkerLimits: Sendable {
@@ -22,7 +23,7 @@ struct ChildOutcome {
     /// The signal that ended it, if one did.
     var signal: Int32?
     /// Why the batch stopped it, if it did: a category (timeout, hung, memory, interrupted) and a reason.
-    var stopped: (category: String, reason: String)?
+    var stopped: (category: FailureCategory, reason: String)?
     /// The last lines it wrote on stderr.
     var stderrTail: [String]
     var peakRSSMB: Int
@@ -99,7 +100,7 @@ enum ChildProcess {
                 return ChildOutcome(status: signal, signal: signal, stopped: w?.reason, stderrTail: stderrTail.lines, peakRSSMB: w?.peakMB ?? 0)
             }
         } catch {
-            return ChildOutcome(status: -1, signal: nil, stopped: ("internal", "cannot run worker process \(executable): \(error)"),
+            return ChildOutcome(status: -1, signal: nil, stopped: (.internal, "cannot run worker process \(executable): \(error)"),
                                 stderrTail: stderrTail.lines, peakRSSMB: watch.current?.peakMB ?? 0)
         }
     }
@@ -158,7 +159,7 @@ private final class Watch: @unchecked Sendable {  // all state behind `lock`
     private var lastOutput = Date()
     private var termSent: Date?
     private var killed = false
-    private var stopReason: (category: String, reason: String)?
+    private var stopReason: (category: FailureCategory, reason: String)?
     private var peak = 0
 
     init(child: ProcessIdentity, limits: WorkerLimits, interrupted: @escaping @Sendable () -> Bool) {
@@ -167,7 +168,7 @@ private final class Watch: @unchecked Sendable {  // all state behind `lock`
         self.interrupted = interrupted
     }
 
-    var reason: (category: String, reason: String)? { lock.withLock { stopReason } }
+    var reason: (category: FailureCategory, reason: String)? { lock.withLock { stopReason } }
     var peakMB: Int { lock.withLock { peak } }
 
     func sawOutput() { lock.withLock { lastOutput = Date() } }
@@ -179,7 +180,7 @@ private final class Watch: @unchecked Sendable {  // all state behind `lock`
             if let rss = ChildProcess.residentMB(child.pid) {
                 peak = max(peak, rss)
                 if rss > limits.memoryMB {
-                    stop(now, "memory", "used \(rss) MB of memory, over the limit of \(limits.memoryMB) MB", force: true)
+                    stop(now, .memory, "used \(rss) MB of memory, over the limit of \(limits.memoryMB) MB", force: true)
                     return
                 }
             }
@@ -188,17 +189,17 @@ private final class Watch: @unchecked Sendable {  // all state behind `lock`
                 return
             }
             if let timeout = limits.timeout, now.timeIntervalSince(started) > timeout {
-                stop(now, "timeout", "took longer than the per-lecture timeout of \(Int(timeout)) s", force: false)
+                stop(now, .timeout, "took longer than the per-lecture timeout of \(Int(timeout)) s", force: false)
             } else if now.timeIntervalSince(lastOutput) > limits.stallTimeout {
-                stop(now, "hung", "made no progress for \(Int(limits.stallTimeout)) s (hung)", force: false)
+                stop(now, .hung, "made no progress for \(Int(limits.stallTimeout)) s (hung)", force: false)
             } else if interrupted() {
-                stop(now, "interrupted", "was stopped: the batch was interrupted", force: false)
+                stop(now, .interrupted, "was stopped: the batch was interrupted", force: false)
             }
         }
     }
 
     /// SIGTERM first, so the worker removes its temporary folder; SIGKILL after the grace period.
-    private func stop(_ now: Date, _ category: String, _ why: String, force: Bool) {
+    private func stop(_ now: Date, _ category: FailureCategory, _ why: String, force: Bool) {
         if stopReason == nil { stopReason = (category, why) }
         if force {
             child.send(SIGKILL)

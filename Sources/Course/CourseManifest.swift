@@ -21,8 +21,7 @@ public struct CourseManifest: Sendable, Codable {
     }
 
     public struct Failure: Sendable, Codable {
-        /// usage, badInput, output, interrupted, internal, crashed, timeout, memory, hung
-        public var category: String
+        public var category: FailureCategory
         public var reason: String
     }
 

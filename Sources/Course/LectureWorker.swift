@@ -61,7 +61,7 @@ public struct LectureWorker: Sendable {
                                        interrupted: stop, onStart: { childPID = $0 }) { line in
             switch TranscodeEvent(line: line) {
             case let .progress(_, _, percent, _, eta)?: progress(percent, eta)
-            case let .error(category, _, reason)?: reported = .init(category: category.rawValue, reason: reason)
+            case let .error(category, _, reason)?: reported = .init(category: FailureCategory(category), reason: reason)
             case nil: break
             }
         }
@@ -73,23 +73,23 @@ public struct LectureWorker: Sendable {
         }
         if let sig = outcome.signal {
             let last = outcome.stderrTail.last(where: { !$0.isEmpty }).map { ": \($0)" } ?? ""
-            return .failed(.init(category: "crashed", reason: "\(name): worker crashed with signal \(sig) (\(LectureWorker.signalName(sig)))\(last)"))
+            return .failed(.init(category: .crashed, reason: "\(name): worker crashed with signal \(sig) (\(LectureWorker.signalName(sig)))\(last)"))
         }
         if let reported {
             return .failed(.init(category: reported.category, reason: "\(name): \(reported.reason)"))
         }
         if outcome.status != 0 {
             let last = outcome.stderrTail.last(where: { !$0.isEmpty }) ?? "no message"
-            return .failed(.init(category: "internal", reason: "\(name): worker exited with status \(outcome.status): \(last)"))
+            return .failed(.init(category: .internal, reason: "\(name): worker exited with status \(outcome.status): \(last)"))
         }
         do {
             let made = try LectureManifest.read(package: task.destination)
             guard made.build?.key == task.key else {
-                return .failed(.init(category: "internal", reason: "\(task.destination.path): package does not carry this run's build key"))
+                return .failed(.init(category: .internal, reason: "\(task.destination.path): package does not carry this run's build key"))
             }
             return .ready(made)
         } catch {
-            return .failed(.init(category: "internal", reason: "\(task.destination.path)/lecture.json: cannot read: \(error)"))
+            return .failed(.init(category: .internal, reason: "\(task.destination.path)/lecture.json: cannot read: \(error)"))
         }
     }
 

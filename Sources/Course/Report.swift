@@ -69,7 +69,7 @@ enum Report {
         h += "<h2>\(number). \(esc(e.title))</h2>\n"
         guard let l = e.lecture, e.status == .ready else {
             if e.status == .failed {
-                h += "<p class=\"failed\">Failed (\(esc(e.error?.category ?? ""))): \(esc(e.error?.reason ?? ""))</p>\n"
+                h += "<p class=\"failed\">Failed (\(esc(e.error?.category.rawValue ?? ""))): \(esc(e.error?.reason ?? ""))</p>\n"
             } else {
                 h += "<p class=\"pending\">Pending: not packaged yet.</p>\n"
             }

@@ -38,6 +38,40 @@ public struct CoursePackError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// Why a lecture or a job failed, as the batch, `manifest.json` and the server's JSON name it: the
+/// categories of `CoursePackError`, which a worker reports, and what the process watching a worker
+/// can see happen to it.
+public enum FailureCategory: String, Sendable, Codable, CaseIterable {
+    case usage, badInput, output, interrupted, `internal`
+    /// The worker died of a signal.
+    case crashed
+    /// The worker made no progress for the stall timeout.
+    case hung
+    /// The worker ran past the per-lecture timeout.
+    case timeout
+    /// The worker went over its memory limit.
+    case memory
+
+    public init(_ category: CoursePackError.Category) {
+        switch category {
+        case .usage: self = .usage
+        case .badInput: self = .badInput
+        case .output: self = .output
+        case .interrupted: self = .interrupted
+        case .internal: self = .internal
+        }
+    }
+
+    /// Failures that another run may not meet (a crash, a stall, a full disk); bad input or a bad
+    /// request fails the same way every time.
+    public var isTransient: Bool {
+        switch self {
+        case .crashed, .hung, .timeout, .memory, .internal, .output, .interrupted: return true
+        case .usage, .badInput: return false
+        }
+    }
+}
+
 /// Creates a folder and its parents like `mkdir -p`, failing with the system's reason
 /// ("Not a directory", "Permission denied"), which Foundation's error on Linux does not carry.
 public func createFolder(_ path: String) throws {

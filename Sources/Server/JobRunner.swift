@@ -195,9 +195,9 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
 
     /// Makes the job's package in the scratch folder and says how the run ended.
     private func execute(_ job: Job, token: String, control: RunControl, folder: URL) async -> Result {
-        func failed(_ category: String, _ reason: String) -> Result { Result(finish: .failed(.init(category: category, reason: reason))) }
+        func failed(_ category: FailureCategory, _ reason: String) -> Result { Result(finish: .failed(.init(category: category, reason: reason))) }
         guard let spec = job.spec ?? legacySpec?(job) else {
-            return failed("usage", "the job carries no destination and preset (queued by an older version); submit it again")
+            return failed(.usage, "the job carries no destination and preset (queued by an older version); submit it again")
         }
         let destination = URL(fileURLWithPath: spec.destination)
         let captions = job.captions.map { CaptionInput(path: $0.path, language: $0.language) }
@@ -234,9 +234,9 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
                 let key = try BuildKey.make(source: job.source, captions: captions, preset: preset, extras: true, hashes: hashes)
                 return .success((presetFile, key))
             } catch let e as CoursePackError {
-                return .failure(.init(category: "\(e.category)", reason: e.description))
+                return .failure(.init(category: FailureCategory(e.category), reason: e.description))
             } catch {
-                return .failure(.init(category: "internal", reason: "\(folder.path): cannot prepare the run: \(error.localizedDescription)"))
+                return .failure(.init(category: .internal, reason: "\(folder.path): cannot prepare the run: \(error.localizedDescription)"))
             }
         }
         let presetFile: URL, key: String
@@ -275,7 +275,7 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
             // fence, so the fenced step is a rename.
             let staged: Swift.Result<(URL, Data), Job.Failure> = await onOwnThread {
                 guard let data = try? Data(contentsOf: made.appendingPathComponent("lecture.json")) else {
-                    return .failure(.init(category: "internal", reason: "\(made.path)/lecture.json: cannot read"))
+                    return .failure(.init(category: .internal, reason: "\(made.path)/lecture.json: cannot read"))
                 }
                 do { return .success((try Publication.stage(made, beside: destination), data)) } catch {
                     return .failure(SQLiteJobStore.publishFailure(error))
@@ -293,8 +293,7 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
             case .shutdown?, .leaseLost?: return Result(finish: .retry(nil, delay: 0, countAttempt: false))
             case nil: break
             }
-            let transient: Set<String> = ["crashed", "hung", "timeout", "memory", "internal", "output", "interrupted"]
-            if transient.contains(f.category), job.attempts < spec.maxAttempts {
+            if f.category.isTransient, job.attempts < spec.maxAttempts {
                 let delay = spec.retryBaseSeconds * pow(2, Double(job.attempts - 1))
                 return Result(finish: .retry(.init(category: f.category, reason: f.reason), delay: min(delay, 3600), countAttempt: true))
             }

@@ -1,4 +1,5 @@
 public import Foundation
+public import Lecture
 
 /// A job as the API shows it and the store keeps it.
 public struct Job: Encodable, Sendable, Equatable {
@@ -13,7 +14,7 @@ public struct Job: Encodable, Sendable, Equatable {
     }
 
     public struct Failure: Error, Codable, Sendable, Equatable {
-        public var category: String
+        public var category: FailureCategory
         public var reason: String
     }
 

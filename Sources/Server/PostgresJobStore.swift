@@ -276,7 +276,7 @@ public final class PostgresJobStore: JobStore {
             case let .failed(f):
                 outcome = "failed"
                 try await c.query("""
-                    UPDATE job SET state = 'failed', error_category = \(f.category), error_reason = \(f.reason), finished = cp_now(),
+                    UPDATE job SET state = 'failed', error_category = \(f.category.rawValue), error_reason = \(f.reason), finished = cp_now(),
                       updated = cp_now(), lease_owner = NULL, lease_token = NULL, \(unescaped: webhook.sql)
                     WHERE id = \(id)
                     """, logger: logger)
@@ -285,7 +285,7 @@ public final class PostgresJobStore: JobStore {
                 try await c.query("""
                     UPDATE job SET state = 'queued', not_before = cp_now() + \(delay), updated = cp_now(), lease_owner = NULL,
                       lease_token = NULL, lease_expires = NULL, progress = 0, attempts = attempts - \(countAttempt ? 0 : 1),
-                      error_category = COALESCE(\(f?.category), error_category), error_reason = COALESCE(\(f?.reason), error_reason)
+                      error_category = COALESCE(\(f?.category.rawValue), error_category), error_reason = COALESCE(\(f?.reason), error_reason)
                     WHERE id = \(id)
                     """, logger: logger)
                 if delay <= 0 { try await c.query("SELECT pg_notify(\(Self.channel), \(id))", logger: logger) }
@@ -441,7 +441,7 @@ public final class PostgresJobStore: JobStore {
                    callbackUrl: try v("callback_url"), progress: try v("progress"), attempts: try v("attempts"),
                    createdAt: try date("created")!, updatedAt: try date("updated")!, startedAt: try date("started"),
                    finishedAt: try date("finished"),
-                   error: try category.map { Job.Failure(category: $0, reason: try v("error_reason", String?.self) ?? "") },
+                   error: try category.map { Job.Failure(category: FailureCategory(rawValue: $0) ?? .internal, reason: try v("error_reason", String?.self) ?? "") },
                    package: try v("package"),
                    webhook: try webhookState.map {
                        Job.Webhook(state: $0, attempts: try v("webhook_attempts"), lastError: try v("webhook_error"))

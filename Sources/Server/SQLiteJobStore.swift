@@ -191,7 +191,7 @@ public final class SQLiteJobStore: JobStore {
                     UPDATE job SET state = 'failed', error_category = ?, error_reason = ?, finished = ?, updated = ?,
                       lease_owner = NULL, lease_token = NULL, \(webhook)
                     WHERE id = ?
-                    """, arguments: [f.category, f.reason, now, now, id])
+                    """, arguments: [f.category.rawValue, f.reason, now, now, id])
             case let .retry(f, delay, countAttempt):
                 outcome = "retry"
                 try db.execute(sql: """
@@ -199,7 +199,7 @@ public final class SQLiteJobStore: JobStore {
                       lease_expires = NULL, progress = 0, attempts = attempts - ?, error_category = COALESCE(?, error_category),
                       error_reason = COALESCE(?, error_reason)
                     WHERE id = ?
-                    """, arguments: [now + delay, now, countAttempt ? 0 : 1, f?.category, f?.reason, id])
+                    """, arguments: [now + delay, now, countAttempt ? 0 : 1, f?.category.rawValue, f?.reason, id])
             case .cancelled:
                 outcome = "cancelled"
                 try db.execute(sql: """
@@ -308,8 +308,8 @@ public final class SQLiteJobStore: JobStore {
     // MARK: rows
 
     static func publishFailure(_ error: any Error) -> Job.Failure {
-        if let e = error as? CoursePackError { return .init(category: "\(e.category)", reason: e.description) }
-        return .init(category: "output", reason: "cannot publish the package: \(error)")
+        if let e = error as? CoursePackError { return .init(category: FailureCategory(e.category), reason: e.description) }
+        return .init(category: .output, reason: "cannot publish the package: \(error)")
     }
 
     static func job(_ row: Row, withLecture: Bool) -> Job {
@@ -323,7 +323,7 @@ public final class SQLiteJobStore: JobStore {
                    preset: row["preset"], captions: captions, callbackUrl: row["callback_url"], progress: row["progress"],
                    attempts: row["attempts"], createdAt: date("created")!, updatedAt: date("updated")!, startedAt: date("started"),
                    finishedAt: date("finished"),
-                   error: category.map { Job.Failure(category: $0, reason: row["error_reason"] ?? "") },
+                   error: category.map { Job.Failure(category: FailureCategory(rawValue: $0) ?? .internal, reason: row["error_reason"] ?? "") },
                    package: row["package"],
                    webhook: webhookState.map { Job.Webhook(state: $0, attempts: row["webhook_attempts"], lastError: row["webhook_error"]) },
                    lectureJSON: lecture, spec: JobSpec.decode(row["spec"]))

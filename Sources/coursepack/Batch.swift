@@ -149,7 +149,7 @@ struct JSONBatchDisplay: BatchDisplay {
             Output.jsonLine(["event": "lecture-finished", "id": id, "worker": worker, "seconds": round3(seconds),
                              "duration": duration, "bytes": bytes])
         case let .failed(id, worker, category, reason):
-            Output.jsonLine(["event": "lecture-failed", "id": id, "worker": worker ?? 0, "category": category, "reason": reason])
+            Output.jsonLine(["event": "lecture-failed", "id": id, "worker": worker ?? 0, "category": category.rawValue, "reason": reason])
         case let .stopped(id, worker):
             Output.jsonLine(["event": "lecture-stopped", "id": id, "worker": worker])
         case let .warning(message):

@@ -353,3 +353,35 @@ final class LockedBoxForTest: @unchecked Sendable {
         #expect(CoursePackError.rendition("v360", path: "/out/pkg", own).category == .badInput)
     }
 }
+
+/// One failure category, typed from the worker up to the server's JSON; the documents list exactly its cases.
+@Suite struct FailureCategoryTests {
+    static func enumValues(_ file: String, under key: String) throws -> [[String]] {
+        // Every "category" object with an enum in the document.
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: Support.repoRoot.appendingPathComponent(file)))
+        var found: [[String]] = []
+        func walk(_ v: Any) {
+            if let d = v as? [String: Any] {
+                if let c = d[key] as? [String: Any], let e = c["enum"] as? [String] { found.append(e) }
+                d.values.forEach(walk)
+            } else if let a = v as? [Any] { a.forEach(walk) }
+        }
+        walk(json)
+        return found
+    }
+
+    @Test func documentsListExactlyTheCategories() throws {
+        let cases = Set(FailureCategory.allCases.map(\.rawValue))
+        for file in ["docs/openapi.json", "docs/course.schema.json"] {
+            let lists = try Self.enumValues(file, under: "category")
+            #expect(!lists.isEmpty, "\(file) documents no category enum")
+            for l in lists { #expect(Set(l) == cases, "\(file): \(l.sorted()) vs \(cases.sorted())") }
+        }
+    }
+
+    @Test func everyErrorCategoryIsAFailureCategoryOfTheSameName() {
+        for c in CoursePackError.Category.allCases { #expect(FailureCategory(c).rawValue == c.rawValue) }
+        #expect(!FailureCategory.badInput.isTransient && !FailureCategory.usage.isTransient)
+        #expect(FailureCategory.crashed.isTransient && FailureCategory.hung.isTransient)
+    }
+}

@@ -1,5 +1,7 @@
 """What the browser checks share: a loopback HTTP server for a folder, and headless Chromium."""
 import functools
+import random
+import time
 import http.server
 import threading
 
@@ -11,7 +13,11 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     """Serves a folder with the HLS media types; `pages` maps extra paths to HTML."""
     pages = {}
 
+    delay = 0.0
+
     def do_GET(self):
+        if self.delay > 0:
+            time.sleep(random.uniform(0, self.delay))
         page = self.pages.get(self.path.split("?")[0])
         if page is not None:
             self.send_response(200)
@@ -33,9 +39,10 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def serve(directory, pages=None):
-    """Starts a server for `directory` on 127.0.0.1; returns (server, base URL)."""
-    handler = type("PageHandler", (Handler,), {"pages": pages or {}})
+def serve(directory, pages=None, delay=0.0):
+    """Starts a server for `directory` on 127.0.0.1; returns (server, base URL). With `delay`, each
+    response waits a random 0 to `delay` seconds first (a loaded server or a jittery link)."""
+    handler = type("PageHandler", (Handler,), {"pages": pages or {}, "delay": delay})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=directory))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"

@@ -2,7 +2,7 @@
 """Plays an HLS package to the end with GStreamer over loopback HTTP.
 
 Usage: gst_play.py PACKAGE_DIR [--timeout S] [--realtime] [--master NAME] [--players playbin3,playbin]
-                   [--retries N]
+                   [--retries N] [--delay S]
 
 Each player named plays the package to end of stream: `playbin3`, whose adaptive demuxer is
 hlsdemux2 (GStreamer's current one), and `playbin`, whose decodebin2 takes the older hlsdemux. Fake
@@ -10,12 +10,12 @@ sinks; without --realtime they run as fast as the pipeline allows. Prints one JS
 when every player reached end of stream without an error within the timeout.
 
 The older hlsdemux (GStreamer 1.22) sometimes never reaches end of stream: with every response
-delayed by 0-2 s at random, `playbin` failed 4 runs of 62 on one 9-s package (the one run logged
-with GST_DEBUG had switched variant after the first segment and hung after fetching the last
-segment of the variant it switched to), while `playbin3` played the same package to the end in 40
-runs of 40 under the same delays. So a `playbin` run that hangs (no end of stream, no error) is
-tried again up to --retries times (default 1), and the JSON lists every run; an error, or a hang
-on the last try, fails.
+delayed by 0-2 s at random (--delay 2), `playbin` hung in 3 runs of 30 on the 9-s package of
+TranscodeTests.variableFrameRateWithLateStart, `playbin3` in none of 30 (BENCHMARKS.md, "GStreamer's
+two HLS demuxers"); the one hung run logged with GST_DEBUG had switched variant after the first
+segment and stopped after fetching the last segment of the variant it switched to. So a `playbin`
+run that hangs (no end of stream, no error) is tried again up to --retries times (default 1), and
+the JSON lists every run; an error, or a hang on the last try, fails.
 """
 import argparse
 import json
@@ -46,8 +46,9 @@ def main():
     ap.add_argument("--master", default="master.m3u8")
     ap.add_argument("--players", default="playbin3,playbin")
     ap.add_argument("--retries", type=int, default=1)
+    ap.add_argument("--delay", type=float, default=0, help="delay each response by a random 0 to S seconds")
     a = ap.parse_args()
-    server, base = serve(a.package)
+    server, base = serve(a.package, delay=a.delay)
     uri = f"{base}/{a.master}"
     sync = "true" if a.realtime else "false"
     start = time.time()

@@ -48,9 +48,13 @@ run: build
 	$(BIN) validate out/lecture
 	@echo "Done: open out/lecture/master.m3u8 in an HLS player (layout: README, 'Output layout')"
 
+# A run that passes takes 6-8 minutes on 2 cores; one that hangs is stopped after TEST_TIME_LIMIT
+# seconds with every process's threads printed (Tests/tools/watchdog.py).
+TEST_TIME_LIMIT ?= 2700
+
 test: test-deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	python3 Tests/tools/watchdog.py $(TEST_TIME_LIMIT) $(SWIFT) test --skip-build $(TEST_ARGS)
 
 # Benchmark against the FFmpeg CLI ladder; sources are made once into ~/.cache/coursepack-bench.
 bench-deps: test-deps

@@ -140,19 +140,14 @@ import Testing
             "-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30:d=120", "-f", "lavfi", "-i", "sine=d=120",
             "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"])
         let out = try Support.scratch().appendingPathComponent("pkg")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Support.binary)
-        p.arguments = ["transcode", long, "-o", out.path]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
+        let log = out.deletingLastPathComponent().appendingPathComponent("stderr.txt")
+        let p = try Child(Support.binary, ["transcode", long, "-o", out.path], stderr: .file(log))
         Thread.sleep(forTimeInterval: 2)
         #expect(p.isRunning)
-        p.interrupt()
-        p.waitUntilExit()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(p.terminationStatus == 75, "exit \(p.terminationStatus): \(stderr)")
+        p.send(SIGINT)
+        p.wait()
+        let stderr = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(p.status == 75, "exit \(p.status): \(stderr)")
         #expect(stderr.contains("interrupted"))
         #expect(!FileManager.default.fileExists(atPath: out.path))
         #expect(Support.leftovers(beside: out).isEmpty)

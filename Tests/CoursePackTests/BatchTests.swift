@@ -165,12 +165,7 @@ import Testing
         let long = try Self.clip(seconds: 20, size: "640x360")
         let course = try Self.course((1...6).map { "part \($0).mp4" }, clip: long)
         let out = try Support.scratch().appendingPathComponent("pkg")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Support.binary)
-        p.arguments = ["batch", course.path, "-o", out.path, "--json", "--preset", try Support.testPreset()]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try Child(Support.binary, ["batch", course.path, "-o", out.path, "--json", "--preset", try Support.testPreset()])
         // Wait for the first lecture to be ready and a second one to be under way, then kill -9.
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
@@ -178,8 +173,8 @@ import Testing
             usleep(100_000)
         }
         usleep(400_000)
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        p.send(SIGKILL)
+        p.wait()
 
         // No worker outlives the batch.
         var orphans: [String] = []
@@ -310,18 +305,13 @@ import Testing
         let long = try BatchTests.clip(seconds: 20, size: "640x360")
         let course = try BatchTests.course(["one.mp4", "two.mp4"], clip: long)
         let out = try Support.scratch().appendingPathComponent("pkg")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Support.binary)
-        p.arguments = ["batch", course.path, "-o", out.path, "--preset", try Support.testPreset()]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try Child(Support.binary, ["batch", course.path, "-o", out.path, "--preset", try Support.testPreset()])
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, !FileManager.default.fileExists(atPath: out.appendingPathComponent("manifest.json").path) { usleep(50_000) }
         usleep(300_000)
-        kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 75)
+        p.send(SIGTERM)
+        p.wait()
+        #expect(p.status == 75)
         let lectures = try BatchTests.lectures(out)
         #expect(lectures.contains { $0["status"] as? String == "pending" })
         #expect(!lectures.contains { $0["status"] as? String == "failed" })
@@ -332,20 +322,17 @@ import Testing
 
 @Suite struct ProcessIdentityTests {
     @Test func aSignalReachesOnlyTheProcessThePidNamedAtStart() throws {
-        let sleeper = Process()
-        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
-        sleeper.arguments = ["30"]
-        try sleeper.run()
-        defer { if sleeper.isRunning { sleeper.terminate() } }
-        let identity = ProcessIdentity(pid: sleeper.processIdentifier)
+        let sleeper = try Child("/bin/sleep", ["30"])
+        defer { sleeper.send(SIGKILL); sleeper.wait() }
+        let identity = ProcessIdentity(pid: sleeper.pid)
         #expect(identity.startTime != nil)
         // The same pid with another start time stands for a recycled pid: no signal is sent.
-        let stale = ProcessIdentity(pid: sleeper.processIdentifier, startTime: identity.startTime! + 1)
+        let stale = ProcessIdentity(pid: sleeper.pid, startTime: identity.startTime! + 1)
         #expect(!stale.send(SIGKILL))
         #expect(sleeper.isRunning)
         #expect(identity.send(SIGKILL))
-        sleeper.waitUntilExit()
-        #expect(sleeper.terminationReason == .uncaughtSignal)
+        sleeper.wait()
+        #expect(sleeper.signal == SIGKILL)
         // Once reaped, nothing is sent.
         #expect(!identity.send(SIGKILL))
     }

@@ -53,13 +53,9 @@ final class PostgresCluster: @unchecked Sendable {
         guard first else { return }
         atexit {
             for s in PostgresCluster.stopAtExit {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: s.asPostgres ? "/usr/sbin/runuser" : "\(s.bin)/pg_ctl")
-            p.arguments = (s.asPostgres ? ["-u", "postgres", "--", "\(s.bin)/pg_ctl"] : []) + ["-D", s.data, "-m", "immediate", "stop"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try? p.run()
-            p.waitUntilExit()
+                let pgctl = ["\(s.bin)/pg_ctl", "-D", s.data, "-m", "immediate", "stop"]
+                let argv = s.asPostgres ? ["-u", "postgres", "--"] + pgctl : Array(pgctl.dropFirst())
+                (try? Child(s.asPostgres ? "/usr/sbin/runuser" : pgctl[0], argv))?.wait(timeout: 30)
             }
         }
     }
@@ -74,27 +70,15 @@ final class PostgresCluster: @unchecked Sendable {
         let data = folder.appendingPathComponent("data").path
         let arguments = ["-D", data, "-l", folder.appendingPathComponent("server.log").path, "-w", "-t", "60", "-o",
                          "-p \(port) -k \(folder.path) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300", "start"]
-        // The server inherits pg_ctl's output: a file, not a pipe that would stay open while it runs.
-        // posix_spawn and waitpid: Foundation's Process does not notice runuser's exit here.
+        // The server inherits pg_ctl's output: a file, not a pipe that would stay open while it runs;
+        // and (Child) no other descriptor of this process.
         let program = Self.asPostgres ? "/usr/sbin/runuser" : "\(bin)/pg_ctl"
-        let argv = [program] + (Self.asPostgres ? ["-u", "postgres", "--", "\(bin)/pg_ctl"] : []) + arguments
-        let out = folder.appendingPathComponent("pg_ctl.out").path
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var cArgs = argv.map { strdup($0) } + [nil]
-        defer { for a in cArgs { free(a) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, program, &actions, nil, &cArgs, environ) == 0 else {
-            throw Support.FixtureError(description: "cannot start \(program)")
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        guard status == 0 else {
-            throw Support.FixtureError(description: "pg_ctl start failed: \((try? String(contentsOfFile: out, encoding: .utf8)) ?? "")")
+        let argv = (Self.asPostgres ? ["-u", "postgres", "--", "\(bin)/pg_ctl"] : []) + arguments
+        let out = folder.appendingPathComponent("pg_ctl.out")
+        try? FileManager.default.removeItem(at: out)
+        let child = try Child(program, argv, stdout: .file(out), stderr: .file(out))
+        guard child.wait(timeout: 120), child.status == 0 else {
+            throw Support.FixtureError(description: "pg_ctl start failed: \((try? String(contentsOf: out, encoding: .utf8)) ?? "")")
         }
     }
 

@@ -1,37 +1,32 @@
 import Foundation
 import Testing
 
-/// A real `coursepack worker` with its own scratch folder, in a process group of its own (Foundation's
-/// Process makes each child a group leader; so are the worker's own transcode children).
+/// A real `coursepack worker` with its own scratch folder, in a process group of its own (so are the
+/// worker's own transcode children).
 final class WorkerHarness: @unchecked Sendable {
     let name: String
     let log: URL
-    let process: Process
+    let process: Child
 
     init(database: String, name: String, folder: URL, leaseSeconds: Double = 3, environment: [String: String] = [:]) throws {
         self.name = name
         log = folder.appendingPathComponent("worker-\(name).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: Support.binary)
-        process.arguments = ["worker", "--database", database, "--name", name, "--workers", "1",
-                             "--scratch", folder.appendingPathComponent("scratch-\(name)").path,
-                             "--lease-seconds", "\(leaseSeconds)", "--poll-seconds", "1", "--grace", "2"]
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
-        process.environment = env
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: log)
-        try process.run()
+        process = try Child(Support.binary, ["worker", "--database", database, "--name", name, "--workers", "1",
+                                             "--scratch", folder.appendingPathComponent("scratch-\(name)").path,
+                                             "--lease-seconds", "\(leaseSeconds)", "--poll-seconds", "1", "--grace", "2"],
+                            environment: env, stderr: .file(log))
     }
 
-    deinit { if process.isRunning { kill(-process.processIdentifier, SIGKILL) } }
+    deinit { if process.isRunning { kill(-process.pid, SIGKILL) } }
 
     var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
     /// Sends `signal` to the process groups of the worker's whole tree (the worker and its transcode children).
     func signalGroup(_ signal: Int32) {
-        for pid in [process.processIdentifier] + Self.descendants(of: process.processIdentifier) {
+        for pid in [process.pid] + Self.descendants(of: process.pid) {
             let group = getpgid(pid)
             kill(group > 0 ? -group : pid, signal)
         }
@@ -153,8 +148,8 @@ final class WorkerHarness: @unchecked Sendable {
         let metrics = String(decoding: try await a.request("GET", "/metrics").data, as: UTF8.self)
         #expect(metrics.contains(#"coursepack_workers{state="active"} 3"#), "\(metrics.prefix(2000))")
         for w in workers { w.signalGroup(SIGTERM) }
-        for w in workers { w.process.waitUntilExit() }
-        #expect(workers.allSatisfy { $0.process.terminationStatus == 0 }, "\(workers.map(\.logText))")
+        for w in workers { w.process.wait() }
+        #expect(workers.allSatisfy { $0.process.status == 0 }, "\(workers.map(\.logText))")
     }
 
     @Test func killedWorkerGroupsJobIsRunAgainElsewhere() async throws {
@@ -163,7 +158,7 @@ final class WorkerHarness: @unchecked Sendable {
         let second = try WorkerHarness(database: url, name: "second", folder: s.dir)
         try await Task.sleep(for: .milliseconds(500))
         first.signalGroup(SIGKILL)
-        first.process.waitUntilExit()
+        first.process.wait()
         for _ in 0..<20 where !BatchTests.processes(mentioning: source).isEmpty { usleep(100_000) }
         #expect(BatchTests.processes(mentioning: source).isEmpty, "the killed worker's child lives on")
 
@@ -245,7 +240,7 @@ final class WorkerHarness: @unchecked Sendable {
         #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "1")  // schema version 1 only, so far
         #expect(workers.map(\.logText).filter { $0.contains("schema version 1 applied") }.count == 1)
         for w in workers { w.signalGroup(SIGTERM) }
-        for w in workers { w.process.waitUntilExit() }
+        for w in workers { w.process.wait() }
     }
 
     @Test func unreachableDatabaseIsOneLineAndAnExit() async throws {

@@ -20,7 +20,7 @@ final class ServerHarness: @unchecked Sendable {
     let token = "test-token-0123456789abcdef"
     private var config: [String: Any]
     private let environment: [String: String]
-    private(set) var process: Process?
+    private(set) var process: Child?
     private(set) var port = 0
     private var log: URL
     private var starts = 0
@@ -44,7 +44,7 @@ final class ServerHarness: @unchecked Sendable {
         self.environment = environment
     }
 
-    deinit { if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+    deinit { process?.send(SIGKILL) }
 
     /// A copy of a fixture clip among the inputs.
     func input(_ name: String, seconds: Int = 4, size: String = "320x180") throws -> String {
@@ -61,18 +61,12 @@ final class ServerHarness: @unchecked Sendable {
         log = dir.appendingPathComponent("server-\(starts).log")
         starts += 1
         FileManager.default.createFile(atPath: log.path, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Support.binary)
-        p.arguments = ["serve", "--config", configURL.path]
         var env = ProcessInfo.processInfo.environment
         env["COURSEPACK_API_TOKEN"] = token
         env["COURSEPACK_PRESETS"] = Support.fixtureDir.path
         env.merge(environment) { $1 }
         env.merge(more) { $1 }
-        p.environment = env
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = try FileHandle(forWritingTo: log)
-        try p.run()
+        let p = try Child(Support.binary, ["serve", "--config", configURL.path], environment: env, stderr: .file(log))
         process = p
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
@@ -92,16 +86,16 @@ final class ServerHarness: @unchecked Sendable {
 
     func kill9() {
         guard let p = process else { return }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        p.send(SIGKILL)
+        p.wait()
     }
 
     /// SIGTERM and wait; returns the exit status.
     func terminate() -> Int32 {
         guard let p = process else { return -1 }
-        kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
-        return p.terminationStatus
+        p.send(SIGTERM)
+        p.wait()
+        return p.status
     }
 
     struct Reply: Sendable {
@@ -336,11 +330,9 @@ final class ServerHarness: @unchecked Sendable {
         // The temporary folder of a run whose process is gone (as a kill -9 mid-encode leaves it), and
         // one of a run still alive (this test process stands in for it).
         let course = s.outputs.appendingPathComponent("c1")
-        let gone = Process()
-        gone.executableURL = URL(fileURLWithPath: "/bin/true")
-        try gone.run()
-        gone.waitUntilExit()
-        let dead = course.appendingPathComponent(".long.partial-\(gone.processIdentifier)-1234")
+        let gone = try Child("/bin/true", [])
+        gone.wait()
+        let dead = course.appendingPathComponent(".long.partial-\(gone.pid)-1234")
         let live = course.appendingPathComponent(".other.partial-\(getpid())-5678")
         // A server on SQLite is alone on its output root and cleans up there; on PostgreSQL the root is
         // shared with other machines, whose process ids mean nothing here.
@@ -404,13 +396,9 @@ final class ServerHarness: @unchecked Sendable {
         let id = r.json["id"] as! String
         _ = try await s.wait(id) { (($0["webhook"] as? [String: Any])?["attempts"] as? Int ?? 0) >= 2 }
         let received = s.dir.appendingPathComponent("received.jsonl")
-        let receiver = Process()
-        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         // The receiver keeps only bodies signed with the shared secret.
-        receiver.arguments = ["python3", Support.repoRoot.appendingPathComponent("Tests/server/receiver.py").path, "\(port)", received.path, secret]
-        try receiver.run()
-        // SIGKILL: a child of this test may start with SIGTERM blocked.
-        defer { kill(receiver.processIdentifier, SIGKILL); receiver.waitUntilExit() }
+        let receiver = try Child("python3", [Support.repoRoot.appendingPathComponent("Tests/server/receiver.py").path, "\(port)", received.path, secret])
+        defer { receiver.send(SIGKILL); receiver.wait() }
         let job = try await s.wait(id, timeout: 60) { ($0["webhook"] as? [String: Any])?["state"] as? String == "delivered" }
         let hook = job["webhook"] as? [String: Any] ?? [:]
         #expect((hook["attempts"] as? Int ?? 0) >= 3)

@@ -20,24 +20,13 @@ enum Support {
 
     /// Runs a program to completion, capturing its output.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
-        p.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
-        if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let group = DispatchGroup()
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        p.waitUntilExit()
-        group.wait()
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                    timeout: Double = 1800) throws -> Result {
+        let env = environment.map { ProcessInfo.processInfo.environment.merging($0) { $1 } }
+        let r = try Child.run(executable, arguments, environment: env, timeout: timeout)
+        var stderr = String(decoding: r.stderr, as: UTF8.self)
+        if r.timedOut { stderr += "\n[killed after \(Int(timeout)) s: \(executable) \(arguments.joined(separator: " "))]" }
+        return Result(status: r.status, stdout: String(decoding: r.stdout, as: UTF8.self), stderr: stderr)
     }
 
     /// Runs coursepack.

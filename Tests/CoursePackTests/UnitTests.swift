@@ -385,3 +385,28 @@ final class LockedBoxForTest: @unchecked Sendable {
         #expect(FailureCategory.crashed.isTransient && FailureCategory.hung.isTransient)
     }
 }
+
+/// The tests' own process runner: it must not wait for grandchildren, nor hand this process's
+/// descriptors to the processes it starts.
+@Suite struct ChildTests {
+    @Test func runReturnsWhileAGrandchildHoldsTheOutput() throws {
+        let r = try Support.run("bash", ["-c", "sleep 120 & echo $!"])
+        let sleeper = try #require(Int32(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(sleeper, SIGKILL) }
+        #expect(r.status == 0)
+        #expect(kill(sleeper, 0) == 0, "the run waited for its grandchild to end")
+    }
+
+    @Test func aChildInheritsOnlyStdinStdoutAndStderr() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { for fd in fds { close(fd) } }
+        let child = try Child("/bin/sleep", ["30"])
+        defer { child.send(SIGKILL); child.wait() }
+        let open = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(child.pid)/fd").sorted()
+        #expect(open == ["0", "1", "2"])
+        child.send(SIGTERM)
+        child.wait()
+        #expect(child.signal == SIGTERM)
+    }
+}

@@ -194,19 +194,14 @@ import Testing
         let url = dir.appendingPathComponent("index.m3u8")
         let text = try String(contentsOf: url, encoding: .utf8)
         try text.replacingOccurrences(of: "#EXT-X-ENDLIST", with: lines + "#EXT-X-ENDLIST").write(to: url, atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Support.binary)
-        p.arguments = ["validate", pkg.path]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try Child(Support.binary, ["validate", pkg.path])
         Thread.sleep(forTimeInterval: 2)
         #expect(p.isRunning, "validate ended before the signal")
         let sent = Date()
-        p.terminate()
-        p.waitUntilExit()
+        p.send(SIGTERM)
+        p.wait()
         #expect(Date().timeIntervalSince(sent) < 10)
-        #expect(p.terminationStatus == 128 + SIGTERM, "status \(p.terminationStatus)")
+        #expect(p.status == 128 + SIGTERM, "status \(p.status)")
     }
 
     @Test func missingMasterFails() throws {

@@ -280,23 +280,40 @@ final class OnePass {
             corruptPackets += 1
             return
         }
+        do {
+            try Self.receiveAll(from: { try decoder.receive() }, dataError: { corruptPackets += 1 }) { frame in
+                if frame.isDamaged { corruptPackets += 1 }
+                if video { try handleVideo(frame) } else { try handleAudio(frame) }
+            }
+        } catch let stuck as DecoderStuck {
+            throw CoursePackError(.badInput, path: source.info.path, "the \(video ? "video" : "audio") decoder keeps failing: \(stuck.last)")
+        }
+    }
+
+    /// A decoder that failed `maxReceiveErrorsInARow` times in a row; `last` is its last error.
+    struct DecoderStuck: Error {
+        let last: MediaError
+    }
+
+    /// Hands on every value `receive` gives until it needs input or ends. An error that blames the data
+    /// is counted (`dataError`) and skipped, but `limit` of them in a row without a value between
+    /// throws `DecoderStuck` rather than spin; any other error is thrown as it is.
+    static func receiveAll<Value>(from receive: () throws -> Pull<Value>, limit: Int = maxReceiveErrorsInARow,
+                                  dataError: () -> Void, handle: (Value) throws -> Void) throws {
         var errorsInARow = 0
         while true {
-            let result: Pull<Frame>
+            let result: Pull<Value>
             do {
-                result = try decoder.receive()
+                result = try receive()
             } catch let e as MediaError where e.isDataError {
-                corruptPackets += 1
+                dataError()
                 errorsInARow += 1
-                if errorsInARow >= Self.maxReceiveErrorsInARow {
-                    throw CoursePackError(.badInput, path: source.info.path, "the \(video ? "video" : "audio") decoder keeps failing: \(e)")
-                }
+                if errorsInARow >= limit { throw DecoderStuck(last: e) }
                 continue
             }
-            guard case let .value(frame) = result else { break }
+            guard case let .value(value) = result else { return }
             errorsInARow = 0
-            if frame.isDamaged { corruptPackets += 1 }
-            if video { try handleVideo(frame) } else { try handleAudio(frame) }
+            try handle(value)
         }
     }
 

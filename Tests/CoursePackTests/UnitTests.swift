@@ -410,3 +410,48 @@ final class LockedBoxForTest: @unchecked Sendable {
         #expect(child.signal == SIGTERM)
     }
 }
+
+/// The decode loop's guard against a decoder that fails on every call (OnePass.receiveAll).
+@Suite struct ReceiveLoopTests {
+    static let bad = MediaError(kind: .invalidData, operation: "receiving a frame", message: "Invalid data found when processing input")
+
+    @Test func aDecoderThatKeepsFailingStopsTheLoop() {
+        var calls = 0, counted = 0
+        // Ends after 1,000 calls, so a loop without the guard fails this test instead of hanging it.
+        #expect(throws: OnePass.DecoderStuck.self) {
+            try OnePass.receiveAll(from: { () throws -> Pull<Int> in
+                calls += 1
+                if calls > 1000 { return .endOfStream }
+                throw Self.bad
+            }, dataError: { counted += 1 }, handle: { _ in })
+        }
+        #expect(calls == OnePass.maxReceiveErrorsInARow)
+        #expect(counted == OnePass.maxReceiveErrorsInARow)
+    }
+
+    @Test func badPacketsBetweenFramesAreSkipped() throws {
+        // 63 failures, a frame, 63 failures, a frame, then the decoder wants input.
+        var script: [Pull<Int>?] = Array(repeating: nil, count: 63) + [.value(1)] + Array(repeating: nil, count: 63) + [.value(2), .needsInput]
+        var got: [Int] = [], counted = 0
+        try OnePass.receiveAll(from: { () throws -> Pull<Int> in
+            let next = script.removeFirst()
+            guard let next else { throw Self.bad }
+            return next
+        }, dataError: { counted += 1 }, handle: { got.append($0) })
+        #expect(got == [1, 2])
+        #expect(counted == 126)
+        #expect(script.isEmpty)
+    }
+
+    @Test func anErrorThatDoesNotBlameTheInputIsThrownAtOnce() {
+        let noMemory = MediaError(kind: .other, operation: "receiving a frame", message: "Cannot allocate memory", code: -ENOMEM)
+        var calls = 0
+        #expect(throws: MediaError.self) {
+            try OnePass.receiveAll(from: { () throws -> Pull<Int> in
+                calls += 1
+                throw noMemory
+            }, dataError: {}, handle: { _ in })
+        }
+        #expect(calls == 1)
+    }
+}

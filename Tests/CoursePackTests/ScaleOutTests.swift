@@ -20,7 +20,10 @@ final class WorkerHarness: @unchecked Sendable {
                             environment: env, stderr: .file(log))
     }
 
-    deinit { if process.isRunning { kill(-process.pid, SIGKILL) } }
+    deinit {
+        if process.isRunning { kill(-process.pid, SIGKILL) }
+        process.wait(timeout: 10)
+    }
 
     var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 

@@ -44,7 +44,10 @@ final class ServerHarness: @unchecked Sendable {
         self.environment = environment
     }
 
-    deinit { process?.send(SIGKILL) }
+    deinit {
+        process?.send(SIGKILL)
+        process?.wait(timeout: 10)
+    }
 
     /// A copy of a fixture clip among the inputs.
     func input(_ name: String, seconds: Int = 4, size: String = "320x180") throws -> String {

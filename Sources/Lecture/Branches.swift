@@ -373,7 +373,7 @@ final class AudioBranch: Branch {
             config.codec = "libopus"
             config.options = AudioBranch.opusOptions
         default:
-            config.options = ["profile": "aac_low"]
+            config.options = ["profile": "aac_low", "aac_coder": plan.aacCoder ?? "twoloop"]
         }
         encoder = try Encoder(audio: config)
         stats.extradata = encoder.extradata

@@ -25,6 +25,8 @@ public struct AudioRenditionPlan: Codable, Sendable {
     public var name: String
     /// "aac" or "opus".
     public var codec = "aac"
+    /// FFmpeg's AAC quantiser search (`Preset.Audio.aacCoder`); nil for Opus.
+    public var aacCoder: String? = nil
     public var kbps: Int
     public var channels: Int
     public var sampleRate: Int
@@ -109,7 +111,7 @@ public struct LadderPlan: Codable, Sendable {
                 let codec = p.codec ?? "aac"
                 // Opus is encoded at 48 kHz whatever the source: the rate its decoders play at.
                 let rate = codec == "opus" ? 48000 : p.sampleRate ?? (a.sampleRate == 44100 ? 44100 : 48000)
-                audio.append(AudioRenditionPlan(name: p.name, codec: codec, kbps: p.kbps, channels: min(p.channels, max(1, a.channels)),
+                audio.append(AudioRenditionPlan(name: p.name, codec: codec, aacCoder: codec == "aac" ? p.aacCoder ?? "twoloop" : nil, kbps: p.kbps, channels: min(p.channels, max(1, a.channels)),
                                                 sampleRate: rate, audioOnly: p.audioOnly == true))
             }
         }

@@ -29,6 +29,11 @@ public struct Preset: Codable, Sendable {
         /// low rates, for players that take Opus in fMP4).
         public var codec: String?
         public var kbps: Int
+        /// FFmpeg's AAC quantiser search: "twoloop" (the default) or "fast". On the bench speech, "fast"
+        /// at 80 kb/s stereo and 32 kb/s mono scores a higher wideband PESQ than "twoloop" at 96 and 36
+        /// in as many bytes, for a third of the encoder's CPU time; at 24 kb/s mono "twoloop" scores
+        /// higher (BENCHMARKS.md). "fast" overshoots its bit rate by 10-20%, so `kbps` is set lower.
+        public var aacCoder: String?
         /// 1 or 2; a mono source stays mono.
         public var channels: Int
         /// Output sample rate; defaults to 48000 (44100 sources keep 44100).
@@ -158,6 +163,10 @@ public struct Preset: Codable, Sendable {
             if !(1...2).contains(a.channels) { return "preset field \(f).channels must be 1 or 2, is \(a.channels)" }
             if let r = a.sampleRate, ![22050, 24000, 32000, 44100, 48000].contains(r) { return "preset field \(f).sampleRate must be 22050, 24000, 32000, 44100 or 48000, is \(r)" }
             if codec == "opus", let r = a.sampleRate, r != 48000 { return "preset field \(f).sampleRate must be 48000 for opus, is \(r)" }
+            if let c = a.aacCoder {
+                if codec != "aac" { return "preset field \(f).aacCoder is for aac renditions, and this one is \(codec)" }
+                if !["twoloop", "fast"].contains(c) { return "preset field \(f).aacCoder must be twoloop or fast, is \"\(c)\"" }
+            }
         }
         if rungs.isEmpty { return "preset field rungs must list at least one rung" }
         for (i, r) in rungs.enumerated() {

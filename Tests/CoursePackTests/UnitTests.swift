@@ -80,6 +80,8 @@ import FFmpeg
         #expect(plan.video.map(\.height) == [720, 480, 360, 240, 216])
         #expect(plan.video.allSatisfy { $0.width % 2 == 0 && $0.height % 2 == 0 })
         #expect(plan.audio.contains { $0.audioOnly && $0.kbps <= 64 })
+        // The shipped preset's quantiser search per AAC rendition reaches the plan; Opus has none.
+        #expect(plan.audio.map(\.aacCoder) == ["fast", "fast", "twoloop", nil])
     }
 
     @Test func ladderFor1080pTopsAt720UnlessHD() throws {
@@ -175,6 +177,15 @@ import FFmpeg
         p.audio[opus].codec = "opus"
         p.audio[opus].sampleRate = 44100
         #expect(p.problem()?.contains("sampleRate must be 48000 for opus") == true)
+        p.audio[opus].sampleRate = nil
+        p.audio[opus].aacCoder = "fast"
+        #expect(p.problem() == "preset field audio[\(opus)].aacCoder is for aac renditions, and this one is opus")
+        let aac = try #require(p.audio.firstIndex { ($0.codec ?? "aac") == "aac" })
+        p.audio[opus].aacCoder = nil
+        p.audio[aac].aacCoder = "anmr"
+        #expect(p.problem() == "preset field audio[\(aac)].aacCoder must be twoloop or fast, is \"anmr\"")
+        p.audio[aac].aacCoder = "fast"
+        #expect(p.problem() == nil)
     }
 
     @Test func shortLecturesGetThreeSegments() throws {

@@ -104,8 +104,11 @@ final class ChapterBranch: Branch {
     private func analysisPicture(_ frame: Frame) throws -> [UInt8]? {
         let (w, h) = (SlideChangeDetector.width, SlideChangeDetector.height)
         if analysisScaler == nil || analysisScaler!.sourceMatches(frame) == false {
+            // Area averaging: Lanczos from 1080p spans 36 source pixels each way here, about 1 s of CPU
+            // for a minute of 1080p at 5 pictures a second against 0.4 s; the chapters found on the
+            // generated lectures did not change (BENCHMARKS.md, 2026-12-02).
             analysisScaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
-                                        width: w, height: h, pixelFormat: .gray)
+                                        width: w, height: h, pixelFormat: .gray, kernel: .area)
         }
         return try analysisScaler!.scale(frame).withLuma { bytes, stride in
             var out = [UInt8](repeating: 0, count: w * h)

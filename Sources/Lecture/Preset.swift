@@ -31,7 +31,7 @@ public struct Preset: Codable, Sendable {
         public var kbps: Int
         /// FFmpeg's AAC quantiser search: "twoloop" (the default) or "fast". On the bench speech, "fast"
         /// at 80 kb/s stereo and 32 kb/s mono scores a higher wideband PESQ than "twoloop" at 96 and 36
-        /// in as many bytes, for a third of the encoder's CPU time; at 24 kb/s mono "twoloop" scores
+        /// in as many bytes, for a quarter of the encoder's CPU time; at 24 kb/s mono "twoloop" scores
         /// higher (BENCHMARKS.md). "fast" overshoots its bit rate by 10-20%, so `kbps` is set lower.
         public var aacCoder: String?
         /// 1 or 2; a mono source stays mono.

@@ -373,7 +373,8 @@ final class AudioBranch: Branch {
             config.codec = "libopus"
             config.options = AudioBranch.opusOptions
         default:
-            config.options = ["profile": "aac_low", "aac_coder": plan.aacCoder ?? "twoloop"]
+            config.options = ["profile": "aac_low"]
+            if let coder = plan.aacCoder { config.options["aac_coder"] = coder }
         }
         encoder = try Encoder(audio: config)
         stats.extradata = encoder.extradata

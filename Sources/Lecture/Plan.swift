@@ -111,7 +111,7 @@ public struct LadderPlan: Codable, Sendable {
                 let codec = p.codec ?? "aac"
                 // Opus is encoded at 48 kHz whatever the source: the rate its decoders play at.
                 let rate = codec == "opus" ? 48000 : p.sampleRate ?? (a.sampleRate == 44100 ? 44100 : 48000)
-                audio.append(AudioRenditionPlan(name: p.name, codec: codec, aacCoder: codec == "aac" ? p.aacCoder ?? "twoloop" : nil, kbps: p.kbps, channels: min(p.channels, max(1, a.channels)),
+                audio.append(AudioRenditionPlan(name: p.name, codec: codec, aacCoder: codec == "aac" ? p.aacCoder ?? Preset.Audio.defaultAACCoder : nil, kbps: p.kbps, channels: min(p.channels, max(1, a.channels)),
                                                 sampleRate: rate, audioOnly: p.audioOnly == true))
             }
         }

@@ -34,6 +34,9 @@ public struct Preset: Codable, Sendable {
         /// in as many bytes, for a quarter of the encoder's CPU time; at 24 kb/s mono "twoloop" scores
         /// higher (BENCHMARKS.md). "fast" overshoots its bit rate by 10-20%, so `kbps` is set lower.
         public var aacCoder: String?
+        /// The values `aacCoder` takes, and the one an AAC rendition gets without it (FFmpeg's own).
+        static let aacCoders = ["twoloop", "fast"]
+        static let defaultAACCoder = "twoloop"
         /// 1 or 2; a mono source stays mono.
         public var channels: Int
         /// Output sample rate; defaults to 48000 (44100 sources keep 44100).
@@ -165,7 +168,7 @@ public struct Preset: Codable, Sendable {
             if codec == "opus", let r = a.sampleRate, r != 48000 { return "preset field \(f).sampleRate must be 48000 for opus, is \(r)" }
             if let c = a.aacCoder {
                 if codec != "aac" { return "preset field \(f).aacCoder is for aac renditions, and this one is \(codec)" }
-                if !["twoloop", "fast"].contains(c) { return "preset field \(f).aacCoder must be twoloop or fast, is \"\(c)\"" }
+                if !Audio.aacCoders.contains(c) { return "preset field \(f).aacCoder must be \(Audio.aacCoders.joined(separator: " or ")), is \"\(c)\"" }
             }
         }
         if rungs.isEmpty { return "preset field rungs must list at least one rung" }

@@ -90,14 +90,18 @@ func hlsOptions(directory: URL, segmentSeconds: Double, lead: Double?) -> [Strin
 ///
 /// Every rendition of a package shares one timeline, so a player that switches variant finds the
 /// next segment where the last one ended. x264 hands out decoding times a reordering delay (in
-/// frames) before presentation times; left alone, the muxer moves each rendition later by its own
-/// delay so no time is negative (0.2 s at 10 fps, 0.067 s at 30), and libavformat's interleaving by
-/// decoding time cuts each muxed segment's sound at the keyframe's decoding time, a different point
-/// in every rendition. At every switch between muxed variants Chromium's buffer then had a gap,
-/// where it stalled until its next segment arrived (5 s in 45 s at 150 kb/s). So every rendition is
-/// moved by the same `timestampOffset` (the ladder's largest delay), and the two streams of a muxed
-/// rendition are ordered here by presentation order (a video packet counts from its decoding time
-/// plus its rendition's delay): each segment's sound starts where its first picture does.
+/// frames) before presentation times: a keyframe's decoding time is the presentation time of the
+/// picture two before it, which lies at a different distance in a 10-fps rung than in a 25-fps one,
+/// or after an irregular gap of a variable-rate source. Segment start times (`tfdt`) and `#EXTINF`
+/// durations, both counted in decoding time, then differed between rungs (by 67 ms on a phone clip,
+/// 80 ms on a 25-fps Matroska file), and Chromium stalled for good when it switched variant there.
+/// So every rendition's decoding times are rewritten to one rule (`VideoBranch.retime`): a keyframe
+/// decodes its rendition's own lag before it presents, so every segment starts (`tfdt`) at its
+/// keyframe's presentation time in every rung. Every rendition is moved later by the same
+/// `timestampOffset` (the ladder's largest lag), so no time is negative and every rendition presents
+/// on one clock; and the two streams of a muxed rendition are ordered by presentation order (a video
+/// packet counts from its decoding time plus its lag): each segment's sound starts where its first
+/// picture does.
 final class RenditionOutput: @unchecked Sendable {
     // @unchecked Sendable: everything but the constants is touched only under `lock`, except
     // `timestampOffset`, which is set before any branch starts.
@@ -106,16 +110,18 @@ final class RenditionOutput: @unchecked Sendable {
     let directory: URL
     private let independentSegments: Bool
     private let options: [String: String]
-    /// Seconds added to a stream's decoding times to order it against the others.
+    /// Seconds added to a stream's decoding times to order it against the others: a video stream's
+    /// decode lag (`VideoBranch.decodeLag`), 0 for audio.
     private let orderingLead: [Double]
     private var queues: [[(key: Double, packet: Packet)]]
     private var ended: [Bool]
     private var started = false
-    /// Seconds added to every timestamp of the rendition; the same in every rendition of a package.
+    /// Seconds added to every timestamp of the rendition; the same in every rendition of a package
+    /// (the ladder's largest decode lag).
     var timestampOffset = 0.0
 
     /// - Parameter orderingLead: per encoder, seconds its packets' decoding times run behind their
-    ///   presentation order (a video encoder's reordering delay; 0 for audio).
+    ///   presentation times (a video encoder's decode lag; 0 for audio).
     init(directory: URL, encoders: [Encoder], orderingLead: [Double]? = nil, segmentSeconds: Double, lead: Double?,
          independentSegments: Bool) throws {
         self.directory = directory
@@ -208,9 +214,15 @@ final class VideoBranch: Branch {
     private var lastInputInterval: Double?
     private let frameDuration: Int64
     private(set) var stats = BranchStats()
-    /// This rendition's B-frame reordering delay: its encoder's reorder frames at its frame rate
-    /// (`RenditionOutput.timestampOffset`).
-    var reorderDelay: Double { Double(encoder.reorderFrames) / plan.frameRate }
+    /// Seconds this rendition's packets decode before they present: its encoder's reorder frames at
+    /// its frame rate (0.2 s at 10 fps, 0.067 s at 30), x264's own lag, kept so that players' and
+    /// demuxers' timestamp checks see what they expect (FFmpeg 5.1's HLS reader took a lag of 0.4 s
+    /// at 25 fps for a discontinuity). `RenditionOutput.timestampOffset` is the ladder's largest.
+    var decodeLag: Double { Double(encoder.reorderFrames) / plan.frameRate }
+    /// Presentation times of the pictures sent to the encoder and not yet out of it, in order.
+    private var sentTimes: [Int64] = []
+    private var sentHead = 0
+    private var lastDTS: Int64?
     /// Runners of the renditions scaled from this one's picture (`VideoRenditionPlan.scaledFrom`);
     /// each gets a reference to every picture this branch makes, before its own frame-rate cap.
     /// Set before the branch starts.
@@ -288,6 +300,7 @@ final class VideoBranch: Branch {
             nextDue = (t - nextDue > minInterval) ? t + minInterval : nextDue + minInterval
         }
         lastPTS = pts
+        sentTimes.append(pts)
         try encoder.send(picture)
         stats.framesEncoded += 1
         try drain()
@@ -333,6 +346,7 @@ final class VideoBranch: Branch {
 
     private func drain() throws {
         while case let .value(packet) = try encoder.receive() {
+            retime(packet)
             if firstDTS == nil { firstDTS = packet.dts }
             if let previous = held {
                 if let a = previous.dts, let b = packet.dts, b > a { previous.duration = b - a }
@@ -341,6 +355,30 @@ final class VideoBranch: Branch {
             }
             held = packet
         }
+    }
+
+    /// The n-th packet out of the encoder (decoding order) decodes at the n-th presentation time sent
+    /// in, less `decodeLag`. A closed-GOP keyframe's n-th presentation time is its own, so every
+    /// keyframe decodes exactly `decodeLag` before it presents; the muxer counts a track's decoding
+    /// times from its first (0 less the lag), so every segment's `tfdt` is its keyframe's presentation
+    /// time, in every rung, and the segments' durations agree across the ladder. x264 itself hands a
+    /// keyframe the presentation time of the picture two before it, which lies at another distance
+    /// in a rung of another frame rate or after an irregular gap.
+    /// A B-picture whose rule time would follow its presentation time (two intervals before it
+    /// longer than the lag) keeps x264's earlier time; both sequences rise, and x264's never follows
+    /// the presentation time. A keyframe always takes the rule's.
+    private func retime(_ packet: Packet) {
+        guard sentHead < sentTimes.count else { return }
+        let rule = sentTimes[sentHead] - timeBase.timestamp(decodeLag)
+        sentHead += 1
+        if sentHead > 256 {
+            sentTimes.removeFirst(sentHead)
+            sentHead = 0
+        }
+        var dts = packet.isKey ? rule : packet.dts.map { min($0, rule) } ?? rule
+        if let last = lastDTS, dts <= last { dts = last + 1 }
+        lastDTS = dts
+        packet.dts = dts
     }
 
     private func write(_ packet: Packet) throws {

@@ -137,8 +137,8 @@ final class OnePass {
         } catch {
             throw CoursePackError(.output, path: directory.path, "\(error)")
         }
-        // One timeline for every rendition (`RenditionOutput.timestampOffset`).
-        let offset = videoBranches.map(\.reorderDelay).max() ?? 0
+        // One timeline for every rendition (`RenditionOutput.timestampOffset`, `VideoBranch.retime`).
+        let offset = videoBranches.map(\.decodeLag).max() ?? 0
         for o in videoBranches.map(\.output) + audioBranches.compactMap(\.ownOutput) { o.timestampOffset = offset }
         let extras: [Branch] = [thumbnailBranch as Branch?, chapterBranch as Branch?].compactMap { $0 }
         // Branches are in ladder order, larger first, so a branch that hands its pictures on finishes

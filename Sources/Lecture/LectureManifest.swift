@@ -41,6 +41,9 @@ public struct LectureManifest: Sendable, Codable {
     public var source: SourceInfo
     public var duration: Double
     public var master: String
+    /// Every master playlist of the package, `master.m3u8` first, then the link-class masters
+    /// (`lite.m3u8`, `min.m3u8`) and any audio-only master of another codec family (`opus.m3u8`).
+    public var masters: [MasterPlaylistSummary]
     /// Video renditions, largest first: each with its sound muxed in (`audio` names it), or without
     /// sound when the package uses audio groups (`Preset.muxAudio` false).
     public var renditions: [RenditionSummary]
@@ -63,6 +66,7 @@ public struct LectureManifest: Sendable, Codable {
         s.path = URL(fileURLWithPath: source.path).lastPathComponent
         self.source = s
         self.master = master.master
+        masters = master.masters
         renditions = master.renditions.filter { $0.kind == "video" }
         audio = master.renditions.filter { $0.kind == "audio" }
         duration = (renditions.first ?? audio.first).map { ($0.duration * 1000).rounded() / 1000 } ?? source.duration
@@ -104,6 +108,7 @@ public struct LectureManifest: Sendable, Codable {
         func p(_ path: String) -> String { prefix + path }
         var m = self
         m.master = p(master)
+        m.masters = masters.map { var x = $0; x.playlist = p(x.playlist); return x }
         m.renditions = renditions.map { var r = $0; r.playlist = p(r.playlist); r.iFramePlaylist = r.iFramePlaylist.map(p); return r }
         m.audio = audio.map { var r = $0; r.playlist = p(r.playlist); r.iFramePlaylist = r.iFramePlaylist.map(p); return r }
         m.poster = poster.map { var x = $0; x.full = p(x.full); x.small = p(x.small); return x }

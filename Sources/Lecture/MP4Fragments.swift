@@ -91,6 +91,60 @@ public enum MP4Fragments {
         return entries
     }
 
+    /// Every track of an fMP4 init segment: its ID (tkhd), handler (`vide`, `soun`) and timescale (mdhd).
+    public static func tracks(initSegment data: Data) throws -> [(id: UInt32, handler: String, timescale: UInt32)] {
+        let b = [UInt8](data)
+        guard let moov = try boxes(b, from: 0, to: b.count).first(where: { $0.type == "moov" }) else {
+            throw ParseError(description: "init segment has no moov")
+        }
+        var out: [(id: UInt32, handler: String, timescale: UInt32)] = []
+        for trak in try boxes(b, from: moov.payload, to: moov.end) where trak.type == "trak" {
+            let children = try boxes(b, from: trak.payload, to: trak.end)
+            guard let tkhd = children.first(where: { $0.type == "tkhd" }), tkhd.payload < tkhd.end,
+                  let mdia = children.first(where: { $0.type == "mdia" }) else {
+                throw ParseError(description: "track at \(trak.start) lacks tkhd or mdia")
+            }
+            let inner = try boxes(b, from: mdia.payload, to: mdia.end)
+            guard let mdhd = inner.first(where: { $0.type == "mdhd" }), mdhd.payload < mdhd.end,
+                  let hdlr = inner.first(where: { $0.type == "hdlr" }), hdlr.payload + 12 <= hdlr.end else {
+                throw ParseError(description: "track at \(trak.start) lacks mdhd or hdlr")
+            }
+            // tkhd: version/flags, two times (32 or 64 bits by version), then track_ID.
+            let tkhdVersion = b[tkhd.payload], mdhdVersion = b[mdhd.payload]
+            guard tkhd.end - tkhd.payload >= (tkhdVersion == 1 ? 24 : 16), mdhd.end - mdhd.payload >= (mdhdVersion == 1 ? 36 : 24) else {
+                throw ParseError(description: "track at \(trak.start) has a truncated tkhd or mdhd")
+            }
+            let id = be32(b, tkhd.payload + (tkhdVersion == 1 ? 20 : 12))
+            let timescale = be32(b, mdhd.payload + (mdhdVersion == 1 ? 20 : 12))
+            guard timescale > 0 else { throw ParseError(description: "track \(id) has timescale 0") }
+            // hdlr: version/flags, pre_defined, then the handler type.
+            let handler = String(decoding: b[(hdlr.payload + 8)..<(hdlr.payload + 12)], as: UTF8.self)
+            out.append((id, handler, timescale))
+        }
+        return out
+    }
+
+    /// Each track's decode time at the start of a media segment: the `tfdt` of its first `traf`, in
+    /// its timescale, by track ID.
+    public static func decodeTimes(ofSegment data: Data) throws -> [UInt32: UInt64] {
+        let b = [UInt8](data)
+        var out: [UInt32: UInt64] = [:]
+        for moof in try boxes(b, from: 0, to: b.count) where moof.type == "moof" {
+            for traf in try boxes(b, from: moof.payload, to: moof.end) where traf.type == "traf" {
+                let children = try boxes(b, from: traf.payload, to: traf.end)
+                guard let tfhd = children.first(where: { $0.type == "tfhd" }), tfhd.payload + 8 <= tfhd.end else { continue }
+                let id = be32(b, tfhd.payload + 4)
+                guard out[id] == nil, let tfdt = children.first(where: { $0.type == "tfdt" }), tfdt.payload + 8 <= tfdt.end else { continue }
+                let version = b[tfdt.payload]
+                guard version == 0 || tfdt.payload + 12 <= tfdt.end else {
+                    throw ParseError(description: "tfdt at \(tfdt.start) is truncated")
+                }
+                out[id] = version == 1 ? be64(b, tfdt.payload + 4) : UInt64(be32(b, tfdt.payload + 4))
+            }
+        }
+        return out
+    }
+
     /// Sum of the sample durations of every fragment of a media segment, in track timescale units.
     public static func duration(ofSegment data: Data, defaultDuration: UInt32) throws -> UInt64 {
         try fragments(of: data, defaultDuration: defaultDuration).reduce(0) { $0 + $1.duration }

@@ -72,12 +72,27 @@ public struct CaptionSummary: Sendable, Codable {
     public var cues: Int
 }
 
-/// What the master playlist lists.
+/// One master playlist of the package and what it is for: `master.m3u8` for every link, the
+/// link-class masters a platform hands a learner it knows is on a slow link (`lite.m3u8`,
+/// `min.m3u8`), and one master for each further audio codec family (`opus.m3u8`).
+public struct MasterPlaylistSummary: Sendable, Codable {
+    /// "full", "lite", "min", or the codec family ("opus").
+    public var name: String
+    public var playlist: String
+    /// The variants it lists (rendition names), in its order.
+    public var variants: [String]
+    /// The largest declared BANDWIDTH among them (peak with audio), bits per second.
+    public var peakBitrate: Int
+    public var description: String
+}
+
+/// What the master playlists list.
 public struct MasterSummary: Sendable, Codable {
     public var master: String
     public var variants: [VariantSummary]
     public var renditions: [RenditionSummary]
     public var captions: [CaptionSummary]
+    public var masters: [MasterPlaylistSummary]
 }
 
 /// Writes I-frame playlists and the master playlist from what the renditions measured on disk.
@@ -126,7 +141,8 @@ enum PackageWriter {
     static func writeMaster(directory: URL, outcome: PassOutcome, muxAudio: Bool, captions: [CaptionWriter.Track] = []) throws -> MasterSummary {
         var audioCodecs: [String: String] = [:]
         var audioRates: [String: MeasuredRate] = [:]
-        var lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+        var groupLines: [String: String] = [:]
+        var subtitleLines: [String] = []
         var variants: [VariantSummary] = []
         var audioOnly: [VariantSummary] = []
         var renditions: [RenditionSummary] = []
@@ -147,7 +163,7 @@ enum PackageWriter {
             // track for every group listed and, in an audio-only package whose variants name none, waited
             // on that track for good after switching variant.
             if !muxAudio && outcome.video.contains(where: { $0.plan.audio == a.name }) {
-                lines.append("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"\(a.name)\",NAME=\"\(a.name)\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"\(a.channels)\",URI=\"\(a.name)/index.m3u8\"")
+                groupLines[a.name] = "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"\(a.name)\",NAME=\"\(a.name)\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"\(a.channels)\",URI=\"\(a.name)/index.m3u8\""
             }
             if a.audioOnly {
                 audioOnly.append(VariantSummary(
@@ -156,7 +172,7 @@ enum PackageWriter {
                     segments: m.playlist.segments.count, duration: m.playlist.totalDuration, bytes: m.sizes.reduce(0, +)))
             }
         }
-        var iframeLines: [String] = []
+        var iframeLines: [String: String] = [:]
         for (v, stats) in outcome.video {
             let dir = directory.appendingPathComponent(v.name)
             let m = try measure(dir)
@@ -179,7 +195,7 @@ enum PackageWriter {
                 averageBandwidth: Int((m.rate.average + (aRate?.average ?? 0)).rounded(.up)),
                 segments: m.playlist.segments.count, duration: m.playlist.totalDuration, bytes: m.sizes.reduce(0, +),
                 iFramePlaylist: "\(v.name)/iframes.m3u8", audio: audio, audioMuxed: muxAudio && audio != nil ? true : nil))
-            iframeLines.append("#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=\(Int(iRate.peak.rounded(.up))),AVERAGE-BANDWIDTH=\(Int(iRate.average.rounded(.up))),CODECS=\"\(avc)\",RESOLUTION=\(v.width)x\(v.height),URI=\"\(v.name)/iframes.m3u8\"")
+            iframeLines[v.name] = "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=\(Int(iRate.peak.rounded(.up))),AVERAGE-BANDWIDTH=\(Int(iRate.average.rounded(.up))),CODECS=\"\(avc)\",RESOLUTION=\(v.width)x\(v.height),URI=\"\(v.name)/iframes.m3u8\""
         }
         // Captions are cut at the segment boundaries of the first video rendition (or of the audio).
         var captionSummaries: [CaptionSummary] = []
@@ -189,7 +205,7 @@ enum PackageWriter {
                 let uri = try CaptionWriter.write(t, package: directory, segmentDurations: timing.playlist.segments.map(\.duration))
                 let name = t.input.language ?? "Captions"
                 let lang = t.input.language.map { ",LANGUAGE=\"\($0)\"" } ?? ""
-                lines.append("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"\(name)\"\(lang),DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"\(uri)\"")
+                subtitleLines.append("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"\(name)\"\(lang),DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"\(uri)\"")
                 captionSummaries.append(CaptionSummary(language: t.input.language, name: name, playlist: uri,
                                                        source: URL(fileURLWithPath: t.input.path).lastPathComponent, cues: t.cues.count))
             }
@@ -199,17 +215,72 @@ enum PackageWriter {
         // carry and climb as their measurements allow; Chromium sorts by BANDWIDTH itself, starts on
         // the lowest and drops audio-only variants when there is video.
         let ordered = variants.sorted { $0.bandwidth < $1.bandwidth } + audioOnly.sorted { $0.bandwidth < $1.bandwidth }
-        for v in ordered {
-            var attrs = ["BANDWIDTH=\(v.bandwidth)", "AVERAGE-BANDWIDTH=\(v.averageBandwidth)", "CODECS=\"\(v.codecs)\""]
-            if let w = v.width, let h = v.height { attrs.append("RESOLUTION=\(w)x\(h)") }
-            if let f = v.frameRate { attrs.append(String(format: "FRAME-RATE=%.3f", f)) }
-            if let a = v.audio, v.audioMuxed != true { attrs.append("AUDIO=\"\(a)\"") }
-            if !captions.isEmpty { attrs.append("SUBTITLES=\"subs\"") }
-            lines.append("#EXT-X-STREAM-INF:" + attrs.joined(separator: ","))
-            lines.append(v.playlist)
+        func write(_ file: String, _ listed: [VariantSummary]) throws {
+            var lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+            lines += Set(listed.compactMap { $0.audioMuxed == true ? nil : $0.audio }).sorted().compactMap { groupLines[$0] }
+            lines += subtitleLines
+            for v in listed {
+                var attrs = ["BANDWIDTH=\(v.bandwidth)", "AVERAGE-BANDWIDTH=\(v.averageBandwidth)", "CODECS=\"\(v.codecs)\""]
+                if let w = v.width, let h = v.height { attrs.append("RESOLUTION=\(w)x\(h)") }
+                if let f = v.frameRate { attrs.append(String(format: "FRAME-RATE=%.3f", f)) }
+                if let a = v.audio, v.audioMuxed != true { attrs.append("AUDIO=\"\(a)\"") }
+                if !captions.isEmpty { attrs.append("SUBTITLES=\"subs\"") }
+                lines.append("#EXT-X-STREAM-INF:" + attrs.joined(separator: ","))
+                lines.append(v.playlist)
+            }
+            lines += listed.compactMap { iframeLines[$0.name] }
+            try OutputFile.write(lines.joined(separator: "\n") + "\n", to: directory.appendingPathComponent(file))
         }
-        lines += iframeLines
-        try OutputFile.write(lines.joined(separator: "\n") + "\n", to: directory.appendingPathComponent("master.m3u8"))
-        return MasterSummary(master: "master.m3u8", variants: ordered, renditions: renditions, captions: captionSummaries)
+        var masters: [MasterPlaylistSummary] = []
+        for m in linkClassMasters(ordered) {
+            try write(m.playlist, m.listed)
+            masters.append(MasterPlaylistSummary(name: m.name, playlist: m.playlist, variants: m.listed.map(\.name),
+                                                 peakBitrate: m.listed.map(\.bandwidth).max() ?? 0, description: m.description))
+        }
+        let full = masters[0]
+        return MasterSummary(master: full.playlist, variants: ordered.filter { full.variants.contains($0.name) },
+                             renditions: renditions, captions: captionSummaries, masters: masters)
+    }
+
+    /// Declared peak (with audio) at or under which a variant goes into `lite.m3u8`: what a 2G/EDGE or
+    /// weak 3G link carries.
+    static let liteMaxBandwidth = 128_000
+
+    /// The codec family of a variant's sound: a player can switch between variants of one family,
+    /// not between families (Chromium failed with a decode error switching from Opus to AAC).
+    static func audioFamily(_ v: VariantSummary) -> String {
+        v.codecs.lowercased().contains("opus") ? "opus" : "aac"
+    }
+
+    /// The masters to write, `master.m3u8` first, each listing variants of `ordered` (already in
+    /// playlist order). No master mixes audio codec families: `master.m3u8` has every video variant
+    /// and the audio-only variants of the video's audio family (AAC; for a lecture without video, AAC
+    /// if there is any), and every other family's audio-only variants get a master of their own
+    /// (`opus.m3u8`). `lite.m3u8` has the variants of `master.m3u8` whose declared peak is at most
+    /// 128 kb/s (and at least the lowest video variant); `min.m3u8` the lowest video variant and the
+    /// lowest audio-only variant of its family.
+    static func linkClassMasters(_ ordered: [VariantSummary]) -> [(name: String, playlist: String, listed: [VariantSummary], description: String)] {
+        let video = ordered.filter { $0.kind == "video" }
+        let audioOnly = ordered.filter { $0.kind != "video" }
+        let families = Array(Set(audioOnly.map(audioFamily))).sorted()
+        let main = video.first.map(audioFamily) ?? (families.contains("aac") ? "aac" : families.first ?? "aac")
+        let full = ordered.filter { $0.kind == "video" || audioFamily($0) == main }
+        var lite = full.filter { $0.bandwidth <= liteMaxBandwidth }
+        if let lowest = video.first, !lite.contains(where: { $0.kind == "video" }) {
+            lite = [lowest] + lite
+        }
+        let mainAudio = audioOnly.filter { audioFamily($0) == main }
+        let min = (video.first.map { [$0] } ?? []) + (mainAudio.first.map { [$0] } ?? [])
+        var out: [(name: String, playlist: String, listed: [VariantSummary], description: String)] = [
+            ("full", "master.m3u8", full, "Every rendition; players adapt between them. For any link."),
+            ("lite", "lite.m3u8", lite,
+             "The variants whose declared peak with audio is at most \(liteMaxBandwidth / 1000) kb/s: for a learner known to be on a 2G/EDGE or weak 3G link (Save-Data, a data-saver switch, the Network Information API's effective type)."),
+            ("min", "min.m3u8", min, "The lowest video variant and the audio-only variant of its codec: for the weakest links."),
+        ]
+        for f in families where f != main {
+            out.append((f, "\(f).m3u8", audioOnly.filter { audioFamily($0) == f },
+                        "Audio only in \(f == "opus" ? "Opus" : f.uppercased()), for players that take it (better speech at a lower rate); not mixed with other codecs, which players cannot switch between."))
+        }
+        return out
     }
 }

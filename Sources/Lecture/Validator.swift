@@ -109,6 +109,17 @@ public enum Validator {
                 let aligned = d.count == ref.count && zip(d, ref).allSatisfy { abs($0 - $1) <= 0.05 }
                 r.expect("\(v.uri): segments aligned with \(videoVariants[0].0.uri)", aligned,
                          "\(d.count) segments vs \(ref.count), or durations differ by more than 0.05 s")
+                // A player that switches variant asks for the segment that starts where the last one
+                // ended: every rung's segments must start decoding at the same time (tfdt), to the
+                // millisecond, not only add up to similar durations.
+                if let refStarts = videoVariants[0].1.videoStarts, let starts = m.videoStarts, starts.count == refStarts.count {
+                    let off = zip(starts, refStarts).enumerated().first { abs($0.element.0 - $0.element.1) > 0.001 }
+                    r.expect("\(v.uri): segments start at the same time (tfdt) as \(videoVariants[0].0.uri)", off == nil,
+                             off.map { String(format: "segment %d starts at %.4f s, %.4f s there", $0.offset, $0.element.0, $0.element.1) } ?? "")
+                } else {
+                    r.expect("\(v.uri): segments start at the same time (tfdt) as \(videoVariants[0].0.uri)", false,
+                             "a segment has no tfdt for its video track, or the segment counts differ")
+                }
             }
         }
         if !videoVariants.isEmpty {
@@ -120,6 +131,30 @@ public enum Validator {
         let hasAudio = !audioGroups.isEmpty || master.variants.contains { ($0.attributes["CODECS"] ?? "").contains("mp4a") }
         if hasAudio {
             r.expect("ladder has an audio-only variant", audioOnlyVariant, "no variant without video")
+        }
+        checkAudioFamilies("master.m3u8", master, report: &r)
+        // The link-class masters (README, "Serving a package"): each parses, lists renditions that
+        // are there and declares their peaks, and plays one audio codec family.
+        for name in ["lite.m3u8", "min.m3u8", "opus.m3u8"] {
+            if shouldStop() { break }
+            guard name != "opus.m3u8" || (try? files.size(name)) != nil else { continue }
+            let other: MasterPlaylist
+            do {
+                other = try MasterPlaylist(text: try files.text(name))
+            } catch {
+                r.expect("\(name) parses", false, "\(error)")
+                continue
+            }
+            r.expect("\(name) parses", true)
+            r.expect("\(name) has variants", !other.variants.isEmpty, "no EXT-X-STREAM-INF")
+            for v in other.variants {
+                guard let media = rendition(v.uri), let declared = bitRate(v.attributes["BANDWIDTH"]).map(Double.init) else { continue }
+                if v.attributes["AUDIO"] == nil {
+                    r.expect("\(name) \(v.uri): BANDWIDTH within 10% of measured peak", abs(declared - media.rate.peak) <= 0.1 * media.rate.peak,
+                             "declared \(whole(declared)), measured peak \(whole(media.rate.peak))")
+                }
+            }
+            checkAudioFamilies(name, other, report: &r)
         }
         let subtitleGroups = Set(master.media.filter { $0["TYPE"] == "SUBTITLES" }.compactMap { $0["GROUP-ID"] })
         for v in master.variants {
@@ -161,6 +196,9 @@ public enum Validator {
         var nonKeySegments: [String]
         /// The init segment's sample entries, one a track (`avc1`, `mp4a`, `Opus`); empty when it cannot be read.
         var sampleEntries: [String]
+        /// Seconds at which each segment's video track starts decoding (`tfdt` over the track's
+        /// timescale); nil when the rendition has no video track or a segment has no `tfdt` for it.
+        var videoStarts: [Double]?
     }
 
     /// The MP4 sample entry a CODECS entry (RFC 6381) names: the codecs CoursePack writes and the
@@ -232,6 +270,8 @@ public enum Validator {
         guard missing.isEmpty, !pl.segments.isEmpty else { return nil }
         var nonKey: [String] = []
         var undecodable: [String] = []
+        let videoTrack = (try? MP4Fragments.tracks(initSegment: initData))?.first { $0.handler == "vide" }
+        var videoStarts: [Double]? = videoTrack == nil ? nil : []
         for seg in pl.segments {
             if shouldStop() { return nil }
             let data: Data
@@ -243,6 +283,11 @@ public enum Validator {
             }
             let frags = (try? MP4Fragments.fragments(of: data)) ?? []
             if frags.first?.firstSampleIsSync != true { nonKey.append(seg.uri) }
+            if let track = videoTrack, let t = (try? MP4Fragments.decodeTimes(ofSegment: data))?[track.id] {
+                videoStarts?.append(Double(t) / Double(track.timescale))
+            } else {
+                videoStarts = nil
+            }
             if decode, let problem = SegmentDecoder.problem(initSegment: initData, segment: data) {
                 undecodable.append("\(seg.uri) (\(problem))")
             }
@@ -259,7 +304,17 @@ public enum Validator {
         } catch {
             r.expect("\(uri): initialisation segment describes its stream", false, "\(pl.mapURI ?? "EXT-X-MAP"): \(error)")
         }
-        return Rendition(playlist: pl, rate: rate, nonKeySegments: nonKey, sampleEntries: entries)
+        return Rendition(playlist: pl, rate: rate, nonKeySegments: nonKey, sampleEntries: entries, videoStarts: videoStarts)
+    }
+
+    /// A player switches between variants of one audio codec family only: Chromium failed with a
+    /// decode error when it switched from an Opus variant to an AAC one.
+    private static func checkAudioFamilies(_ name: String, _ master: MasterPlaylist, report r: inout ValidationReport) {
+        let families = Set(master.variants.compactMap { v -> String? in
+            let codecs = (v.attributes["CODECS"] ?? "").lowercased()
+            return codecs.contains("opus") ? "Opus" : codecs.contains("mp4a") ? "AAC" : nil
+        })
+        r.expect("\(name): one audio codec family", families.count <= 1, "variants carry \(families.sorted().joined(separator: " and "))")
     }
 
     /// The media playlist `uri` of the package; when it cannot be read or parsed, the check

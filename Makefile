@@ -5,11 +5,11 @@ PKGS := libavformat libavcodec libavfilter libavutil libswscale libswresample sq
 APT_BUILD := libavformat-dev libavcodec-dev libavfilter-dev libavutil-dev libswscale-dev libswresample-dev libsqlite3-dev pkg-config \
   libtesseract-dev tesseract-ocr-eng tesseract-ocr-chi-sim
 TESSDATA := /usr/share/tesseract-ocr/5/tessdata
-PIP_TEST := m3u8 selenium jsonschema schemathesis numpy Pillow
+PIP_TEST := m3u8 selenium jsonschema schemathesis numpy Pillow js.videojs==7.5.5
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/coursepack
 
-.PHONY: deps test-deps bench-deps build run test bench bench-lowband bench-batch bench-chapters fuzz validate clean
+.PHONY: deps test-deps bench-deps build run test bench bench-weaklink bench-lowband bench-batch bench-chapters fuzz validate clean
 
 # Debian packages for building, installed only when pkg-config cannot find FFmpeg's or Tesseract's
 # libraries, or Tesseract's English and Simplified Chinese data (chapter titles) are missing.
@@ -20,8 +20,10 @@ deps:
 	fi
 
 # What the tests use as independent references: ffprobe/ffmpeg, Chromium and its driver, GStreamer's
-# playbin with its HLS demuxer and libav decoders, m3u8, selenium; and PostgreSQL's server programs,
-# from which the tests start throwaway clusters of their own (Tests/CoursePackTests/PostgresCluster.swift).
+# playbin with its HLS demuxer and libav decoders, m3u8, selenium; PostgreSQL's server programs,
+# from which the tests start throwaway clusters of their own (Tests/CoursePackTests/PostgresCluster.swift);
+# and the weak-link testbed's parts (Tests/browser/testbed.py): nginx, iproute2 (ip netns, tc), curl,
+# and video.js 7.5.5 with its HLS engine from PyPI's js.videojs.
 test-deps: deps
 	@missing=""; \
 	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
@@ -30,6 +32,9 @@ test-deps: deps
 	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 	[ -f /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] || missing="$$missing fonts-droid-fallback"; \
 	command -v gst-launch-1.0 >/dev/null || missing="$$missing gstreamer1.0-tools"; \
+	command -v nginx >/dev/null || missing="$$missing nginx"; \
+	command -v tc >/dev/null || missing="$$missing iproute2"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	for p in gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -37,7 +42,7 @@ test-deps: deps
 	  echo "Installing$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
-	@python3 -c 'import m3u8, selenium, jsonschema, schemathesis, numpy, PIL' 2>/dev/null || python3 -m pip install -q $(PIP_TEST)
+	@python3 -c 'import m3u8, selenium, jsonschema, schemathesis, numpy, PIL, js.videojs' 2>/dev/null || python3 -m pip install -q $(PIP_TEST)
 
 build: deps
 	$(SWIFT) build -c release --product coursepack
@@ -67,6 +72,14 @@ bench: bench-deps build
 	bench/make_sources.sh
 	python3 bench/bench.py $(BENCH_ARGS)
 	python3 bench/lowband.py --append $(LOWBAND_ARGS)
+	python3 bench/weaklink.py --append $(WEAKLINK_ARGS)
+
+# Delivery as learners meet it (bench/weaklink.py): nginx with its default headers and as a CDN would
+# configure it, links shaped to 150 kb/s / 300 ms and 64 kb/s / 500 ms in a network namespace, the
+# master and link-class masters in Chromium, video.js and GStreamer; medians of WEAKLINK_RUNS runs.
+bench-weaklink: bench-deps build
+	bench/make_sources.sh
+	python3 bench/weaklink.py $(WEAKLINK_ARGS)
 
 # The weak-link measurements alone: OCR recall and bandwidth of the bottom rungs, speech scores,
 # slides + audio size, GStreamer to the end, Chromium on emulated 150 and 64 kb/s links.

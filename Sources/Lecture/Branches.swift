@@ -95,7 +95,7 @@ func hlsOptions(directory: URL, segmentSeconds: Double, lead: Double?) -> [Strin
 /// or after an irregular gap of a variable-rate source. Segment start times (`tfdt`) and `#EXTINF`
 /// durations, both counted in decoding time, then differed between rungs (by 67 ms on a phone clip,
 /// 80 ms on a 25-fps Matroska file), and Chromium stalled for good when it switched variant there.
-/// So every rendition's decoding times are rewritten to one rule (`VideoBranch.retime`): a keyframe
+/// So every rendition's decoding times are rewritten to one rule (`VideoBranch.writeGOP`): a keyframe
 /// decodes its rendition's own lag before it presents, so every segment starts (`tfdt`) at its
 /// keyframe's presentation time in every rung. Every rendition is moved later by the same
 /// `timestampOffset` (the ladder's largest lag), so no time is negative and every rendition presents
@@ -209,6 +209,8 @@ final class VideoBranch: Branch {
     private var keyframeOwed = false
     private var nextDue = -Double.infinity
     private let minInterval: Double?
+    private let keyframeSeconds: Double
+    private let lead: Double?
     private var lastPTS: Int64 = .min
     private var lastInputTime: Double?
     private var lastInputInterval: Double?
@@ -232,10 +234,12 @@ final class VideoBranch: Branch {
     static let leadBitrateFactor = 0.5
 
     /// - Parameter audio: the encoder of the sound to mux into this rendition's segments, if any.
-    init(plan: VideoRenditionPlan, directory: URL, segmentSeconds: Double, lead: Double?, x264Tune: String?, x264Params: String?,
+    init(plan: VideoRenditionPlan, directory: URL, segmentSeconds: Double, keyframeSeconds: Double, lead: Double?, x264Tune: String?, x264Params: String?,
          audio: Encoder? = nil) throws {
         self.name = plan.name
         self.plan = plan
+        self.keyframeSeconds = keyframeSeconds
+        self.lead = lead
         minInterval = plan.frameRateCap.map { 1 / $0 }
         let fps = Rational.approximating(plan.frameRate, max: 1001 * 1000)
         frameDuration = max(1, timeBase.timestamp(1 / plan.frameRate))
@@ -282,7 +286,11 @@ final class VideoBranch: Branch {
         if pts <= lastPTS {
             keyframeOwed = atKeyframe
         }
-        let dropped = (minInterval.map { !atKeyframe && t < nextDue - 0.25 * $0 } ?? false) || pts <= lastPTS
+        // A picture too close before the next keyframe time goes too: a keyframe is kept whatever
+        // its time, and two pictures 33 ms apart in a 10-fps rung fall on one tick of its frame rate
+        // (FFmpeg's CLI refused such a rendition as non-monotonic).
+        let crowded = minInterval.map { !atKeyframe && nextKeyframeTime(after: t) - t < 0.75 * $0 } ?? false
+        let dropped = (minInterval.map { !atKeyframe && t < nextDue - 0.25 * $0 } ?? false) || crowded || pts <= lastPTS
         if dropped && downstream.isEmpty { return }
         let picture = try picture(of: frame)
         for runner in downstream where !runner.put(picture.reference()) {
@@ -306,6 +314,18 @@ final class VideoBranch: Branch {
         try drain()
     }
 
+    /// The first keyframe time after `t` seconds, where a keyframe may come (`KeyframePlanner.time`):
+    /// the lead, twice the lead, then every `keyframeSeconds`.
+    func nextKeyframeTime(after t: Double) -> Double {
+        let eps = 1e-6
+        if let lead {
+            if t < lead - eps { return lead }
+            if t < 2 * lead - eps { return 2 * lead }
+            return 2 * lead + (((t - 2 * lead + eps) / keyframeSeconds).rounded(.down) + 1) * keyframeSeconds
+        }
+        return (((t + eps) / keyframeSeconds).rounded(.down) + 1) * keyframeSeconds
+    }
+
     /// The frame at this rendition's size and format, with the frame's timestamp and time base: the
     /// frame itself when it already fits (this branch's own reference, no copy), else scaled.
     private func picture(of frame: Frame) throws -> Frame {
@@ -321,64 +341,98 @@ final class VideoBranch: Branch {
     func finish() throws {
         try encoder.send(nil)
         try drain()
-        if let last = held {
-            // The last picture lasts until the end of the source's last frame, so every rendition ends
-            // together, also when the frame-rate cap dropped the pictures after it.
-            // Sample durations add up from the first decode timestamp, so the last one is what is left
-            // of the source's length after the others.
-            let sourceEnd = lastInputTime.map { timeBase.timestamp($0 + (lastInputInterval ?? 1 / plan.frameRate)) }
-            if let end = sourceEnd, let first = firstDTS, let dts = last.dts, end > dts - first {
-                last.duration = end - (dts - first)
-            } else {
-                last.duration = lastInputInterval.map { max(1, timeBase.timestamp($0)) } ?? frameDuration
-            }
-            try write(last)
-            held = nil
-        }
+        // The last picture lasts until the end of the source's last frame, so every rendition ends
+        // together, also when the frame-rate cap dropped the pictures after it.
+        let sourceEnd = lastInputTime.map { timeBase.timestamp($0 + (lastInputInterval ?? 1 / plan.frameRate)) }
+        try writeGOP(next: nil, sourceEnd: sourceEnd)
         try output.finish(stream: 0)
     }
 
-    /// Each packet is held until the next one arrives, so its duration is the real distance to the
-    /// next frame. The fMP4 muxer places each fragment after the previous one's last sample, so a
-    /// nominal duration after a dropped or late frame would shift every later segment.
-    private var held: Packet?
+    /// The packets of the GOP being encoded, in decoding order, each with its rule time
+    /// (`nextRuleTime`): written when the next keyframe arrives (GOPs are closed: `open-gop=0`).
+    private var gop: [(packet: Packet, rule: Int64)] = []
     private var firstDTS: Int64?
 
     private func drain() throws {
         while case let .value(packet) = try encoder.receive() {
-            retime(packet)
-            if firstDTS == nil { firstDTS = packet.dts }
-            if let previous = held {
-                if let a = previous.dts, let b = packet.dts, b > a { previous.duration = b - a }
-                else if previous.duration == 0 { previous.duration = frameDuration }
-                try write(previous)
+            let rule = nextRuleTime()
+            if packet.isKey, !gop.isEmpty {
+                try writeGOP(next: (rule, packet.pts ?? rule), sourceEnd: nil)
             }
-            held = packet
+            gop.append((packet, rule))
         }
     }
 
-    /// The n-th packet out of the encoder (decoding order) decodes at the n-th presentation time sent
-    /// in, less `decodeLag`. A closed-GOP keyframe's n-th presentation time is its own, so every
-    /// keyframe decodes exactly `decodeLag` before it presents; the muxer counts a track's decoding
-    /// times from its first (0 less the lag), so every segment's `tfdt` is its keyframe's presentation
-    /// time, in every rung, and the segments' durations agree across the ladder. x264 itself hands a
-    /// keyframe the presentation time of the picture two before it, which lies at another distance
-    /// in a rung of another frame rate or after an irregular gap.
-    /// A B-picture whose rule time would follow its presentation time (two intervals before it
-    /// longer than the lag) keeps x264's earlier time; both sequences rise, and x264's never follows
-    /// the presentation time. A keyframe always takes the rule's.
-    private func retime(_ packet: Packet) {
-        guard sentHead < sentTimes.count else { return }
+    /// The n-th packet out of the encoder decodes at the n-th presentation time sent in, less
+    /// `decodeLag`; `Int64.min` when the encoder gave more packets than it took pictures.
+    private func nextRuleTime() -> Int64 {
+        guard sentHead < sentTimes.count else { return Int64.min }
         let rule = sentTimes[sentHead] - timeBase.timestamp(decodeLag)
         sentHead += 1
         if sentHead > 256 {
             sentTimes.removeFirst(sentHead)
             sentHead = 0
         }
-        var dts = packet.isKey ? rule : packet.dts.map { min($0, rule) } ?? rule
-        if let last = lastDTS, dts <= last { dts = last + 1 }
-        lastDTS = dts
-        packet.dts = dts
+        return rule
+    }
+
+    /// Writes the buffered GOP with decoding times and durations by the rule of `RenditionOutput`.
+    ///
+    /// Decoding times: the keyframe's is its rule time, `decodeLag` before it presents, so every
+    /// segment's `tfdt` is its keyframe's presentation time in every rung (the muxer counts a track's
+    /// decoding times from its first). x264 gives a keyframe the presentation time of the picture two
+    /// before it instead, which lies at another distance in a rung of another frame rate or after an
+    /// irregular gap. Every other packet takes its rule time too, unless a packet decoded at or after
+    /// it presents earlier (a B-picture after two intervals longer than the lag): then that
+    /// presentation time; times rise strictly to the next keyframe's.
+    ///
+    /// Durations: with `+dash` (the HLS muxer's fMP4 flags) movenc makes each fragment's first picture
+    /// present where the last fragment's pictures end (their largest presentation time plus
+    /// duration), so every packet but the GOP's last lasts until the next picture presents, and the
+    /// last until the next keyframe decodes (a fragment's sample durations add up to the next
+    /// `tfdt`). With decoding-time durations the muxer moved keyframes by up to a frame (0.0417 s at
+    /// 24 fps), differently in every rung.
+    private func writeGOP(next: (dts: Int64, pts: Int64)?, sourceEnd: Int64?) throws {
+        guard !gop.isEmpty else { return }
+        let n = gop.count
+        let pts = gop.map { $0.packet.pts ?? $0.rule }
+        var dts = [Int64](repeating: 0, count: n)
+        var suffixMin = Int64.max
+        var upper = next.map { $0.dts - 1 } ?? Int64.max
+        for j in stride(from: n - 1, through: 0, by: -1) {
+            suffixMin = min(suffixMin, pts[j])
+            let candidate = j == 0 && gop[0].packet.isKey ? gop[0].rule : min(gop[j].rule, suffixMin)
+            dts[j] = min(candidate, upper)
+            upper = dts[j] - 1
+        }
+        let rising = zip(dts, dts.dropFirst()).allSatisfy { $0 < $1 } && (lastDTS.map { dts[0] > $0 } ?? true)
+        if !rising || gop.contains(where: { $0.rule == Int64.min }) || zip(dts, pts).contains(where: { $0 > $1 }) {
+            // Not reached with x264's closed GOPs; x264's own times are valid, if not aligned.
+            dts = gop.map { $0.packet.dts ?? $0.rule }
+        }
+        let presented = pts.sorted()
+        for (j, item) in gop.enumerated() {
+            let packet = item.packet
+            packet.dts = dts[j]
+            if firstDTS == nil { firstDTS = dts[j] }
+            if j == n - 1 {
+                if let next {
+                    packet.duration = max(1, next.dts - dts[j])
+                } else if let end = sourceEnd, let first = firstDTS, end > dts[j] - first {
+                    // Sample durations add up from the first decoding time: the last is what is
+                    // left of the source's length after the others.
+                    packet.duration = end - (dts[j] - first)
+                } else {
+                    packet.duration = lastInputInterval.map { max(1, timeBase.timestamp($0)) } ?? frameDuration
+                }
+            } else {
+                let later = presented.first { $0 > pts[j] } ?? next?.pts ?? (pts[j] + frameDuration)
+                packet.duration = max(1, later - pts[j])
+            }
+            lastDTS = dts[j]
+            try write(packet)
+        }
+        gop.removeAll(keepingCapacity: true)
     }
 
     private func write(_ packet: Packet) throws {

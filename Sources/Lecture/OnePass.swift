@@ -112,7 +112,7 @@ final class OnePass {
             videoBranches = try plan.video.map { v in
                 let sound = plan.muxAudio ? audio.first { $0.name == v.audio } : nil
                 let branch = try VideoBranch(plan: v, directory: directory.appendingPathComponent(v.name), segmentSeconds: plan.segmentSeconds,
-                                             lead: plan.leadSegmentSeconds, x264Tune: preset.x264Tune, x264Params: preset.x264Params,
+                                             keyframeSeconds: plan.keyframeSeconds, lead: plan.leadSegmentSeconds, x264Tune: preset.x264Tune, x264Params: preset.x264Params,
                                              audio: sound?.encoder)
                 sound?.addOutput(branch.output, stream: 1)
                 return branch

@@ -45,25 +45,6 @@ import Testing
         return out
     }
 
-    /// A master with only the variants whose codecs are H.264 and AAC, as a player without Opus sees it.
-    static func aacOnlyMaster(_ pkg: URL) throws -> String {
-        let lines = try String(contentsOf: pkg.appendingPathComponent("master.m3u8"), encoding: .utf8).split(separator: "\n").map(String.init)
-        var out: [String] = []
-        var i = 0
-        while i < lines.count {
-            let l = lines[i]
-            if l.hasPrefix("#EXT-X-STREAM-INF:") {
-                if !l.contains("opus") { out += [l, lines[i + 1]] }
-                i += 2
-                continue
-            }
-            if !(l.hasPrefix("#EXT-X-MEDIA:") && l.contains("GROUP-ID=\"o16\"")) { out.append(l) }
-            i += 1
-        }
-        try (out.joined(separator: "\n") + "\n").write(to: pkg.appendingPathComponent("master-aac.m3u8"), atomically: true, encoding: .utf8)
-        return "master-aac.m3u8"
-    }
-
     @Test func weakLinkVariantsAndTheirCodecs() throws {
         let pkg = try Self.package.get()
         let vs = try Self.variants(pkg)
@@ -80,10 +61,11 @@ import Testing
         let lecture = try JSONSerialization.jsonObject(with: Data(contentsOf: pkg.appendingPathComponent("lecture.json"))) as? [String: Any]
         let weakRendition = (lecture?["renditions"] as? [[String: Any]])?.first { $0["name"] as? String == "v216" }
         #expect(weakRendition?["audio"] as? String == "a24")
-        // Audio-only: Opus under 24 kb/s and AAC for players without Opus.
-        let opus = try #require(audioOnly.first { $0.codecs == "opus" })
+        // Audio-only: AAC in master.m3u8, with the video's own codec family; Opus under 24 kb/s in a
+        // master of its own (opus.m3u8), since no player switches between the two.
+        #expect(audioOnly.map(\.codecs) == ["mp4a.40.2"], "\(audioOnly)")
+        let opus = try #require(try Self.variants(pkg, master: "opus.m3u8").first { $0.codecs == "opus" })
         #expect(opus.bandwidth <= 24_000, "\(opus)")
-        #expect(audioOnly.contains { $0.codecs == "mp4a.40.2" })
         // Ascending bandwidth, video first: players that start on the first variant start on the weakest.
         #expect(video.map(\.bandwidth) == video.map(\.bandwidth).sorted())
         #expect(audioOnly.map(\.bandwidth) == audioOnly.map(\.bandwidth).sorted())
@@ -136,7 +118,7 @@ import Testing
 
     @Test func theMasterStaysCompleteForPlayersWithoutOpus() throws {
         let pkg = try Self.package.get()
-        let master = try Self.aacOnlyMaster(pkg)
+        let master = "master.m3u8"
         let vs = try Self.variants(pkg, master: master)
         #expect(vs.allSatisfy { !$0.codecs.contains("opus") })
         #expect(vs.filter { $0.resolution != nil }.count == 5)
@@ -144,6 +126,28 @@ import Testing
         #expect(vs.contains { $0.resolution == nil && $0.codecs == "mp4a.40.2" })
         let check = try Support.run("python3", [Self.hlsCheck, pkg.appendingPathComponent(master).path, "--source", Self.sample, "--no-decode"])
         #expect(check.status == 0, "hls_check: \(check.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") })")
+    }
+
+    @Test func linkClassMastersHoldWhatALearnerOnAWeakLinkCanPlay() throws {
+        let pkg = try Self.package.get()
+        let all = try Self.variants(pkg)
+        let video = all.filter { $0.resolution != nil }
+        let lowest = try #require(video.min { $0.bandwidth < $1.bandwidth })
+        // lite.m3u8: every variant of master.m3u8 whose declared peak is at most 128 kb/s, video first.
+        let lite = try Self.variants(pkg, master: "lite.m3u8")
+        #expect(Set(lite.map(\.uri)) == Set(all.filter { $0.bandwidth <= 128_000 }.map(\.uri)), "\(lite.map(\.uri))")
+        #expect(lite.contains { $0.resolution != nil } && lite.allSatisfy { $0.bandwidth <= 128_000 })
+        // min.m3u8: the lowest video variant and the AAC audio-only variant.
+        let min = try Self.variants(pkg, master: "min.m3u8")
+        #expect(min.map(\.uri) == [lowest.uri, "a24/index.m3u8"], "\(min.map(\.uri))")
+        // lecture.json lists every master with its largest declared peak.
+        let lecture = try JSONSerialization.jsonObject(with: Data(contentsOf: pkg.appendingPathComponent("lecture.json"))) as? [String: Any]
+        let masters = lecture?["masters"] as? [[String: Any]] ?? []
+        #expect(masters.compactMap { $0["playlist"] as? String } == ["master.m3u8", "lite.m3u8", "min.m3u8", "opus.m3u8"])
+        for m in masters {
+            let file = try #require(m["playlist"] as? String)
+            #expect(m["peakBitrate"] as? Int == (try Self.variants(pkg, master: file)).map(\.bandwidth).max(), "\(file)")
+        }
     }
 
     @Test func slidesAndAudioLectureIsLight() throws {
@@ -175,13 +179,14 @@ import Testing
         #expect(r.status == 0, "player: \(r.stdout) \(r.stderr.suffix(1500))")
         let result = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
         let reported = result?["variants"] as? [[String: Any]] ?? []
-        #expect(reported.count == 7)
+        #expect(reported.count == 6)
         #expect(reported.allSatisfy { $0["supported"] as? Bool == true }, "\(reported)")
         let segmentsFrom = result?["segmentsFrom"] as? [String] ?? []
         #expect(segmentsFrom.contains("v216"), "\(segmentsFrom)")
-        // As a player without Opus sees the package: the H.264/AAC variants alone play.
-        let aac = try Support.run("python3", [script, pkg.path, try Self.aacOnlyMaster(pkg)])
-        #expect(aac.status == 0, "player: \(aac.stdout) \(aac.stderr.suffix(1500))")
+        // Chromium decodes the Opus variant of opus.m3u8 too.
+        let opus = try Support.run("python3", [script, pkg.path, "opus.m3u8"])
+        let opusResult = try JSONSerialization.jsonObject(with: Data(opus.stdout.utf8)) as? [String: Any]
+        #expect((opusResult?["variants"] as? [[String: Any]] ?? []).map { $0["supported"] as? Bool } == [true], "\(opus.stdout)")
     }
 
     @Test func gstreamerPlaysAShortHEVCSurroundPackageToTheEnd() throws {

@@ -49,6 +49,22 @@ enum Report {
         for (n, e) in m.lectures.enumerated() { h += lecture(e, number: n + 1) }
         h += """
         <script>
+        // Each lecture's connection choice sets its player's master; on a link the browser reports as
+        // slow (Save-Data, a 2G effective type) the page starts on the slow-link master.
+        const c = navigator.connection;
+        const slow = c && (c.saveData || ['slow-2g', '2g'].includes(c.effectiveType));
+        document.querySelectorAll('select.master').forEach(s => {
+          const v = document.getElementById(s.dataset.player);
+          if (slow) {
+            const lite = [...s.options].find(o => o.dataset.name === 'lite');
+            if (lite) { s.value = lite.value; v.src = lite.value; }
+          }
+          s.addEventListener('change', () => {
+            const t = v.currentTime, playing = !v.paused;
+            v.src = s.value;
+            v.addEventListener('loadedmetadata', () => { v.currentTime = t; if (playing) v.play(); }, {once: true});
+          });
+        });
         // Chapter links seek the lecture's player.
         document.querySelectorAll('a[data-seek]').forEach(a => a.addEventListener('click', ev => {
           ev.preventDefault();
@@ -79,6 +95,17 @@ enum Report {
         h += "<p class=\"meta\">\(clock(l.duration)) · source \(esc(e.source)) · \(l.chapters.count) chapters · \(l.captions.count) caption tracks</p>\n"
         let poster = l.poster.map { " poster=\"\(esc($0.full))\"" } ?? ""
         h += "<video id=\"player-\(esc(e.id))\" controls preload=\"none\" playsinline\(poster) src=\"\(esc(l.master))\"></video>\n"
+        // The link-class masters (README, "Serving a package"): the learner picks one, and the page
+        // picks lite.m3u8 itself on a link the browser reports as slow.
+        let choices = l.masters.filter { $0.name != "opus" }
+        if choices.count > 1 {
+            h += "<p class=\"link\"><label>Connection: <select class=\"master\" data-player=\"player-\(esc(e.id))\">"
+            for m in choices {
+                let label = ["full": "Any (adapts)", "lite": "Slow link", "min": "Weakest link"][m.name] ?? m.name
+                h += "<option value=\"\(esc(m.playlist))\" data-name=\"\(esc(m.name))\">\(label), up to \(m.peakBitrate / 1000) kb/s</option>"
+            }
+            h += "</select></label></p>\n"
+        }
         if !l.chapters.isEmpty {
             h += "<ol class=\"chapters\">\n"
             for c in l.chapters {

@@ -71,7 +71,15 @@ def main():
     ap.add_argument("--plan", default="", help="SOURCE:PLAYER:RUNS,... overriding --runs")
     ap.add_argument("--cells", default="", help="MASTER@KBPS,... to measure only these master/link pairs")
     ap.add_argument("--append", action="store_true")
+    ap.add_argument("--from-json", help="render the table of an earlier run's results file instead of measuring")
     a = ap.parse_args()
+    if a.from_json:
+        results = json.loads(Path(a.from_json).read_text())
+        for r in results:
+            if r.get("peak") is None:
+                lec = json.loads((CACHE / "weaklink" / r["source"] / "lecture.json").read_text())
+                r["peak"] = {Path(m["playlist"]).stem: m["peakBitrate"] for m in lec["masters"]}.get(r["master"])
+        return report(results, a)
     plan = {}
     for item in filter(None, a.plan.split(",")):
         s, p, n = item.split(":")
@@ -81,7 +89,7 @@ def main():
     for source in a.sources.split(","):
         pkg = package(source)
         lecture = json.loads((pkg / "lecture.json").read_text())
-        peaks = {m["name"]: m["peakBitrate"] for m in lecture["masters"]}
+        peaks = {Path(m["playlist"]).stem: m["peakBitrate"] for m in lecture["masters"]}
         for config in a.configs.split(","):
             for link in a.links.split(","):
                 kbps, rtt = (int(x) for x in link.split(":"))
@@ -107,6 +115,10 @@ def main():
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "weaklink.json").write_text(json.dumps(results, indent=1))
+    report(results, a)
+
+
+def report(results, a):
     command = "python3 bench/weaklink.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     lines = ["", f"### Delivery over nginx and shaped links ({datetime.date.today()})", "",
              f"`{command}` (`make bench-weaklink`), CoursePack at {subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, cwd=ROOT).stdout.strip()}. "

@@ -69,7 +69,7 @@ def play(package, player, master="master.m3u8", kbps=150, rtt=300, cacheable=Fal
             url = tb.url("zigzag.m3u8")
         since = tb.mark()
         cmd = [sys.executable, str(HERE / "players.py"), player, url, "--seconds", str(seconds),
-               "--page-base", tb.url()]
+               "--page-base", tb.page_url().rstrip("/")]
         if switch_every:
             cmd += ["--switch-every", str(switch_every)]
         r = tb.run(cmd, timeout=seconds + 120)

@@ -239,9 +239,11 @@ def play_gst(player, url, seconds):
                 last_media = max(last_media, int(m.group(2)) * 3600 + int(m.group(3)) * 60 + float(m.group(4)))
             elif m and m.group(1).startswith("as") and size is None:
                 last_media = max(last_media, int(m.group(2)) * 3600 + int(m.group(3)) * 60 + float(m.group(4)))
-            sm = re.search(r"vs.sink: caps = video/x-raw.*?width=\(int\)(\d+), height=\(int\)(\d+)", line)
-            if sm:
-                size = f"{sm.group(1)}x{sm.group(2)}"
+            if "(vs:sink) E (type: caps" in line:
+                w = re.search(r"width\\?=\\?\(int\\?\)(\d+)", line)
+                h = re.search(r"height\\?=\\?\(int\\?\)(\d+)", line)
+                if w and h:
+                    size = f"{w.group(1)}x{h.group(1)}"
             if "ERROR" in line and error is None:
                 error = line.strip()[:300]
             if "Got EOS" in line:
@@ -251,12 +253,9 @@ def play_gst(player, url, seconds):
                 w, h = (int(x) for x in size.split("x")) if size else (0, 0)
                 rows.append([now, last_media, w, h])
     finally:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        sys.path.insert(0, str(HERE))
+        from testbed import stop
+        stop(p)
     out = summarise(rows)
     out.update({"ended": ended, "error": error})
     return out

@@ -14,8 +14,9 @@ Everything lives in a network namespace the testbed makes and removes itself (`i
 - the namespace's `lo` (MTU and GSO size set to 1500, so the shaper sees packets of a real link)
   carries an htb qdisc: the relay's traffic to and from the player is limited to `kbps` each way,
   behind a FIFO of `queue_s` seconds at that rate (the buffer of a cell); the rest is not shaped.
-Players connect to 127.0.0.1:8081 from inside the namespace (`run`, `popen`). No other address is
-used. The access log (`requests()`) lists what the players fetched, with nginx's own timings.
+Players fetch the media from 127.0.0.1:8081 inside the namespace (`run`); their pages and scripts
+come from nginx directly (`page_url`), as from a browser's cache. No other address is used. The
+access log (`requests()`) lists what the players fetched, with nginx's own timings.
 """
 import json
 import os
@@ -45,6 +46,17 @@ types {
     font/woff woff;
 }
 """
+
+
+def stop(p):
+    """Ends process `p`: SIGTERM, then SIGKILL after 5 s."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def sh(*cmd, check=True):
@@ -128,6 +140,9 @@ http {{
     server {{
         listen 127.0.0.1:{NGINX_PORT};
         root {self.www};
+        # The player pages are served unshaped on this port (a learner's browser has its player
+        # script cached); an MSE player there fetches the media across origins, from the link.
+        add_header Access-Control-Allow-Origin "*";
         {headers}
     }}
 }}
@@ -159,13 +174,7 @@ http {{
 
     def close(self):
         for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            stop(p)
         self.procs = []
         sh("ip", "netns", "del", self.ns, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -186,7 +195,12 @@ http {{
         p.write_bytes(data if isinstance(data, bytes) else data.encode())
 
     def url(self, path=""):
+        """`path` over the shaped link."""
         return f"http://127.0.0.1:{LINK_PORT}/{path.lstrip('/')}"
+
+    def page_url(self, path=""):
+        """`path` straight from nginx, not over the link: for the player pages and scripts."""
+        return f"http://127.0.0.1:{NGINX_PORT}/{path.lstrip('/')}"
 
     def run(self, cmd, timeout=None):
         """Runs `cmd` inside the namespace; returns the CompletedProcess."""

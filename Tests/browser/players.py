@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from testbed import stop  # noqa: E402
 
 LOGGER = """
 window.log = [];
@@ -113,7 +115,6 @@ def summarise(rows, start_ms=0.0, duration=None):
 
 
 def chromium_driver():
-    sys.path.insert(0, str(HERE))
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     opts = webdriver.ChromeOptions()
@@ -253,8 +254,6 @@ def play_gst(player, url, seconds):
                 w, h = (int(x) for x in size.split("x")) if size else (0, 0)
                 rows.append([now, last_media, w, h])
     finally:
-        sys.path.insert(0, str(HERE))
-        from testbed import stop
         stop(p)
     out = summarise(rows)
     out.update({"ended": ended, "error": error})

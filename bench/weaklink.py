@@ -106,6 +106,7 @@ def main():
                             row = {"source": source, "config": config, "kbps": kbps, "rtt": rtt, "master": master,
                                    "peak": peaks.get(master), "player": player, "runs": len(runs),
                                    "first_frame": median(runs, "first_frame"), "rate": median(runs, "rate_after_first"),
+                                   "first_picture": median(runs, "first_picture") if player.startswith("playbin") else None,
                                    "stalled": median(runs, "stalled"), "sizes": mid.get("sizes"),
                                    "errors": [r.get("error") for r in runs if r.get("error")],
                                    "cache_hits": [sum(1 for q in r.get("requests", []) if q.get("cache")) for r in runs],
@@ -134,6 +135,8 @@ def report(results, a):
             ok = (t[0] is None or (r["first_frame"] is not None and r["first_frame"] <= t[0])) and (r["rate"] or 0) >= t[1]
             verdict = ("met" if ok else "missed") + f" ({'ff ≤ %g s, ' % t[0] if t[0] else ''}≥ {t[1]})"
         ff = "none" if r["first_frame"] in (None, float("inf")) else f"{r['first_frame']:.1f}"
+        if r.get("first_picture") not in (None, float("inf")):
+            ff += f" (still {r['first_picture']:.1f})"
         lines.append(f"| {r['source']} | {r['config']} | {r['kbps']} kb/s, {r['rtt']} ms | {r['master']} ({(r['peak'] or 0) // 1000} kb/s) | "
                      f"{r['player']} | {r['runs']} | {ff} | {r['rate']:.2f} | {r['stalled']:.1f} | {' → '.join(r['sizes'] or [])} | "
                      f"{r['cache_hits']} | {verdict} |")

@@ -16,9 +16,10 @@ PLAYER is one of:
 Reported: `first_frame` (seconds from the start of loading to the first media time past 0),
 `played` (media seconds reached), `rate_after_first` (media seconds per wall second after the first
 frame), `stalled` (wall seconds after the first frame in which the media time stood still),
-`sizes` (picture sizes in the order shown), `error`. With `--switch-every`, Chromium's link is
-switched between 20 kb/s and unthrottled every S seconds (DevTools emulation), so it changes
-variant at boundaries all along the lecture.
+`sizes` (picture sizes in the order shown), `error`; for GStreamer also `first_picture` (seconds to
+the prerolled picture, shown still while the player buffers before its clock starts). With
+`--switch-every`, Chromium's link is switched between 20 kb/s and unthrottled every S seconds
+(DevTools emulation), so it changes variant at boundaries all along the lecture.
 The player and this script run inside the testbed's network namespace (Tests/browser/testbed.py).
 """
 import argparse
@@ -218,7 +219,7 @@ def play_gst(player, url, seconds):
            "video-sink=fakesink name=vs sync=true silent=false", "audio-sink=fakesink name=as sync=true silent=false"]
     start = time.time()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    rows, tail, error, ended, size = [], [], None, False, None
+    rows, tail, error, ended, size, prerolled = [], [], None, False, None, None
     pts_re = re.compile(r"\((\w+)s?:sink\).*?pts: (\d+):(\d+):([\d.]+)")
     last_media = 0.0
     try:
@@ -249,6 +250,8 @@ def play_gst(player, url, seconds):
                 error = line.strip()[:300]
             if "Got EOS" in line:
                 ended = True
+            if prerolled is None and "Prerolled" in line:
+                prerolled = round(now / 1000, 3)
             tail = (tail + [line.strip()])[-5:]
             if not rows or now - rows[-1][0] >= 250:
                 w, h = (int(x) for x in size.split("x")) if size else (0, 0)
@@ -256,7 +259,9 @@ def play_gst(player, url, seconds):
     finally:
         stop(p)
     out = summarise(rows)
-    out.update({"ended": ended, "error": error})
+    # The picture a windowed player shows, still, from preroll until its buffering reaches 100%
+    # (playbin3: 1.5 average segment durations of media) and the clock starts (`first_frame`).
+    out.update({"ended": ended, "error": error, "first_picture": prerolled})
     return out
 
 

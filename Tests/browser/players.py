@@ -250,7 +250,7 @@ def play_gst(player, url, seconds):
                 error = line.strip()[:300]
             if "Got EOS" in line:
                 ended = True
-            if prerolled is None and "Prerolled" in line:
+            if prerolled is None and "prerolled" in line.lower():
                 prerolled = round(now / 1000, 3)
             tail = (tail + [line.strip()])[-5:]
             if not rows or now - rows[-1][0] >= 250:

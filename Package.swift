@@ -42,6 +42,8 @@ let package = Package(
             pkgConfig: "tesseract",
             providers: [.apt(["libtesseract-dev"])]
         ),
+        // Linux file-system calls Swift's Glibc module does not export (renameat2's exchange).
+        .target(name: "CLinux"),
         // A Swift reader over Tesseract: grey pictures in, lines of words with boxes and confidences out.
         .target(name: "OCR", dependencies: ["CTesseract"], swiftSettings: layers),
         // Safe Swift wrappers over FFmpeg; no policy, no C types in the public API (the C modules are
@@ -63,7 +65,7 @@ let package = Package(
         // The job server: HTTP API (Hummingbird), the durable queue (SQLite through GRDB on one machine,
         // PostgreSQL through PostgresNIO for many), the job runner of `serve` and `worker`, metrics, webhooks.
         .target(name: "Server", dependencies: [
-            "Course", "Lecture",
+            "Course", "Lecture", "CLinux",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Prometheus", package: "swift-prometheus"),

@@ -29,13 +29,15 @@ public enum API {
         } else {
             store = try SQLiteJobStore(path: URL(fileURLWithPath: config.dataDirectory).appendingPathComponent("jobs.sqlite").path)
             // Alone on its output root, this server removes what runs of its killed predecessors (or
-            // of a batch on this machine) left there. On a shared root, process ids of other
-            // machines mean nothing here, so a server on PostgreSQL leaves the root alone.
+            // of a batch on this machine) left there (process ids of other machines mean nothing here).
             let root = URL(fileURLWithPath: config.outputRoot)
             for course in (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] where !course.hasPrefix(".") {
                 LectureWorker.cleanUpDeadRuns(in: root.appendingPathComponent(course))
             }
         }
+        // Publishers' leftovers, by Publication's rule (this host's dead processes; other hosts' old folders).
+        let root = URL(fileURLWithPath: config.outputRoot)
+        await onOwnThread { Publication.removeLeftovers(under: root) }
         defer { postgres?.close() }
         try await buildApplication(config: config, store: store, executable: executable, presets: presets, logger: logger).runService()
     }
@@ -227,6 +229,11 @@ struct Handlers: Sendable {
             guard let u = URL(string: cb), ["http", "https"].contains(u.scheme?.lowercased() ?? ""), u.host?.isEmpty == false, cb.count <= 2000 else {
                 throw HTTPError(.badRequest, message: "callbackUrl: must be an http or https URL")
             }
+            let target = WebhookTarget(allowedHosts: config.webhookAllowedHosts)
+            let checked = try? await onOwnThread(seconds: 5) { Swift.Result { try target.check(u) } }
+            if case let .failure(e)? = checked, let refused = e as? WebhookTarget.Refused, !refused.description.contains("does not resolve") {
+                throw HTTPError(.badRequest, message: "callbackUrl: \(refused.description)")
+            }
         }
         let now = Date()
         var job = Job(id: "job_" + Self.randomID(), state: .queued, courseId: s.courseId, lectureId: s.lectureId, title: s.title,
@@ -335,8 +342,15 @@ struct Handlers: Sendable {
         return try json(body, status: .created)
     }
 
+    /// 200 when the job store answers within 2 s, else 503 (a load balancer takes the server out).
     func health() async throws -> Response {
-        _ = try await store.counts()
+        let store = self.store
+        do {
+            _ = try await withDeadline(seconds: 2) { try await store.counts() }
+        } catch {
+            let reason = error is DeadlineExceeded ? "the job store did not answer within 2 s" : "the job store cannot be read"
+            return try json(Data(#"{"status":"unavailable","reason":"\#(reason)"}"#.utf8), status: .serviceUnavailable)
+        }
         return try json(Data(#"{"status":"ok"}"#.utf8))
     }
 
@@ -373,9 +387,9 @@ struct Handlers: Sendable {
         guard inputRoots.contains(where: { real.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }) else {
             throw HTTPError(.badRequest, message: "\(field): \(path) is outside the input roots")
         }
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: real, isDirectory: &isDir), !isDir.boolValue else {
-            throw HTTPError(.badRequest, message: "\(field): not a file: \(path)")
+        // A regular file, opened the way a run opens it (a FIFO would block the run's reader).
+        do { _ = try SourceFile.check(real) } catch let e as CoursePackError {
+            throw HTTPError(.badRequest, message: "\(field): \(path): \(e.reason)")
         }
         return real
     }

@@ -107,7 +107,11 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
     private func beat() async {
         while !Task.isCancelled {
             do {
-                try await store.workerBeat(record.value, stopped: false)
+                if isStuck {
+                    logger.error("a run is stuck outside its worker process; heartbeats stop so that this worker shows as lost")
+                } else {
+                    try await withDeadline(seconds: Self.storeCallSeconds) { try await self.store.workerBeat(self.record.value, stopped: false) }
+                }
             } catch {
                 logger.warning("worker heartbeat: \(error)")
             }
@@ -148,24 +152,34 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
         let control = RunControl()
         let result = await execute(job, token: claim.token, control: control, folder: folder)
 
-        // Success places the package inside the fenced finish; any other end writes only the row.
+        // A made package is placed outside the store's transactions: fence (token, lease, cancel,
+        // newer jobs of the lecture), one atomic rename, then the end is recorded. A store that is out
+        // of reach at any step ends the run here; the job runs again after its lease, and a package
+        // already placed is found by its build key.
         var ending = result.finish
-        var owned = false
-        for attempt in 1...5 {
-            do {
-                owned = try await store.finish(job.id, token: claim.token, ending, publish: result.publish)
-                break
-            } catch {
-                logger.error("job \(job.id): recording its end (try \(attempt)): \(error)")
-                if attempt == 5 { break }
-                try? await Task.sleep(for: .seconds(Double(attempt)))
+        var owned = true
+        var replaced: URL?
+        var keepStaged = false
+        if case .succeeded = ending, let staged = result.staged, let destination = result.destination {
+            stepStarted(job.id)
+            switch await place(job, token: claim.token, staged: staged, at: destination) {
+            case let .placed(old): replaced = old
+            case let .ended(other): ending = other
+            case .lost: owned = false
+            case .unknown: owned = false; keepStaged = true
             }
         }
-        if let staged = result.staged { Publication.discard(staged) }
+        if owned { owned = await record(job.id, token: claim.token, ending) }
+        stepEnded(job.id)
+        // The staged copy (when not placed) and the replaced package go on a thread of their own,
+        // not waited for: a package of many files takes a while, and a kill meanwhile leaves a
+        // leftover that the next placing of the lecture removes.
+        let leftovers = [keepStaged ? nil : result.staged, replaced].compactMap { $0 }
+        if !leftovers.isEmpty { Thread.detachNewThread { for f in leftovers { Publication.discard(f) } } }
         lock.withLock { _ = cancels.remove(job.id) }
         if !owned {
             ending = .retry(nil, delay: 0, countAttempt: false)
-            logger.warning("job \(job.id): this run lost its lease; its result is dropped and nothing was published")
+            logger.warning("job \(job.id): this run lost its lease or its store; its end is not recorded here")
         }
         let seconds = Date().timeIntervalSince(started)
         switch ending {
@@ -182,15 +196,110 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
         case .cancelled:
             metrics?.finished("cancelled", seconds: seconds, mediaSeconds: nil)
             logger.info("job \(job.id) cancelled")
+        case let .superseded(newer):
+            metrics?.finished("superseded", seconds: seconds, mediaSeconds: nil)
+            logger.notice("job \(job.id) superseded by \(newer): its package was not placed")
         }
     }
+
+    enum Placing {
+        /// Placed; the folder holding the replaced package, if there was one.
+        case placed(URL?)
+        /// Not placed, and the run ends this way (cancelled, superseded, failed).
+        case ended(Finish)
+        /// The run no longer holds the job, or the store could not be reached: nothing placed.
+        case lost
+        /// The rename never returned: whether it happened is unknown.
+        case unknown
+    }
+
+    /// Seconds the rename into place may take before the run gives up on it.
+    static let renameSeconds = 30.0
+
+    /// Seconds a store call may take before the runner gives up on it.
+    static let storeCallSeconds = 10.0
+
+    /// The fence, then the rename. A lecture another job is placing right now is waited for.
+    private func place(_ job: Job, token: String, staged: URL, at destination: URL) async -> Placing {
+        let lease = settings.leaseSeconds
+        var storeErrors = 0
+        let deadline = Date().addingTimeInterval(max(60, 10 * lease))
+        while Date() < deadline {
+            let fence: Fence
+            do {
+                fence = try await withDeadline(seconds: Self.storeCallSeconds) {
+                    try await self.store.fence(job.id, token: token, lease: lease, window: lease)
+                }
+            } catch {
+                storeErrors += 1
+                logger.error("job \(job.id): checking its lease before placing (try \(storeErrors)): \(error)")
+                if storeErrors >= 3 || lock.withLock({ graceOver }) { return .lost }
+                try? await Task.sleep(for: .seconds(1))
+                continue
+            }
+            switch fence {
+            case .lost: return .lost
+            case .cancelRequested: return .ended(.cancelled)
+            case let .superseded(newer): return .ended(.superseded(by: newer))
+            case .busy:
+                if lock.withLock({ graceOver }) { return .lost }
+                try? await Task.sleep(for: .milliseconds(500))
+            case .owned:
+                let placed: Swift.Result<URL?, Job.Failure>
+                do {
+                    placed = try await onOwnThread(seconds: Self.renameSeconds) {
+                        Publication.testPause("before-place")
+                        defer { Publication.testPause("after-place") }
+                        do { return .success(try Publication.place(staged, at: destination)) } catch {
+                            return .failure(Publication.failure(error))
+                        }
+                    }
+                } catch {
+                    // The rename did not return (a hung file system): its outcome is unknown, so the
+                    // staged folder is left alone (Publication's leftover rule takes it later) and the
+                    // job's next run settles it by the build key.
+                    logger.error("job \(job.id): placing \(destination.path) did not end in \(Int(Self.renameSeconds)) s")
+                    return .unknown
+                }
+                switch placed {
+                case let .success(old): return .placed(old)
+                case let .failure(f): return .ended(.failed(f))
+                }
+            }
+        }
+        logger.error("job \(job.id): another job of lecture \(job.courseId)/\(job.lectureId) kept placing; queued again")
+        return .ended(.retry(nil, delay: 0, countAttempt: false))
+    }
+
+    /// Records the run's end; a few tries, each with a deadline. Returns whether the run still owned
+    /// the job (false also when the store stayed out of reach: the job's lease then runs out).
+    private func record(_ id: String, token: String, _ ending: Finish) async -> Bool {
+        for attempt in 1...5 {
+            do {
+                return try await withDeadline(seconds: Self.storeCallSeconds) { try await self.store.finish(id, token: token, ending) }
+            } catch {
+                logger.error("job \(id): recording its end (try \(attempt)): \(error)")
+                if attempt == 5 || lock.withLock({ graceOver }) { break }
+                try? await Task.sleep(for: .seconds(Double(attempt)))
+            }
+        }
+        return false
+    }
+
+    /// Steps outside the worker process (placing, recording) mark their start; a step that outlasts
+    /// `stuckSeconds` stops this worker's heartbeats, so the store shows it lost rather than active.
+    private var steps: [String: Date] = [:]
+    private func stepStarted(_ id: String) { lock.withLock { steps[id] = Date() } }
+    private func stepEnded(_ id: String) { _ = lock.withLock { steps.removeValue(forKey: id) } }
+    private var stuckSeconds: Double { 120 + 10 * settings.leaseSeconds }
+    var isStuck: Bool { lock.withLock { steps.values.contains { Date().timeIntervalSince($0) > stuckSeconds } } }
 
     struct Result {
         var finish: Finish
         /// Places the package (for a success); runs inside the store's fenced finish.
-        var publish: (@Sendable () throws -> Void)?
-        /// The package copied beside its destination, to remove if it was not placed.
+        /// The package copied beside its destination, to place.
         var staged: URL?
+        var destination: URL?
     }
 
     /// Makes the job's package in the scratch folder and says how the run ended.
@@ -224,21 +333,32 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
 
         // Blocking work (hashing, waiting for the worker process) runs on threads of its own, off
         // Swift's cooperative pool, which serves the HTTP requests.
+        // The source and captions are checked again here (they may have changed since submission),
+        // and opening and hashing them run under the stall timeout.
         let hashes = self.hashes
-        let prepared: Swift.Result<(URL, String), Job.Failure> = await onOwnThread {
-            do {
-                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                let presetFile = folder.appendingPathComponent("preset.json")
-                try Data(spec.preset.utf8).write(to: presetFile)
-                let preset = try Preset.load(presetFile)
-                let key = try BuildKey.make(source: job.source, captions: captions, preset: preset, extras: true, hashes: hashes)
-                return .success((presetFile, key))
-            } catch let e as CoursePackError {
-                return .failure(.init(category: FailureCategory(e.category), reason: e.description))
-            } catch {
-                return .failure(.init(category: .internal, reason: "\(folder.path): cannot prepare the run: \(error.localizedDescription)"))
+        let preparing: Swift.Result<(URL, String, SourceFile), Job.Failure>
+        do {
+            preparing = try await onOwnThread(seconds: spec.stallTimeoutSeconds) {
+                do {
+                    let identity = try SourceFile.check(job.source)
+                    for c in captions { _ = try SourceFile.check(c.path) }
+                    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                    let presetFile = folder.appendingPathComponent("preset.json")
+                    try Data(spec.preset.utf8).write(to: presetFile)
+                    let preset = try Preset.load(presetFile)
+                    let key = try BuildKey.make(source: job.source, captions: captions, preset: preset, extras: true, hashes: hashes)
+                    return .success((presetFile, key, identity))
+                } catch let e as CoursePackError {
+                    return .failure(.init(category: FailureCategory(e.category), reason: e.description))
+                } catch {
+                    return .failure(.init(category: .internal, reason: "\(folder.path): cannot prepare the run: \(error.localizedDescription)"))
+                }
             }
+        } catch {
+            preparing = .failure(.init(category: .hung, reason: "\(job.source): opening and hashing it took over \(Int(spec.stallTimeoutSeconds)) s"))
         }
+        let prepared = preparing.map { ($0.0, $0.1) }
+        let identity = try? preparing.get().2
         let presetFile: URL, key: String
         switch prepared {
         case let .failure(f): return Result(finish: .failed(f))
@@ -271,6 +391,11 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
         switch outcome {
         case .ready:
             if control.reason == .leaseLost { return Result(finish: .retry(nil, delay: 0, countAttempt: false)) }
+            // The package is of the file checked at the start only if the path still leads to it.
+            if let identity, (try? SourceFile.check(job.source)) != identity {
+                let f = Job.Failure(category: .interrupted, reason: "\(job.source): replaced or changed during the run; nothing was published")
+                return Result(finish: job.attempts < spec.maxAttempts ? .retry(f, delay: 0, countAttempt: true) : .failed(f))
+            }
             // Copy (or move, on the same file system) next to the destination before taking the
             // fence, so the fenced step is a rename.
             let staged: Swift.Result<(URL, Data), Job.Failure> = await onOwnThread {
@@ -278,14 +403,13 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
                     return .failure(.init(category: .internal, reason: "\(made.path)/lecture.json: cannot read"))
                 }
                 do { return .success((try Publication.stage(made, beside: destination), data)) } catch {
-                    return .failure(SQLiteJobStore.publishFailure(error))
+                    return .failure(Publication.failure(error))
                 }
             }
             switch staged {
             case let .failure(f): return Result(finish: .failed(f))
             case let .success((url, data)):
-                return Result(finish: .succeeded(package: destination.path, lecture: data),
-                              publish: { try Publication.place(url, at: destination) }, staged: url)
+                return Result(finish: .succeeded(package: destination.path, lecture: data), staged: url, destination: destination)
             }
         case let .failed(f):
             switch control.reason {

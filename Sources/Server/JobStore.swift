@@ -4,8 +4,10 @@ public import Lecture
 /// A job as the API shows it and the store keeps it.
 public struct Job: Encodable, Sendable, Equatable {
     public enum State: String, Codable, Sendable, CaseIterable {
-        case queued, running, succeeded, failed, cancelled
-        var isFinal: Bool { self == .succeeded || self == .failed || self == .cancelled }
+        /// `superseded`: a job submitted later for the same lecture published first, so this one's
+        /// package was not placed over it.
+        case queued, running, succeeded, failed, cancelled, superseded
+        var isFinal: Bool { self != .queued && self != .running }
     }
 
     public struct Caption: Codable, Sendable, Equatable {
@@ -124,6 +126,21 @@ public enum Finish: Sendable {
     /// Queued again after `delay` seconds; `countAttempt` false for a run stopped by shutdown.
     case retry(Job.Failure?, delay: Double, countAttempt: Bool)
     case cancelled
+    /// A newer job for the same lecture has published; this run's package is not placed.
+    case superseded(by: String)
+}
+
+/// What the fence before placing a package says (`JobStore.fence`).
+public enum Fence: Sendable, Equatable {
+    /// The run holds the job: its lease is renewed and the lecture is marked as being placed by it
+    /// for `window` seconds, so no other job of the lecture places meanwhile.
+    case owned
+    /// The lease ran out or another run holds the job: place nothing.
+    case lost
+    case cancelRequested
+    case superseded(by: String)
+    /// Another job of the same lecture is placing its package now: ask again shortly.
+    case busy
 }
 
 /// The durable job queue. Two implementations: SQLite (one machine: `coursepack serve` alone) and
@@ -146,11 +163,15 @@ public protocol JobStore: Sendable {
     /// Renews a run's lease and records its progress: whether the run still owns the job, and
     /// whether a cancel was asked for.
     func heartbeat(_ id: String, token: String, lease: Double, progress: Double) async throws -> (owned: Bool, cancel: Bool)
-    /// Ends a run. `publish` runs inside the same transaction, after the lease token is checked and
-    /// with the job's row locked, so no other run can claim the job while it places a package; it is
-    /// not called when the run no longer owns the job. Returns whether the run still owned it.
+    /// The step before a run places its package, in one short transaction: checks the run's token and
+    /// live lease, a cancel request, and whether a job of the same lecture submitted later has already
+    /// succeeded; then renews the lease and marks the lecture as being placed for `window` seconds.
+    /// The placing itself happens outside the store (a rename), then `finish` records the end.
+    func fence(_ id: String, token: String, lease: Double, window: Double) async throws -> Fence
+    /// Ends a run, if it still owns the job (its token and a live lease); clears its placing mark.
+    /// Returns whether the run still owned it.
     @discardableResult
-    func finish(_ id: String, token: String, _ finish: Finish, publish: (@Sendable () throws -> Void)?) async throws -> Bool
+    func finish(_ id: String, token: String, _ finish: Finish) async throws -> Bool
     /// Cancels a job: a queued one at once, a running one by asking its worker. Returns the state after.
     func requestCancel(_ id: String) async throws -> Job.State?
 

@@ -126,6 +126,8 @@ public final class PostgresJobStore: JobStore {
                                  finished bigint NOT NULL, lease_seconds float8 NOT NULL, stopped boolean NOT NULL DEFAULT false)
             """,
         ]),
+        // The placing mark of JobStore.fence: while set and in the future, no other job of the lecture places.
+        (2, ["ALTER TABLE job ADD COLUMN placing_until float8", "CREATE INDEX job_lecture ON job (course_id, lecture_id)"]),
     ]
 
     func migrate() async throws {
@@ -217,8 +219,18 @@ public final class PostgresJobStore: JobStore {
                 UPDATE job SET state = 'failed', finished = cp_now(), updated = cp_now(), lease_owner = NULL, lease_token = NULL,
                   error_category = 'internal',
                   error_reason = 'its worker was lost ' || attempts || ' times (the worker stopped while running it)',
-                  webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = cp_now()
+                  placing_until = NULL, \(unescaped: Self.webhookDue)
                 WHERE id IN (SELECT id FROM lost) AND attempts >= max_attempts
+                """, logger: logger)
+            // A cancel asked of a run that then died (or of a job queued again meanwhile) still holds.
+            try await c.query("""
+                WITH gone AS (SELECT id FROM job WHERE cancel_requested
+                                AND (state = 'queued' OR (state = 'running' AND lease_expires < cp_now())) FOR UPDATE SKIP LOCKED),
+                     closed AS (UPDATE run SET ended = cp_now(), outcome = 'cancelled'
+                                FROM job WHERE job.id IN (SELECT id FROM gone) AND run.token = job.lease_token AND run.ended IS NULL)
+                UPDATE job SET state = 'cancelled', finished = cp_now(), updated = cp_now(), lease_owner = NULL, lease_token = NULL,
+                  placing_until = NULL, \(unescaped: Self.webhookDue)
+                WHERE id IN (SELECT id FROM gone)
                 """, logger: logger)
             let rows = try await c.query("""
                 WITH next AS (
@@ -249,51 +261,85 @@ public final class PostgresJobStore: JobStore {
         return (false, false)
     }
 
-    public func finish(_ id: String, token: String, _ finish: Finish, publish: (@Sendable () throws -> Void)?) async throws -> Bool {
+    /// Marks a job's webhook due now (when it has a callback URL).
+    static let webhookDue = "webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = cp_now()"
+
+    public func fence(_ id: String, token: String, lease: Double, window: Double) async throws -> Fence {
+        try await client.withTransaction(logger: logger) { c -> Fence in
+            var mine: (course: String, lecture: String, created: Double, cancel: Bool)?
+            for try await row in try await c.query("""
+                SELECT course_id, lecture_id, created, cancel_requested FROM job
+                WHERE id = \(id) AND lease_token = \(token) AND state = 'running' AND lease_expires >= cp_now()
+                FOR UPDATE
+                """, logger: logger).decode((String, String, Double, Bool).self) {
+                mine = (row.0, row.1, row.2, row.3)
+            }
+            guard let mine else { return .lost }
+            if mine.cancel { return .cancelRequested }
+            // One placer per lecture at a time, across servers and workers.
+            let key = "\(mine.course)/\(mine.lecture)"
+            try await c.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), \(Self.migrationLock)))", logger: logger)
+            for try await newer in try await c.query("""
+                SELECT id FROM job WHERE course_id = \(mine.course) AND lecture_id = \(mine.lecture) AND id <> \(id)
+                  AND state = 'succeeded' AND (created, id) > (\(mine.created), \(id))
+                ORDER BY created DESC, id DESC LIMIT 1
+                """, logger: logger).decode(String.self) {
+                return .superseded(by: newer)
+            }
+            let placing = try await c.query("""
+                SELECT count(*) FROM job WHERE course_id = \(mine.course) AND lecture_id = \(mine.lecture) AND id <> \(id)
+                  AND placing_until > cp_now()
+                """, logger: logger).decode(Int.self).reduce(0) { $0 + $1 }
+            if placing > 0 { return .busy }
+            try await c.query("""
+                UPDATE job SET lease_expires = cp_now() + \(lease), placing_until = cp_now() + \(window), updated = cp_now()
+                WHERE id = \(id)
+                """, logger: logger)
+            return .owned
+        }
+    }
+
+    public func finish(_ id: String, token: String, _ finish: Finish) async throws -> Bool {
         try await client.withTransaction(logger: logger) { c in
-            // The fence: this run's token and a live lease, with the row locked until the commit, so
-            // no other worker can claim the job while the package is placed.
+            // The fence: this run's token and a live lease, with the row locked until the commit.
             let owned = try await c.query("""
                 SELECT 1 FROM job WHERE id = \(id) AND lease_token = \(token) AND state = 'running' AND lease_expires >= cp_now()
                 FOR UPDATE
                 """, logger: logger).decode(Int.self).reduce(0) { $0 + $1 } == 1
             guard owned else { return false }
-            var finish = finish
-            if case .succeeded = finish, let publish {
-                do { try publish() } catch { finish = .failed(SQLiteJobStore.publishFailure(error)) }
-            }
-            let webhook: PostgresQuery = "webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = cp_now()"
+            let ended = PostgresQuery(unsafeSQL: "finished = cp_now(), updated = cp_now(), lease_owner = NULL, lease_token = NULL, placing_until = NULL, \(Self.webhookDue)")
             let outcome: String
             switch finish {
             case let .succeeded(package, lecture):
                 outcome = "succeeded"
                 try await c.query("""
                     UPDATE job SET state = 'succeeded', package = \(package), lecture = \(String(decoding: lecture, as: UTF8.self)),
-                      progress = 100, finished = cp_now(), updated = cp_now(), lease_owner = NULL, lease_token = NULL,
-                      error_category = NULL, error_reason = NULL, \(unescaped: webhook.sql)
+                      progress = 100, error_category = NULL, error_reason = NULL, \(unescaped: ended.sql)
                     WHERE id = \(id)
                     """, logger: logger)
             case let .failed(f):
                 outcome = "failed"
                 try await c.query("""
-                    UPDATE job SET state = 'failed', error_category = \(f.category.rawValue), error_reason = \(f.reason), finished = cp_now(),
-                      updated = cp_now(), lease_owner = NULL, lease_token = NULL, \(unescaped: webhook.sql)
+                    UPDATE job SET state = 'failed', error_category = \(f.category.rawValue), error_reason = \(f.reason), \(unescaped: ended.sql)
                     WHERE id = \(id)
                     """, logger: logger)
             case let .retry(f, delay, countAttempt):
                 outcome = "retry"
                 try await c.query("""
                     UPDATE job SET state = 'queued', not_before = cp_now() + \(delay), updated = cp_now(), lease_owner = NULL,
-                      lease_token = NULL, lease_expires = NULL, progress = 0, attempts = attempts - \(countAttempt ? 0 : 1),
+                      lease_token = NULL, lease_expires = NULL, placing_until = NULL, progress = 0, attempts = attempts - \(countAttempt ? 0 : 1),
                       error_category = COALESCE(\(f?.category.rawValue), error_category), error_reason = COALESCE(\(f?.reason), error_reason)
                     WHERE id = \(id)
                     """, logger: logger)
                 if delay <= 0 { try await c.query("SELECT pg_notify(\(Self.channel), \(id))", logger: logger) }
             case .cancelled:
                 outcome = "cancelled"
+                try await c.query("UPDATE job SET state = 'cancelled', \(unescaped: ended.sql) WHERE id = \(id)", logger: logger)
+            case let .superseded(newer):
+                outcome = "superseded"
+                let reason = "job \(newer), submitted later for the same lecture, published first; this package was not placed"
                 try await c.query("""
-                    UPDATE job SET state = 'cancelled', finished = cp_now(), updated = cp_now(), lease_owner = NULL,
-                      lease_token = NULL, \(unescaped: webhook.sql)
+                    UPDATE job SET state = 'superseded', error_category = 'interrupted', error_reason = \(reason), \(unescaped: ended.sql)
                     WHERE id = \(id)
                     """, logger: logger)
             }
@@ -311,8 +357,7 @@ public final class PostgresJobStore: JobStore {
             switch state {
             case .queued?:
                 try await c.query("""
-                    UPDATE job SET state = 'cancelled', finished = cp_now(), updated = cp_now(),
-                      webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = cp_now()
+                    UPDATE job SET state = 'cancelled', finished = cp_now(), updated = cp_now(), \(unescaped: Self.webhookDue)
                     WHERE id = \(id)
                     """, logger: logger)
                 return .cancelled
@@ -518,21 +563,6 @@ struct DatabaseURL {
         }
         if error is DeadlineExceeded { return "no answer in time" }
         return "\(error)"
-    }
-}
-
-struct DeadlineExceeded: Error {}
-
-/// Runs `work`, throwing DeadlineExceeded if it has not finished after `seconds`.
-func withDeadline<T: Sendable>(seconds: Double, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await work() }
-        group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
-            throw DeadlineExceeded()
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
     }
 }
 

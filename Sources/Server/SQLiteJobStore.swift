@@ -66,6 +66,13 @@ public final class SQLiteJobStore: JobStore {
                                      finished INTEGER NOT NULL, lease_seconds REAL NOT NULL, stopped INTEGER NOT NULL DEFAULT 0);
                 """)
         }
+        migrator.registerMigration("v3") { db in
+            // The placing mark of JobStore.fence.
+            try db.execute(sql: """
+                ALTER TABLE job ADD COLUMN placing_until REAL;
+                CREATE INDEX job_lecture ON job(course_id, lecture_id);
+                """)
+        }
         try migrator.migrate(db)
     }
 
@@ -135,6 +142,16 @@ public final class SQLiteJobStore: JobStore {
                   webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = ?
                 WHERE state = 'running' AND lease_expires < ? AND attempts >= max_attempts
                 """, arguments: [now, now, now, now])
+            // A cancel asked of a run that then died (or of a job queued again meanwhile) still holds.
+            try db.execute(sql: """
+                UPDATE run SET ended = ?, outcome = 'cancelled'
+                WHERE ended IS NULL AND token IN (SELECT lease_token FROM job WHERE cancel_requested AND state = 'running' AND lease_expires < ?)
+                """, arguments: [now, now])
+            try db.execute(sql: """
+                UPDATE job SET state = 'cancelled', finished = ?, updated = ?, lease_owner = NULL, lease_token = NULL, placing_until = NULL,
+                  \(Self.webhookDue(now))
+                WHERE cancel_requested AND (state = 'queued' OR (state = 'running' AND lease_expires < ?))
+                """, arguments: [now, now, now])
             let token = UUID().uuidString.lowercased()
             guard let row = try Row.fetchOne(db, sql: """
                 UPDATE job SET state = 'running', lease_owner = ?, lease_token = ?, lease_expires = ?, attempts = attempts + 1,
@@ -163,7 +180,38 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func finish(_ id: String, token: String, _ finish: Finish, publish: (@Sendable () throws -> Void)?) async throws -> Bool {
+    /// Marks a job's webhook due at `now` (when it has a callback URL).
+    static func webhookDue(_ now: Double) -> String {
+        "webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = \(now)"
+    }
+
+    public func fence(_ id: String, token: String, lease: Double, window: Double) async throws -> Fence {
+        try await db.write { db in
+            let now = Self.now()
+            guard let mine = try Row.fetchOne(db, sql: """
+                SELECT course_id, lecture_id, created, cancel_requested FROM job
+                WHERE id = ? AND lease_token = ? AND state = 'running' AND lease_expires >= ?
+                """, arguments: [id, token, now]) else { return .lost }
+            if mine["cancel_requested"] as Bool { return .cancelRequested }
+            let course: String = mine["course_id"], lecture: String = mine["lecture_id"], created: Double = mine["created"]
+            if let newer = try String.fetchOne(db, sql: """
+                SELECT id FROM job WHERE course_id = ? AND lecture_id = ? AND id <> ? AND state = 'succeeded'
+                  AND (created > ? OR (created = ? AND id > ?))
+                ORDER BY created DESC, id DESC LIMIT 1
+                """, arguments: [course, lecture, id, created, created, id]) {
+                return .superseded(by: newer)
+            }
+            let placing = try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM job WHERE course_id = ? AND lecture_id = ? AND id <> ? AND placing_until > ?
+                """, arguments: [course, lecture, id, now]) ?? 0
+            if placing > 0 { return .busy }
+            try db.execute(sql: "UPDATE job SET lease_expires = ?, placing_until = ?, updated = ? WHERE id = ?",
+                           arguments: [now + lease, now + window, now, id])
+            return .owned
+        }
+    }
+
+    public func finish(_ id: String, token: String, _ finish: Finish) async throws -> Bool {
         try await db.write { db in
             let now = Self.now()
             // The fence: this run's token, and a lease that has not run out (else another worker may
@@ -171,41 +219,35 @@ public final class SQLiteJobStore: JobStore {
             guard try Bool.fetchOne(db, sql: """
                 SELECT 1 FROM job WHERE id = ? AND lease_token = ? AND state = 'running' AND lease_expires >= ?
                 """, arguments: [id, token, now]) == true else { return false }
-            var finish = finish
-            if case .succeeded = finish, let publish {
-                do { try publish() } catch { finish = .failed(Self.publishFailure(error)) }
-            }
-            let webhook = "webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = \(now)"
+            let ended = "finished = \(now), updated = \(now), lease_owner = NULL, lease_token = NULL, placing_until = NULL, \(Self.webhookDue(now))"
             let outcome: String
             switch finish {
             case let .succeeded(package, lecture):
                 outcome = "succeeded"
                 try db.execute(sql: """
-                    UPDATE job SET state = 'succeeded', package = ?, lecture = ?, progress = 100, finished = ?, updated = ?,
-                      lease_owner = NULL, lease_token = NULL, error_category = NULL, error_reason = NULL, \(webhook)
+                    UPDATE job SET state = 'succeeded', package = ?, lecture = ?, progress = 100, error_category = NULL,
+                      error_reason = NULL, \(ended)
                     WHERE id = ?
-                    """, arguments: [package, String(decoding: lecture, as: UTF8.self), now, now, id])
+                    """, arguments: [package, String(decoding: lecture, as: UTF8.self), id])
             case let .failed(f):
                 outcome = "failed"
-                try db.execute(sql: """
-                    UPDATE job SET state = 'failed', error_category = ?, error_reason = ?, finished = ?, updated = ?,
-                      lease_owner = NULL, lease_token = NULL, \(webhook)
-                    WHERE id = ?
-                    """, arguments: [f.category.rawValue, f.reason, now, now, id])
+                try db.execute(sql: "UPDATE job SET state = 'failed', error_category = ?, error_reason = ?, \(ended) WHERE id = ?",
+                               arguments: [f.category.rawValue, f.reason, id])
             case let .retry(f, delay, countAttempt):
                 outcome = "retry"
                 try db.execute(sql: """
                     UPDATE job SET state = 'queued', not_before = ?, updated = ?, lease_owner = NULL, lease_token = NULL,
-                      lease_expires = NULL, progress = 0, attempts = attempts - ?, error_category = COALESCE(?, error_category),
-                      error_reason = COALESCE(?, error_reason)
+                      lease_expires = NULL, placing_until = NULL, progress = 0, attempts = attempts - ?,
+                      error_category = COALESCE(?, error_category), error_reason = COALESCE(?, error_reason)
                     WHERE id = ?
                     """, arguments: [now + delay, now, countAttempt ? 0 : 1, f?.category.rawValue, f?.reason, id])
             case .cancelled:
                 outcome = "cancelled"
-                try db.execute(sql: """
-                    UPDATE job SET state = 'cancelled', finished = ?, updated = ?, lease_owner = NULL, lease_token = NULL, \(webhook)
-                    WHERE id = ?
-                    """, arguments: [now, now, id])
+                try db.execute(sql: "UPDATE job SET state = 'cancelled', \(ended) WHERE id = ?", arguments: [id])
+            case let .superseded(newer):
+                outcome = "superseded"
+                try db.execute(sql: "UPDATE job SET state = 'superseded', error_category = 'interrupted', error_reason = ?, \(ended) WHERE id = ?",
+                               arguments: ["job \(newer), submitted later for the same lecture, published first; this package was not placed", id])
             }
             try db.execute(sql: "UPDATE run SET ended = ?, outcome = ? WHERE token = ?", arguments: [now, outcome, token])
             return true
@@ -306,11 +348,6 @@ public final class SQLiteJobStore: JobStore {
     }
 
     // MARK: rows
-
-    static func publishFailure(_ error: any Error) -> Job.Failure {
-        if let e = error as? CoursePackError { return .init(category: FailureCategory(e.category), reason: e.description) }
-        return .init(category: .output, reason: "cannot publish the package: \(error)")
-    }
 
     static func job(_ row: Row, withLecture: Bool) -> Job {
         func date(_ column: String) -> Date? { (row[column] as Double?).map(Date.init(timeIntervalSince1970:)) }

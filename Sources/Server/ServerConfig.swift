@@ -45,6 +45,9 @@ public struct ServerConfig: Codable, Sendable {
     /// Seconds running jobs get to finish on SIGTERM before they are stopped and queued again.
     public var shutdownGraceSeconds = 60.0
     /// Webhook delivery: tries, and the first retry delay (doubled each time).
+    /// Callback hosts that may resolve to loopback, private or link-local addresses (by default
+    /// none may: a caller's URL must not reach the server's own network).
+    public var webhookAllowedHosts: [String] = []
     public var webhookAttempts = 10
     public var webhookRetryBaseSeconds = 5.0
     /// Per-lecture limits, as for batches.
@@ -81,6 +84,7 @@ public struct ServerConfig: Codable, Sendable {
         retryBaseSeconds = try v("retryBaseSeconds", d.retryBaseSeconds)
         leaseSeconds = try v("leaseSeconds", d.leaseSeconds)
         shutdownGraceSeconds = try v("shutdownGraceSeconds", d.shutdownGraceSeconds)
+        webhookAllowedHosts = try v("webhookAllowedHosts", d.webhookAllowedHosts)
         webhookAttempts = try v("webhookAttempts", d.webhookAttempts)
         webhookRetryBaseSeconds = try v("webhookRetryBaseSeconds", d.webhookRetryBaseSeconds)
         timeoutSeconds = try v("timeoutSeconds", d.timeoutSeconds)

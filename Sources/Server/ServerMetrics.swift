@@ -23,7 +23,7 @@ final class ServerMetrics: Sendable {
         queueDepth = registry.makeGauge(name: "coursepack_queue_depth", help: "Jobs waiting to run.")
         busy = registry.makeGauge(name: "coursepack_workers_busy", help: "Worker processes running now on this server.")
         workerRuns = registry.makeCounter(name: "coursepack_worker_runs_total", help: "Worker processes started by this server.")
-        finishedCounters = Dictionary(uniqueKeysWithValues: ["succeeded", "failed", "retried", "cancelled"].map { o in
+        finishedCounters = Dictionary(uniqueKeysWithValues: ["succeeded", "failed", "retried", "cancelled", "superseded"].map { o in
             (o, registry.makeCounter(name: "coursepack_job_runs_finished_total", labels: [("outcome", o)],
                                      help: "Job runs ended on this server, by outcome."))
         })

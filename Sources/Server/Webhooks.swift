@@ -16,6 +16,7 @@ final class Webhooks: Service, Sendable {
     let logger: Logger
     let session: URLSession
     let secret: String?
+    let target: WebhookTarget
 
     init(store: any JobStore, config: ServerConfig, secret: String?, metrics: ServerMetrics, logger: Logger) {
         self.secret = secret
@@ -26,7 +27,8 @@ final class Webhooks: Service, Sendable {
         let c = URLSessionConfiguration.ephemeral
         c.timeoutIntervalForRequest = 15
         c.timeoutIntervalForResource = 30
-        session = URLSession(configuration: c)
+        session = URLSession(configuration: c, delegate: NoRedirects(), delegateQueue: nil)
+        target = WebhookTarget(allowedHosts: config.webhookAllowedHosts)
     }
 
     func run() async throws {
@@ -55,11 +57,18 @@ final class Webhooks: Service, Sendable {
         if let secret { request.setValue("sha256=" + Hashing.hmacSHA256Hex(key: secret, data: body), forHTTPHeaderField: "X-CoursePack-Signature") }
         let attempt = (job.webhook?.attempts ?? 0) + 1
         var failure: String?
+        let target = self.target
         do {
+            // Checked before every try: a name may resolve elsewhere since the job was submitted.
+            try await onOwnThread(seconds: 10) { Swift.Result { try target.check(url) } }.get()
             let status = try await post(request)
             if !(200..<300).contains(status) { failure = "receiver answered \(status)" }
+        } catch let e as WebhookTarget.Refused {
+            failure = e.description
         } catch {
-            failure = "\(error.localizedDescription)"
+            // One message for every way of not getting an answer (refused, reset, timed out, no
+            // route): which one it was would tell a caller what listens on the server's network.
+            failure = error is DeadlineExceeded ? "resolving the callback host took over 10 s" : "no HTTP answer from the receiver"
         }
         if let failure {
             let last = attempt >= config.webhookAttempts
@@ -70,6 +79,14 @@ final class Webhooks: Service, Sendable {
         } else {
             try? await store.webhookResult(job.id, delivered: true, error: nil, retryAfter: nil)
             metrics.webhook("delivered")
+        }
+    }
+
+    /// Answers redirects with the 3xx itself, never following it.
+    final class NoRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {  // no state
+        func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void) {
+            completionHandler(nil)
         }
     }
 

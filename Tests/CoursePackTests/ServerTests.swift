@@ -87,6 +87,9 @@ final class ServerHarness: @unchecked Sendable {
 
     var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
+    /// Changes a config field for the next start.
+    func set(_ key: String, _ value: Any) { config[key] = value }
+
     func kill9() {
         guard let p = process else { return }
         p.send(SIGKILL)
@@ -391,7 +394,8 @@ final class ServerHarness: @unchecked Sendable {
 
     @Test(arguments: StoreKind.allCases) func webhookReachesAReceiverThatWasDownAtFirst(store: StoreKind) async throws {
         let secret = "webhook-secret-0123456789"
-        let s = try ServerHarness(store: store, environment: ["COURSEPACK_WEBHOOK_SECRET": secret])
+        let s = try ServerHarness(store: store, config: ["webhookAllowedHosts": ["127.0.0.1"]],
+                                  environment: ["COURSEPACK_WEBHOOK_SECRET": secret])
         try s.start()
         let port = Int.random(in: 20_000...40_000)
         let r = try await s.submit(["source": try s.input("hook.mp4"), "courseId": "c1", "lectureId": "hook",

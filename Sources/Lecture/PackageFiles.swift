@@ -75,7 +75,18 @@ struct PackageFiles {
         return folder.isEmpty ? relative : folder + "/" + relative
     }
 
-    private func open(_ relative: String) throws -> Int32 {
+    /// The kind of a file that is not a regular one, for messages.
+    static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: return "a FIFO"
+        case S_IFDIR: return "a folder"
+        case S_IFCHR, S_IFBLK: return "a device"
+        case S_IFSOCK: return "a socket"
+        default: return "not a regular file"
+        }
+    }
+
+    fileprivate func open(_ relative: String) throws -> Int32 {
         let parts = relative.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
         guard !parts.isEmpty, !relative.hasPrefix("/"), !parts.contains("..") else {
             throw Refusal(description: "\(relative): not a path inside the package")
@@ -90,7 +101,7 @@ struct PackageFiles {
             close(dir)
             guard fd >= 0 else {
                 if err == ELOOP || (err == ENOTDIR && !last && isLink(parts[...i])) {
-                    throw Refusal(description: "\(relative): \(parts[...i].joined(separator: "/")) is a symbolic link; a package holds none")
+                    throw Refusal(description: "\(relative): \(parts[...i].joined(separator: "/")) is a symbolic link; refused")
                 }
                 throw Refusal(description: "\(relative): cannot open (\(String(cString: strerror(err))))")
             }
@@ -105,4 +116,31 @@ struct PackageFiles {
     }
 
     private func errnoText() -> String { String(cString: strerror(errno)) }
+}
+
+/// A regular file as found at one moment: the same identity later means the same file, unchanged.
+public struct FileIdentity: Equatable, Sendable {
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: Int64
+    public var modified: Int64
+
+    /// Opens the absolute `path` as PackageFiles opens a package's files (no symbolic link anywhere
+    /// on it, without blocking on a FIFO) and returns the identity of the regular file there; throws
+    /// a bad-input error naming the path otherwise.
+    public static func of(_ path: String) throws -> FileIdentity {
+        guard path.hasPrefix("/") else { throw CoursePackError(.badInput, path: path, "not an absolute path") }
+        let fd: Int32
+        do { fd = try PackageFiles(root: URL(fileURLWithPath: "/")).open(String(path.dropFirst())) } catch let r as PackageFiles.Refusal {
+            throw CoursePackError(.badInput, path: path, r.description)
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw CoursePackError(.badInput, path: path, "cannot read its attributes") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw CoursePackError(.badInput, path: path, "\(PackageFiles.kind(st.st_mode)), not a regular file; refused")
+        }
+        return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
+                            modified: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+    }
 }

@@ -388,7 +388,7 @@ struct Handlers: Sendable {
             throw HTTPError(.badRequest, message: "\(field): \(path) is outside the input roots")
         }
         // A regular file, opened the way a run opens it (a FIFO would block the run's reader).
-        do { _ = try SourceFile.check(real) } catch let e as CoursePackError {
+        do { _ = try FileIdentity.of(real) } catch let e as CoursePackError {
             throw HTTPError(.badRequest, message: "\(field): \(path): \(e.reason)")
         }
         return real

@@ -336,12 +336,12 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
         // The source and captions are checked again here (they may have changed since submission),
         // and opening and hashing them run under the stall timeout.
         let hashes = self.hashes
-        let preparing: Swift.Result<(URL, String, SourceFile), Job.Failure>
+        let preparing: Swift.Result<(URL, String, FileIdentity), Job.Failure>
         do {
             preparing = try await onOwnThread(seconds: spec.stallTimeoutSeconds) {
                 do {
-                    let identity = try SourceFile.check(job.source)
-                    for c in captions { _ = try SourceFile.check(c.path) }
+                    let identity = try FileIdentity.of(job.source)
+                    for c in captions { _ = try FileIdentity.of(c.path) }
                     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                     let presetFile = folder.appendingPathComponent("preset.json")
                     try Data(spec.preset.utf8).write(to: presetFile)
@@ -392,7 +392,7 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
         case .ready:
             if control.reason == .leaseLost { return Result(finish: .retry(nil, delay: 0, countAttempt: false)) }
             // The package is of the file checked at the start only if the path still leads to it.
-            if let identity, (try? SourceFile.check(job.source)) != identity {
+            if let identity, (try? FileIdentity.of(job.source)) != identity {
                 let f = Job.Failure(category: .interrupted, reason: "\(job.source): replaced or changed during the run; nothing was published")
                 return Result(finish: job.attempts < spec.maxAttempts ? .retry(f, delay: 0, countAttempt: true) : .failed(f))
             }

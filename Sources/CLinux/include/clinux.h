@@ -8,17 +8,4 @@ int cp_rename_exchange(const char *a, const char *b);
 /// Renames `from` to `to` unless `to` exists (RENAME_NOREPLACE). Returns 0, or -1 with errno set.
 int cp_rename_noreplace(const char *from, const char *to);
 
-/// What a run needs to know of an open file: its kind and identity.
-struct cp_file_info {
-    /// 'f' regular file, 'd' folder, 'p' FIFO, 'c'/'b' device, 's' socket, 'l' link, '?' other.
-    char kind;
-    unsigned long long device;
-    unsigned long long inode;
-    long long size;
-    long long modified_ns;
-};
-
-/// fstat(2) of `fd` into `info`. Returns 0, or -1 with errno set.
-int cp_file_info(int fd, struct cp_file_info *info);
-
 #endif

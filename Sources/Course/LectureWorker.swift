@@ -61,7 +61,15 @@ public struct LectureWorker: Sendable {
                                        interrupted: stop, onStart: { childPID = $0 }) { line in
             switch TranscodeEvent(line: line) {
             case let .progress(_, _, percent, _, eta)?: progress(percent, eta)
-            case let .error(category, _, reason)?: reported = .init(category: FailureCategory(category), reason: reason)
+            case let .error(category, path, reason)?:
+                if CoursePackError(category, path: path, reason).isDiskFull {
+                    // Named by the disk the worker writes to, which is what an operator must clear.
+                    let detail = reason.replacingOccurrences(of: CoursePackError.diskFullReason, with: "").trimmingCharacters(in: .whitespaces)
+                    reported = .init(category: .diskFull, reason: DiskSpace.fullReason(task.destination.deletingLastPathComponent(),
+                                                                                       making: "the package", detail.isEmpty ? nil : detail))
+                } else {
+                    reported = .init(category: FailureCategory(category), reason: reason)
+                }
             case nil: break
             }
         }

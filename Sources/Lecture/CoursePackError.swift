@@ -51,6 +51,9 @@ public enum FailureCategory: String, Sendable, Codable, CaseIterable {
     case timeout
     /// The worker went over its memory limit.
     case memory
+    /// The disk the package was being written to is full; the reason names the disk. Another run
+    /// meets the same disk, so it is not retried: an operator clears the disk and retries the job.
+    case diskFull
 
     public init(_ category: CoursePackError.Category) {
         switch category {
@@ -62,12 +65,12 @@ public enum FailureCategory: String, Sendable, Codable, CaseIterable {
         }
     }
 
-    /// Failures that another run may not meet (a crash, a stall, a full disk); bad input or a bad
-    /// request fails the same way every time.
+    /// Failures that another run may not meet (a crash, a stall); bad input, a bad request or a full
+    /// disk fails the same way every time.
     public var isTransient: Bool {
         switch self {
         case .crashed, .hung, .timeout, .memory, .internal, .output, .interrupted: return true
-        case .usage, .badInput: return false
+        case .usage, .badInput, .diskFull: return false
         }
     }
 }

@@ -60,7 +60,7 @@ final class OutputFile {
 }
 
 extension CoursePackError {
-    static let diskFullReason = "disk full (no space left on device)"
+    public static let diskFullReason = "disk full (no space left on device)"
 
     /// The file system holding `path` (or the user's quota on it) is full.
     static func diskFull(_ path: String) -> CoursePackError {

@@ -67,12 +67,3 @@ final class Publisher {
         return ns.localizedDescription
     }
 }
-
-extension Publisher {
-    /// True when the file system holding `folder` has less than 1 MB left for this user.
-    static func isFull(_ folder: URL) -> Bool {
-        var st = statvfs()
-        guard statvfs(folder.path, &st) == 0 else { return false }
-        return UInt64(st.f_bavail) * UInt64(st.f_frsize) < 1 << 20
-    }
-}

@@ -106,7 +106,7 @@ public enum Transcoder {
             // a failure elsewhere (creating a folder, FFmpeg's muxer opening a file) is taken for one
             // when the file system has next to nothing left.
             let folder = publisher.workDirectory.deletingLastPathComponent()
-            let full = Publisher.isFull(folder)
+            let full = DiskSpace.of(folder)?.isFull ?? false
             publisher.discard()
             if full, (error as? CoursePackError)?.reason.hasPrefix(CoursePackError.diskFullReason) != true {
                 throw CoursePackError(.output, path: folder.path, "\(CoursePackError.diskFullReason) while writing the package: \(error)")

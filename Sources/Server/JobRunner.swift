@@ -351,6 +351,9 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
                 } catch let e as CoursePackError {
                     return .failure(.init(category: FailureCategory(e.category), reason: e.description))
                 } catch {
+                    if Publication.isNoSpace(error) || DiskSpace.of(folder)?.isFull == true {
+                        return .failure(Publication.failure(Publication.DiskFull(folder: folder, making: "the run's files")))
+                    }
                     return .failure(.init(category: .internal, reason: "\(folder.path): cannot prepare the run: \(error.localizedDescription)"))
                 }
             }

@@ -38,9 +38,26 @@ enum Publication {
             try fm.copyItem(at: made, to: staged)
         } catch {
             try? fm.removeItem(at: staged)
+            if isNoSpace(error) || DiskSpace.of(parent)?.isFull == true { throw DiskFull(folder: parent, making: "the package's copy") }
             throw CoursePackError(.output, path: staged.path, "cannot copy the package here: \(error.localizedDescription)")
         }
         return staged
+    }
+
+    /// A package that did not fit on its disk; `failure` makes it the job's one clear failure.
+    struct DiskFull: Error {
+        let folder: URL
+        let making: String
+    }
+
+    /// Foundation's error for ENOSPC or EDQUOT, as it wraps them.
+    static func isNoSpace(_ error: any Error) -> Bool {
+        let ns = error as NSError
+        if ns.domain == NSCocoaErrorDomain, ns.code == CocoaError.fileWriteOutOfSpace.rawValue { return true }
+        for e in [ns, ns.userInfo[NSUnderlyingErrorKey] as? NSError].compactMap({ $0 }) where e.domain == NSPOSIXErrorDomain {
+            if e.code == Int(ENOSPC) || e.code == Int(EDQUOT) { return true }
+        }
+        return false
     }
 
     /// Debug builds (the tests') pause here with COURSEPACK_TEST_PAUSE=POINT:SECONDS[,...], so fault
@@ -100,6 +117,7 @@ enum Publication {
 
     /// A failure to stage or place, as a job's error.
     static func failure(_ error: any Error) -> Job.Failure {
+        if let e = error as? DiskFull { return .init(category: .diskFull, reason: DiskSpace.fullReason(e.folder, making: e.making)) }
         if let e = error as? CoursePackError { return .init(category: FailureCategory(e.category), reason: e.description) }
         return .init(category: .output, reason: "cannot publish the package: \(error)")
     }

@@ -221,6 +221,36 @@ import Testing
         #expect(listed.map { $0["id"] as? String } == [olderID])
     }
 
+    /// A disk that fills up, the scratch disk where the package is made or the output disk it is
+    /// copied to, fails the job once (not retried: another run meets the same disk), with a reason
+    /// that names the disk, and leaves nothing on it.
+    @Test(arguments: ["scratchDirectory", "outputRoot"]) func aFullDiskIsOneFailureNamingTheDisk(folder: String) async throws {
+        let base = try Support.scratch()
+        let disk = base.appendingPathComponent("small-disk")
+        try FileManager.default.createDirectory(at: disk, withIntermediateDirectories: true)
+        let mounted = try Support.run("/bin/mount", ["-t", "tmpfs", "-o", "size=600k", "tmpfs", disk.path])
+        try #require(mounted.status == 0, "mounting a small disk (needs root): \(mounted.stderr)")
+        defer { _ = try? Support.run("/bin/umount", ["-l", disk.path]) }
+        let s = try ServerHarness(config: [folder: disk.path, "maxAttempts": 3])
+        try s.start()
+        let id = try await s.submit(["source": try s.input("clip.mp4", seconds: 6, size: "1280x720"), "courseId": "c1", "lectureId": "l1",
+                                     "preset": "minimal"]).json["id"] as! String
+        let job = try await s.waitForState(id, ["succeeded", "failed"])
+        let e = Self.error(job)
+        #expect(job["state"] as? String == "failed" && job["attempts"] as? Int == 1, "\(job)\n\(s.logText)")
+        #expect(e.category == "diskFull" && e.reason.contains("disk full: the disk mounted at \(disk.path) ("), "\(e)")
+        #expect(!s.logText.contains("queued again"), "\(s.logText)")
+        // Nothing of the package stays: only the runner's lock and its source-hash cache.
+        func left() -> [String] {
+            (FileManager.default.enumerator(atPath: disk.path)?.compactMap { $0 as? String } ?? []).filter { path in
+                var isFolder: ObjCBool = false
+                FileManager.default.fileExists(atPath: disk.appendingPathComponent(path).path, isDirectory: &isFolder)
+                return !isFolder.boolValue && !path.hasSuffix("/.lock") && path != "sources.json"
+            }
+        }
+        #expect(Self.eventually(timeout: 20) { left().isEmpty }, "\(left())")
+    }
+
     /// A store that stops answering (PostgreSQL's processes stopped) makes /healthz answer 503 within
     /// about 2 s, and 200 again once it is back.
     @Test func healthAnswers503WhenTheStoreDoesNotAnswer() async throws {

@@ -221,6 +221,36 @@ import Testing
         #expect(listed.map { $0["id"] as? String } == [olderID])
     }
 
+    /// A placing step that does not return (a hung file system, here a pause before the rename)
+    /// stops the worker's heartbeats, so the worker shows as lost while it is stuck and active again
+    /// once the step ends.
+    @Test func aStuckPlacingStepShowsTheWorkerLost() async throws {
+        let s = try ServerHarness(config: ["workers": 1, "leaseSeconds": 2],
+                                  environment: ["COURSEPACK_TEST_PAUSE": "before-place:20", "COURSEPACK_TEST_STUCK_SECONDS": "3"])
+        try s.start()
+        let id = try await s.submit(["source": try s.input("clip.mp4", seconds: 2), "courseId": "c1", "lectureId": "l1", "preset": "minimal"])
+            .json["id"] as! String
+        func workerState() async throws -> String? {
+            (try await s.request("GET", "/v1/workers").json["workers"] as? [[String: Any]])?.first?["state"] as? String
+        }
+        #expect(try await workerState() == "active")
+        var lost = false
+        for _ in 0..<60 where !lost {
+            lost = try await workerState() == "lost"
+            if !lost { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(lost && s.logText.contains("test pause at before-place"), "\(s.logText)")
+        #expect(s.logText.contains("heartbeats stop"), "\(s.logText)")
+        let job = try await s.waitForState(id, ["succeeded", "failed"], timeout: 60)
+        #expect(job["state"] as? String == "succeeded", "\(job)")
+        var active = false
+        for _ in 0..<40 where !active {
+            active = try await workerState() == "active"
+            if !active { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(active, "the worker stayed lost after its step ended")
+    }
+
     /// A disk that fills up, the scratch disk where the package is made or the output disk it is
     /// copied to, fails the job once (not retried: another run meets the same disk), with a reason
     /// that names the disk, and leaves nothing on it.

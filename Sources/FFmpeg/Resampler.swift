@@ -1,4 +1,5 @@
 internal import CFFmpeg
+public import Foundation
 
 /// Converts audio to an encoder's rate, layout and sample format with libswresample, and cuts it into
 /// frames of the encoder's size through an AVAudioFifo. Timestamps count samples from the first
@@ -22,6 +23,30 @@ public final class Resampler {
         outFormat = encoder.context!.pointee.sample_fmt
         fifo = av_audio_fifo_alloc(outFormat, outChannels, 4096)
         if fifo == nil { fatalError("av_audio_fifo_alloc: out of memory") }
+    }
+
+    /// Output as 16-bit mono at `sampleRate`, read as raw bytes with `pullSamples` (for the speech
+    /// engine, which takes PCM on a pipe).
+    public init(monoSigned16At sampleRate: Int32) {
+        outRate = sampleRate
+        outChannels = 1
+        outFormat = AV_SAMPLE_FMT_S16
+        fifo = av_audio_fifo_alloc(outFormat, outChannels, 4096)
+        if fifo == nil { fatalError("av_audio_fifo_alloc: out of memory") }
+    }
+
+    /// Up to `max` queued samples as bytes (interleaved, in the output format); nil when none are queued.
+    public func pullSamples(max: Int) throws -> Data? {
+        let n = min(max, Int(av_audio_fifo_size(fifo)))
+        guard n > 0 else { return nil }
+        let bytesPerSample = Int(av_get_bytes_per_sample(outFormat) * outChannels)
+        var data = Data(count: n * bytesPerSample)
+        let read = data.withUnsafeMutableBytes { buffer -> Int32 in
+            var plane: UnsafeMutableRawPointer? = buffer.baseAddress
+            return av_audio_fifo_read(fifo, &plane, Int32(n))
+        }
+        try check(read, "reading queued samples")
+        return data.prefix(Int(read) * bytesPerSample)
     }
 
     deinit {

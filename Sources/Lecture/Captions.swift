@@ -122,7 +122,19 @@ enum CaptionWriter {
     struct Track {
         var input: CaptionInput
         var cues: [Cue]
+        /// Made from the speech, not given as a file.
+        var automatic = false
         var name: String { input.language ?? "und" }
+
+        /// The rendition's NAME: the language's English name ("English (automatic)" for one made
+        /// from the speech), else the tag.
+        var displayName: String {
+            let language = input.language.map { tag in
+                Locale(identifier: "en").localizedString(forLanguageCode: String(tag.split(separator: "-")[0])) ?? tag
+            }
+            if automatic { return "\(language ?? "Captions") (automatic)" }
+            return input.language ?? "Captions"
+        }
     }
 
     /// Writes `subs/NAME/index.m3u8` and its segments, cut at the given segment durations.

@@ -55,12 +55,16 @@ public struct LectureManifest: Sendable, Codable {
     public var slidesAndAudio: SlidesAndAudio?
     /// Caption tracks (HLS SUBTITLES group "subs", segmented WebVTT).
     public var captions: [CaptionSummary]
+    /// The transcript made from the speech (`--asr-model`): `transcript.txt` and the timed
+    /// `transcript.json`; nil when there is no speech stage or no speech was found.
+    public var transcript: TranscriptSummary?
     /// Files for offline viewing: a fast-start MP4 of a low rung with audio, and an M4A of the audio.
     public var downloads: [DownloadSummary]
     public var warnings: [String]
 
     init(package: URL, source: SourceInfo, master: MasterSummary, thumbnails: ThumbnailSummary?, chapters: [Chapter],
-         downloads: [DownloadSummary], warnings: [String], build: Build?) {
+         transcript: TranscriptSummary? = nil, downloads: [DownloadSummary], warnings: [String], build: Build?) {
+        self.transcript = transcript
         self.build = build
         var s = source
         s.path = URL(fileURLWithPath: source.path).lastPathComponent
@@ -118,6 +122,7 @@ public struct LectureManifest: Sendable, Codable {
         m.slidesAndAudio = slidesAndAudio.map { var x = $0; x.audio = p(x.audio); x.chapters = p(x.chapters); x.stills = x.stills.map(p); return x }
         m.captions = captions.map { var c = $0; c.playlist = p(c.playlist); return c }
         m.downloads = downloads.map { var d = $0; d.path = p(d.path); return d }
+        m.transcript = transcript.map { var t = $0; t.text = p(t.text); t.json = p(t.json); return t }
         return m
     }
 

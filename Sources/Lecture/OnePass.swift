@@ -59,6 +59,7 @@ final class OnePass {
     private let audioBranches: [AudioBranch]
     private let thumbnailBranch: ThumbnailBranch?
     private let chapterBranch: ChapterBranch?
+    private let speechBranch: SpeechBranch?
     /// Every video runner, in the order they are finished.
     private let videoRunners: [BranchRunner]
     /// The video runners that take decoded pictures; the others are fed by the branch they scale from.
@@ -91,7 +92,7 @@ final class OnePass {
 
     /// `chaptersOnly`: no renditions, poster or storyboard, only the chapters (`Transcoder.chapters`).
     init(source: OpenedSource, plan: LadderPlan, preset: Preset, limits: Limits, extras: Bool, titleLanguages: String?, directory: URL, logger: Logger,
-         progress: (@Sendable (TranscodeProgress) -> Void)?, chaptersOnly: Bool = false) throws {
+         progress: (@Sendable (TranscodeProgress) -> Void)?, chaptersOnly: Bool = false, speech: (any SpeechRecognizer)? = nil) throws {
         var plan = plan
         if chaptersOnly { plan.video = []; plan.audio = [] }
         self.source = source
@@ -151,7 +152,9 @@ final class OnePass {
         let extraRunners = extras.map { BranchRunner($0) }
         videoRunners = branchRunners + extraRunners
         decodedRunners = zip(videoBranches, branchRunners).filter { $0.0.plan.scaledFrom == nil }.map(\.1) + extraRunners
-        audioRunners = audioBranches.map { BranchRunner($0) }
+        // The speech recognizer takes the sound beside the audio renditions.
+        speechBranch = source.info.selectedAudio != nil ? speech.map { SpeechBranch(recognizer: $0) } : nil
+        audioRunners = audioBranches.map { BranchRunner($0) } + [speechBranch].compactMap { $0.map { BranchRunner($0) } }
     }
 
     func run() throws -> PassOutcome {

@@ -67,9 +67,11 @@ public struct CaptionSummary: Sendable, Codable {
     public var language: String?
     public var name: String
     public var playlist: String
-    /// File name of the caption file it was made from.
+    /// File name of the caption file it was made from ("speech" for captions made from the speech).
     public var source: String
     public var cues: Int
+    /// True for captions made from the speech.
+    public var automatic: Bool?
 }
 
 /// One master playlist of the package and what it is for: `master.m3u8` for every link, the
@@ -203,11 +205,12 @@ enum PackageWriter {
             let timing = try measure(directory.appendingPathComponent(outcome.video.first?.plan.name ?? outcome.audio[0].plan.name))
             for t in captions {
                 let uri = try CaptionWriter.write(t, package: directory, segmentDurations: timing.playlist.segments.map(\.duration))
-                let name = t.input.language ?? "Captions"
+                let name = t.displayName
                 let lang = t.input.language.map { ",LANGUAGE=\"\($0)\"" } ?? ""
                 subtitleLines.append("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"\(name)\"\(lang),DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"\(uri)\"")
                 captionSummaries.append(CaptionSummary(language: t.input.language, name: name, playlist: uri,
-                                                       source: URL(fileURLWithPath: t.input.path).lastPathComponent, cues: t.cues.count))
+                                                       source: t.automatic ? "speech" : URL(fileURLWithPath: t.input.path).lastPathComponent,
+                                                       cues: t.cues.count, automatic: t.automatic ? true : nil))
             }
         }
         // Variants in ascending order of bandwidth, audio-only last. Players that start on the first

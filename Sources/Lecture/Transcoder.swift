@@ -47,6 +47,11 @@ public struct TranscodeOptions: Sendable {
     public var buildKey: String?
     /// Tesseract languages for chapter titles; nil takes the preset's (`Preset.ocrLanguages`).
     public var ocrLanguages: String?
+    /// Captions and a transcript from the speech; nil: no speech stage.
+    public var speech: SpeechOptions?
+    /// Starts the speech recognizer (a child process the layer above runs); it must load the model
+    /// before it returns, so a bad model fails before any decoding.
+    public var startSpeech: (@Sendable (SpeechOptions) throws -> any SpeechRecognizer)?
 
     /// The languages chapter titles are read in; nil when no text is read.
     var titleLanguages: String? {
@@ -81,18 +86,47 @@ public enum Transcoder {
                 !options.captions.contains { URL(fileURLWithPath: $0.path).standardizedFileURL == URL(fileURLWithPath: s.path).standardizedFileURL }
             })
             let plan = LadderPlan.make(source: source.info, preset: options.preset, cores: max(1, options.cores))
+            var warnings = source.info.notes
+            // The speech recognizer starts (and loads its model) before any decoding.
+            let recognizer = try startSpeech(options, hasSound: source.info.selectedAudio != nil, warnings: &warnings)
             // The pass (encoders, scalers, muxers) is released as soon as it has run, so the downloads
             // remux below reuses its memory instead of adding to it.
-            let outcome = try OnePass(source: source, plan: plan, preset: options.preset, limits: options.limits, extras: options.extras,
-                                      titleLanguages: options.titleLanguages, directory: publisher.workDirectory, logger: options.logger, progress: options.progress).run()
+            let outcome: PassOutcome
+            do {
+                outcome = try OnePass(source: source, plan: plan, preset: options.preset, limits: options.limits, extras: options.extras,
+                                      titleLanguages: options.titleLanguages, directory: publisher.workDirectory, logger: options.logger,
+                                      progress: options.progress, speech: recognizer).run()
+            } catch {
+                recognizer?.cancel()
+                throw error
+            }
+            var tracks = captionTracks
+            var transcript: TranscriptSummary?
+            if let recognizer, let speech = options.speech {
+                let heard = try recognizer.finish()
+                let cues = SpeechCues.cues(heard.segments)
+                if cues.isEmpty {
+                    warnings.append("no speech found: no automatic captions or transcript")
+                } else {
+                    transcript = try TranscriptWriter.write(heard, model: URL(fileURLWithPath: speech.model).lastPathComponent,
+                                                            package: publisher.workDirectory)
+                    let language = heard.language ?? "und"
+                    // A caption file in the same language wins over the automatic track.
+                    if tracks.contains(where: { $0.input.language.map { Self.primary($0) == Self.primary(language) } ?? false }) {
+                        warnings.append("automatic \(language) captions not added: a caption file in that language was given")
+                    } else {
+                        tracks.append(CaptionWriter.Track(input: CaptionInput(path: "speech", language: language), cues: cues, automatic: true))
+                    }
+                }
+            }
             let master = try PackageWriter.writeMaster(directory: publisher.workDirectory, outcome: outcome, muxAudio: plan.muxAudio,
-                                                        captions: captionTracks)
-            var warnings = source.info.notes
+                                                        captions: tracks)
             if outcome.corruptPackets > 0 {
                 warnings.append("\(outcome.corruptPackets) corrupt packet\(outcome.corruptPackets == 1 ? "" : "s") skipped or concealed while decoding")
             }
             let downloads = options.extras ? try makeDownloads(plan: plan, outcome: outcome, package: publisher.workDirectory) : []
             try LectureManifest(package: publisher.workDirectory, source: source.info, master: master, thumbnails: outcome.thumbnails, chapters: outcome.chapters,
+                                transcript: transcript,
                                 downloads: downloads, warnings: warnings,
                                 build: .init(generator: "\(Product.name) \(Product.version)", preset: options.preset.name,
                                              presetSHA256: options.preset.fingerprint, key: options.buildKey))
@@ -122,6 +156,24 @@ public enum Transcoder {
 }
 
 extension Transcoder {
+    /// The speech recognizer, started, when the run asks for one and the source has sound.
+    static func startSpeech(_ options: TranscodeOptions, hasSound: Bool, warnings: inout [String]) throws -> (any SpeechRecognizer)? {
+        guard let speech = options.speech else { return nil }
+        if let problem = SpeechOptions.modelProblem(speech.model) { throw CoursePackError(.usage, path: speech.model, problem) }
+        if let l = speech.language, let problem = SpeechOptions.languageProblem(l) { throw CoursePackError(.usage, path: "--language", problem) }
+        guard hasSound else {
+            warnings.append("no sound: no automatic captions or transcript")
+            return nil
+        }
+        guard let start = options.startSpeech else {
+            throw CoursePackError(.internal, path: speech.model, "no speech recognizer is available in this program")
+        }
+        return try start(speech)
+    }
+
+    /// "en" of "en-US".
+    static func primary(_ tag: String) -> String { String(tag.lowercased().split(separator: "-").first ?? "") }
+
     /// Parsed caption tracks with distinct names ("en", "en-2", "und").
     static func captionTracks(_ inputs: [CaptionInput]) throws -> [CaptionWriter.Track] {
         var tracks: [CaptionWriter.Track] = []

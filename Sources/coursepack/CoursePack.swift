@@ -69,6 +69,26 @@ struct OCRLanguages: ParsableArguments {
     }
 }
 
+/// `--asr-model` and `--language`: captions and a transcript from the speech (docs/SPEECH.md).
+struct SpeechArguments: ParsableArguments {
+    @Option(name: .customLong("asr-model"), help: ArgumentHelp("A CTranslate2 Whisper model folder: make captions and a transcript from the speech (default: $COURSEPACK_ASR_MODEL; none: no speech stage).", valueName: "DIR"))
+    var model: String?
+
+    @Option(help: ArgumentHelp("The lecture's language, an ISO 639-1 code such as en or zh (default: detected from the speech).", valueName: "CODE"))
+    var language: String?
+
+    /// The speech stage asked for, checked; nil when no model is named.
+    func options(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SpeechOptions? {
+        if let l = language, let problem = SpeechOptions.languageProblem(l) { throw CoursePackError(.usage, path: "--language", problem) }
+        guard let model = model ?? environment["COURSEPACK_ASR_MODEL"].flatMap({ $0.isEmpty ? nil : $0 }) else {
+            if language != nil { throw CoursePackError(.usage, path: "--language", "names the speech's language, but no --asr-model is given") }
+            return nil
+        }
+        if let problem = SpeechOptions.modelProblem(model) { throw CoursePackError(.usage, path: model, problem) }
+        return SpeechOptions(model: model, language: language)
+    }
+}
+
 struct Chapters: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Find a lecture's chapters and read their titles, without transcoding it.")
 
@@ -129,6 +149,8 @@ struct Transcode: ParsableCommand {
 
     @OptionGroup var ocr: OCRLanguages
 
+    @OptionGroup var speech: SpeechArguments
+
     @Option(help: "Refuse sources longer than this many seconds.")
     var maxDuration: Double = Limits().maxDuration
 
@@ -160,6 +182,9 @@ struct Transcode: ParsableCommand {
             options.extras = !renditionsOnly
             options.ocrLanguages = try ocr.checked()
             if let cores { options.cores = cores }
+            options.speech = try speech.options()
+            let speechThreads = max(1, options.cores)
+            options.startSpeech = { try SpeechEngine.start($0, threads: speechThreads) }
             options.buildKey = buildKey
             let json = self.json
             let terminal = isatty(STDERR_FILENO) != 0

@@ -56,7 +56,8 @@ VIDEOJS_PAGE = """<!doctype html><html><head><link href="video-js.min.css" rel="
 <video-js id="v" muted autoplay playsinline width="960" height="540"></video-js>
 <script src="video.min.js"></script>
 <script>%s
-const player = videojs('v', {html5: {vhs: {overrideNative: true}, nativeAudioTracks: false, nativeVideoTracks: false}});
+// video.js 7.5.5's VHS reads its options under `hls` (`vhs` from VHS 2); without overrideNative, Chromium's own HLS player plays.
+const player = videojs('v', {html5: {hls: {overrideNative: true}, nativeAudioTracks: false, nativeVideoTracks: false}});
 player.src({src: new URLSearchParams(location.search).get('src'), type: 'application/x-mpegURL'});
 player.play();
 window.vjsErrors = [];

@@ -109,11 +109,7 @@ public enum SpeechCues {
     public static func cues(_ segments: [SpeechSegment]) -> [Cue] {
         var words: [SpeechSegment.Word] = []
         for s in segments {
-            if s.words.isEmpty {
-                words.append(.init(start: s.start, end: s.end, text: s.text))
-            } else {
-                words += s.words
-            }
+            words += s.words.isEmpty ? spread(s) : s.words
         }
         var cues: [Cue] = []
         var current: [SpeechSegment.Word] = []
@@ -139,6 +135,22 @@ public enum SpeechCues {
             cues[i].end = max(cues[i].start + 0.1, cues[i + 1].start)
         }
         return cues
+    }
+
+    /// A segment without word times as words (characters, for text without spaces) with times
+    /// spread over the segment by length.
+    static func spread(_ s: SpeechSegment) -> [SpeechSegment.Word] {
+        let text = s.text.trimmingCharacters(in: .whitespaces)
+        let pieces: [String] = text.contains(" ")
+            ? text.split(separator: " ").enumerated().map { $0.offset == 0 ? String($0.element) : " " + $0.element }
+            : text.map(String.init)
+        let total = Double(max(1, pieces.reduce(0) { $0 + $1.count }))
+        var t = s.start
+        return pieces.map { piece in
+            let d = (s.end - s.start) * Double(piece.count) / total
+            defer { t += d }
+            return .init(start: t, end: t + d, text: piece)
+        }
     }
 
     static func endsSentence(_ word: String) -> Bool {

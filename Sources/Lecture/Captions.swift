@@ -65,6 +65,9 @@ public enum CaptionParser {
         }
         var cues: [Cue] = []
         var i = isVTT ? 1 : 0
+        // WebVTT's header block (the lines after WEBVTT up to the first blank one, such as HLS's
+        // X-TIMESTAMP-MAP) holds no cues.
+        if isVTT { while i < lines.count && !lines[i].trimmingCharacters(in: .whitespaces).isEmpty && !lines[i].contains("-->") { i += 1 } }
         while i < lines.count {
             let line = lines[i].trimmingCharacters(in: .whitespaces)
             if line.isEmpty { i += 1; continue }

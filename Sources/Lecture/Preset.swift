@@ -75,6 +75,11 @@ public struct Preset: Codable, Sendable {
     /// Tesseract languages for reading chapter titles off the slides, e.g. "eng" or "chi_sim+eng" (the
     /// first is tried first); nil means "eng", "" reads no text (chapters keep numbered titles).
     public var ocrLanguages: String?
+    /// A CTranslate2 Whisper model folder: captions and a transcript from the speech (docs/SPEECH.md);
+    /// nil: none, unless `--asr-model` or `$COURSEPACK_ASR_MODEL` names one.
+    public var asrModel: String?
+    /// The lectures' language for the speech stage (ISO 639-1); nil: detected.
+    public var language: String?
     /// Rung offered as a progressive MP4 download (with its audio); the planned rung nearest below it
     /// when the source is smaller. Nil for no video download (the audio-only M4A is always made).
     public var download: String?
@@ -186,6 +191,8 @@ public struct Preset: Codable, Sendable {
         }
         if Set(rungs.map(\.height)).count != rungs.count { return "preset field rungs has two rungs of the same height" }
         if let l = ocrLanguages, let problem = Self.ocrLanguagesProblem(l) { return "preset field ocrLanguages \(problem)" }
+        if let l = language, let problem = SpeechOptions.languageProblem(l) { return "preset field language \(problem)" }
+        if let m = asrModel, m.isEmpty { return "preset field asrModel must name a model folder" }
         if let d = download, !rungs.contains(where: { $0.name == d }) { return "preset field download names \"\(d)\", which is not in rungs" }
         return nil
     }

@@ -77,15 +77,16 @@ struct SpeechArguments: ParsableArguments {
     @Option(help: ArgumentHelp("The lecture's language, an ISO 639-1 code such as en or zh (default: detected from the speech).", valueName: "CODE"))
     var language: String?
 
-    /// The speech stage asked for, checked; nil when no model is named.
-    func options(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SpeechOptions? {
+    /// The speech stage asked for, checked: the options, else `$COURSEPACK_ASR_MODEL`, else the
+    /// preset's fields; nil when no model is named.
+    func options(preset: Preset, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SpeechOptions? {
         if let l = language, let problem = SpeechOptions.languageProblem(l) { throw CoursePackError(.usage, path: "--language", problem) }
-        guard let model = model ?? environment["COURSEPACK_ASR_MODEL"].flatMap({ $0.isEmpty ? nil : $0 }) else {
+        guard let model = model ?? environment["COURSEPACK_ASR_MODEL"].flatMap({ $0.isEmpty ? nil : $0 }) ?? preset.asrModel else {
             if language != nil { throw CoursePackError(.usage, path: "--language", "names the speech's language, but no --asr-model is given") }
             return nil
         }
         if let problem = SpeechOptions.modelProblem(model) { throw CoursePackError(.usage, path: model, problem) }
-        return SpeechOptions(model: model, language: language)
+        return SpeechOptions(model: model, language: language ?? preset.language)
     }
 }
 
@@ -182,7 +183,7 @@ struct Transcode: ParsableCommand {
             options.extras = !renditionsOnly
             options.ocrLanguages = try ocr.checked()
             if let cores { options.cores = cores }
-            options.speech = try speech.options()
+            options.speech = try speech.options(preset: options.preset)
             let speechThreads = max(1, options.cores)
             options.startSpeech = { try SpeechEngine.start($0, threads: speechThreads) }
             options.buildKey = buildKey

@@ -9,7 +9,7 @@ PIP_TEST := m3u8 selenium jsonschema schemathesis numpy Pillow js.videojs==7.5.5
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/coursepack
 
-.PHONY: deps test-deps asr-deps asr-models bench-deps build run test bench bench-weaklink bench-lowband bench-batch bench-chapters fuzz validate clean
+.PHONY: deps test-deps asr-deps asr-models bench-deps build run test bench bench-speech bench-weaklink bench-lowband bench-batch bench-chapters fuzz validate clean
 
 # Debian packages for building, installed only when pkg-config cannot find FFmpeg's or Tesseract's
 # libraries, or Tesseract's English and Simplified Chinese data (chapter titles) are missing.
@@ -85,13 +85,21 @@ bench-deps: test-deps
 	@command -v espeak-ng >/dev/null && command -v tesseract >/dev/null && [ -d /usr/share/tesseract-ocr/5/tessdata ] && \
 	  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || \
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg espeak-ng fonts-dejavu-core tesseract-ocr tesseract-ocr-eng)
-	@python3 -c 'import imageio_ffmpeg, pesq, numpy' 2>/dev/null || python3 -m pip install -q imageio-ffmpeg pesq numpy
+	@python3 -c 'import imageio_ffmpeg, pesq, numpy, jiwer, pypinyin' 2>/dev/null || python3 -m pip install -q imageio-ffmpeg pesq numpy jiwer==4.0.0 pypinyin==0.55.0
+	@[ -d /usr/share/pocketsphinx/test/data/librivox ] || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq pocketsphinx-testdata)
 
-bench: bench-deps build
+bench: bench-deps asr-models build
 	bench/make_sources.sh
 	python3 bench/bench.py $(BENCH_ARGS)
 	python3 bench/lowband.py --append $(LOWBAND_ARGS)
 	python3 bench/weaklink.py --append $(WEAKLINK_ARGS)
+	python3 bench/speech.py --append $(SPEECH_ARGS)
+
+# The speech stage (bench/speech.py): WER/CER on the evaluation set it makes, and its cost on the bench lecture.
+bench-speech: bench-deps asr-models build
+	bench/make_sources.sh
+	python3 bench/speech.py $(SPEECH_ARGS)
 
 # Delivery as learners meet it (bench/weaklink.py): nginx with its default headers and as a CDN would
 # configure it, links shaped to 150 kb/s / 300 ms and 64 kb/s / 500 ms in a network namespace, the

@@ -147,6 +147,28 @@ class Reader:
             return out, self.ended
 
 
+def split_at_pauses(words, pause=1.0):
+    """Words in runs with no gap of `pause` seconds or more between them."""
+    parts = [[words[0]]]
+    for w in words[1:]:
+        if w[0] - parts[-1][-1][1] >= pause:
+            parts.append([w])
+        else:
+            parts[-1].append(w)
+    return parts
+
+
+def collapse(words, most=3):
+    """Drops a word that repeats the one before it more than `most` times in a row (a decoding loop)."""
+    out, run = [], 0
+    for w in words:
+        same = bool(out) and w[2].strip() == out[-1][2].strip()
+        run = run + 1 if same else 0
+        if run < most:
+            out.append(w)
+    return out
+
+
 def main():
     die_with_parent()
     ap = argparse.ArgumentParser(prog="coursepack_asr")
@@ -178,10 +200,12 @@ def main():
     def transcribe(samples, final):
         nonlocal language, simplify, prompt, count
         audio = samples.astype(np.float32) / 32768.0
+        # Each 30-s window is decoded on its own (not conditioned on the last one's text) with a light
+        # repetition penalty: what keeps Whisper out of most of the loops it falls into on unclear
+        # speech; `collapse` drops what is left of them. The chunk before gives the prompt.
         kwargs = dict(language=language, task=args.task, beam_size=args.beam_size, word_timestamps=True,
-                      vad_filter=True, condition_on_previous_text=True, initial_prompt=prompt)
-        if language == "zh" and prompt is None:
-            kwargs["initial_prompt"] = "以下是普通话的句子。"
+                      vad_filter=True, condition_on_previous_text=False, initial_prompt=prompt,
+                      repetition_penalty=1.05)
         segments, info = model.transcribe(audio, **kwargs)
         if language is None:
             language = info.language
@@ -197,13 +221,19 @@ def main():
             text = simplify(s.text) if simplify else s.text
             if is_filler(text):
                 continue
-            words = [[round(base + w.start, 3), round(base + w.end, 3), simplify(w.word) if simplify else w.word]
-                     for w in (s.words or []) if not is_filler(w.word)]
-            emit({"event": "segment", "start": round(base + s.start, 3), "end": round(base + s.end, 3),
-                  "text": text.strip(), "words": words, "noSpeech": round(float(s.no_speech_prob), 3),
-                  "logprob": round(float(s.avg_logprob), 3)})
-            texts.append(text.strip())
-            count += 1
+            words = collapse([[round(base + w.start, 3), round(base + w.end, 3), simplify(w.word) if simplify else w.word]
+                              for w in (s.words or []) if not is_filler(w.word)])
+            if s.words and not words:
+                continue
+            # Whisper's segments can run over long silences; a pause of a second or more starts a
+            # new one, so each segment's start is when its words begin.
+            for part in split_at_pauses(words) if words else [None]:
+                start, end = (part[0][0], part[-1][1]) if part else (round(base + s.start, 3), round(base + s.end, 3))
+                piece = "".join(w[2] for w in part).strip() if part else text.strip()
+                emit({"event": "segment", "start": start, "end": end, "text": piece, "words": part or [],
+                      "noSpeech": round(float(s.no_speech_prob), 3), "logprob": round(float(s.avg_logprob), 3)})
+                texts.append(piece)
+                count += 1
         if texts:
             prompt = " ".join(texts)[-200:]
 

@@ -47,6 +47,9 @@ public struct BatchOptions: Sendable {
     public var cores = ProcessInfo.processInfo.activeProcessorCount
     /// Environment added to every worker's.
     public var workerEnvironment: [String: String] = [:]
+    /// The speech stage for every lecture (`--asr-model`): its model, and the language for lectures
+    /// whose course.json gives none; nil: none.
+    public var speech: SpeechOptions?
 
     public init(executable: String, locatePreset: @escaping @Sendable (String) throws -> URL) {
         self.executable = executable
@@ -115,7 +118,7 @@ public final class Batch: @unchecked Sendable {
             let key: String
             do {
                 key = try BuildKey.make(source: lecture.source, captions: lecture.captions, preset: preset,
-                                        extras: !options.renditionsOnly, hashes: hashes)
+                                        extras: !options.renditionsOnly, speech: speech(for: lecture), hashes: hashes)
             } catch let e as CoursePackError {
                 entry.status = .failed
                 entry.error = .init(category: FailureCategory(e.category), reason: e.description)
@@ -191,6 +194,7 @@ public final class Batch: @unchecked Sendable {
                                       displayName: lecture.relativeSource)
         task.captions = lecture.captions
         task.renditionsOnly = options.renditionsOnly
+        task.speech = speech(for: lecture)
         let outcome = LectureWorker(executable: options.executable, limits: options.limits, environment: options.workerEnvironment)
             .run(task, stop: { Signals.received != nil }) { [self] percent, eta in
                 emit(.progress(id: lecture.id, worker: worker, percent: percent, eta: eta))
@@ -275,10 +279,30 @@ public final class Batch: @unchecked Sendable {
                                       preset: batchPreset, lectures: entries,
                                       bytes: entries.filter { $0.status == .ready }.compactMap { bytes[$0.id] }.reduce(0, +))
         try AtomicFile.write(try manifest.encoded(), to: output.appendingPathComponent("manifest.json"))
+        try AtomicFile.write(try CourseSearch.encoded(course: spec.id, lectures: searchIndex()), to: output.appendingPathComponent("search.json"))
         try AtomicFile.write(Data(Report.html(manifest).utf8), to: output.appendingPathComponent("index.html"))
     }
 
+    /// Each ready lecture's search entries, read once per package made (by its build key).
+    private var searchCache: [String: (key: String?, index: CourseSearch.LectureIndex)] = [:]
+
+    /// Called with `lock` held.
+    private func searchIndex() -> [CourseSearch.LectureIndex] {
+        entries.filter { $0.status == .ready }.compactMap { e -> CourseSearch.LectureIndex? in
+            guard let l = e.lecture else { return nil }
+            if let cached = searchCache[e.id], cached.key == l.build?.key { return cached.index }
+            let index = CourseSearch.index(id: e.id, title: e.title, package: output.appendingPathComponent(e.id), lecture: l)
+            searchCache[e.id] = (l.build?.key, index)
+            return index
+        }
+    }
+
     // MARK: helpers
+
+    /// The speech stage for `lecture`: the batch's model, the lecture's language or else the batch's.
+    private func speech(for lecture: CourseLecture) -> SpeechOptions? {
+        options.speech.map { SpeechOptions(model: $0.model, language: lecture.language ?? $0.language) }
+    }
 
     private func loadPreset(_ nameOrPath: String) throws -> (URL, Preset) {
         let url = try options.locatePreset(nameOrPath)
@@ -297,9 +321,14 @@ public final class Batch: @unchecked Sendable {
 /// sidecars), the preset, the extras switch and the tool version. A package whose lecture.json
 /// carries the same key need not be made again.
 public enum BuildKey {
-    public static func make(source: String, captions: [CaptionInput], preset: Preset, extras: Bool, hashes: SourceHashCache) throws -> String {
+    public static func make(source: String, captions: [CaptionInput], preset: Preset, extras: Bool, speech: SpeechOptions? = nil,
+                            hashes: SourceHashCache) throws -> String {
         let all = captions + CaptionInput.sidecars(of: source).filter { s in !captions.contains { $0.path == s.path } }
         var parts = ["coursepack \(Product.version)", "source \(try hashes.hash(source))", "preset \(preset.fingerprint)", "extras \(extras)"]
+        // The speech stage by its model's weights (not its folder's name) and language.
+        if let speech {
+            parts.append("speech \(try hashes.hash((speech.model as NSString).appendingPathComponent("model.bin"))) \(speech.language ?? "detect")")
+        }
         for c in all {
             parts.append("captions \(c.language ?? "-") \(URL(fileURLWithPath: c.path).lastPathComponent) \(try hashes.hash(c.path))")
         }

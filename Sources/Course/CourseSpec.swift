@@ -14,6 +14,9 @@ public struct CourseLecture: Sendable, Equatable {
     public var captions: [CaptionInput]
     /// A preset name or file for this lecture only.
     public var preset: String?
+    /// The language spoken (ISO 639-1), from the lecture's or the course's `language`; nil: detected
+    /// by the speech stage.
+    public var language: String? = nil
 }
 
 /// A course: `course.json` if the folder has one, otherwise every media file in it in natural order.
@@ -67,7 +70,13 @@ public struct CourseSpec: Sendable {
             throw fail("", "not valid JSON (\((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"))")
         }
         guard let top = object as? [String: Any] else { throw fail("", "must be a JSON object") }
-        try checkKeys(top, allowed: ["id", "title", "description", "preset", "lectures"], at: "", fail)
+        try checkKeys(top, allowed: ["id", "title", "description", "preset", "language", "lectures"], at: "", fail)
+        func language(_ object: [String: Any], at: String) throws -> String? {
+            guard let l = try string(object, "language", at: at, fail) else { return nil }
+            if let problem = SpeechOptions.languageProblem(l) { throw fail(at.isEmpty ? "language" : "\(at).language", problem) }
+            return l
+        }
+        let courseLanguage = try language(top, at: "")
         let id = try string(top, "id", at: "", fail) ?? slug(dir.lastPathComponent)
         guard id.range(of: idPattern, options: .regularExpression) != nil else {
             throw fail("id", "\"\(id)\" must be 1-64 of a-z, 0-9, '-' and '_', starting with a letter or digit")
@@ -87,7 +96,7 @@ public struct CourseSpec: Sendable {
             for (i, item) in list.enumerated() {
                 let at = "lectures[\(i)]"
                 guard let entry = item as? [String: Any] else { throw fail(at, "must be an object with a \"file\"") }
-                try checkKeys(entry, allowed: ["file", "id", "title", "captions", "preset"], at: at, fail)
+                try checkKeys(entry, allowed: ["file", "id", "title", "captions", "preset", "language"], at: at, fail)
                 guard let file = try string(entry, "file", at: at, fail) else { throw fail("\(at).file", "is required") }
                 let source = try resolve(file, in: dir, field: "\(at).file", fail)
                 guard isRegularFile(source) else { throw fail("\(at).file", "no such file: \(file)") }
@@ -121,7 +130,8 @@ public struct CourseSpec: Sendable {
                 lectures.append(CourseLecture(
                     id: lectureID, title: try string(entry, "title", at: at, fail) ?? title(fromFileName: file),
                     source: source, relativeSource: relative(source, to: dir), captions: captions,
-                    preset: try string(entry, "preset", at: at, fail).map(presetRef)))
+                    preset: try string(entry, "preset", at: at, fail).map(presetRef),
+                    language: try language(entry, at: at) ?? courseLanguage))
             }
             // Ids given later must not collide with ids made earlier from file names.
             let all = lectures.map(\.id)
@@ -130,7 +140,7 @@ public struct CourseSpec: Sendable {
             }
         } else {
             guard !found.isEmpty else { throw fail("lectures", "no lectures listed and no media files in the folder") }
-            lectures = Self.lectures(files: found, in: dir)
+            lectures = Self.lectures(files: found, in: dir).map { var l = $0; l.language = courseLanguage; return l }
         }
         let listed = Set(lectures.map(\.relativeSource))
         return CourseSpec(id: id, title: courseTitle, description: description, preset: preset, lectures: lectures,

@@ -13,6 +13,8 @@ public struct LectureWorker: Sendable {
         /// Recorded in lecture.json's build.key.
         public var key: String
         public var renditionsOnly = false
+        /// Captions and a transcript from the speech; nil: none.
+        public var speech: SpeechOptions?
         /// Cores the child plans its encoder threads for.
         public var cores: Int
         /// How the source is named in failure reasons (a path relative to a course folder, say).
@@ -50,6 +52,7 @@ public struct LectureWorker: Sendable {
                                        buildKey: task.key, cores: task.cores)
         request.captions = task.captions
         request.renditionsOnly = task.renditionsOnly
+        request.speech = task.speech
         var env = environment
         env["COURSEPACK_WORKER_PARENT"] = "\(getpid())"
         // A crashing worker's last stderr line then names the fault, not the end of a backtrace.

@@ -25,6 +25,13 @@ enum Report {
         .failed { background: #fff1f0; border-left: 4px solid #d33; padding: .5em 1em; }
         .pending { color: #777; }
         .thumb { float: right; width: 160px; margin-left: 1em; }
+        #search { width: 100%; max-width: 640px; font: inherit; padding: .3em; }
+        #results { font-size: 14px; }
+        #results .kind, .transcript .at { color: #777; font-variant-numeric: tabular-nums; margin-right: .5em; }
+        .transcript { max-width: 640px; font-size: 14px; }
+        .transcript p { margin: .2em 0; }
+        .transcript a, #results a { color: inherit; text-decoration: none; }
+        .transcript a:hover, #results a:hover { text-decoration: underline; }
         </style>
         </head>
         <body>
@@ -46,9 +53,63 @@ enum Report {
             }
             h += "</ul>\n</section>\n"
         }
+        // Search over search.json: chapter titles, slide text and what is said, each with its time.
+        h += "<section id=\"find\"><input id=\"search\" type=\"search\" placeholder=\"Search titles, slides and what is said\" "
+            + "aria-label=\"Search the course\"><ol id=\"results\"></ol></section>\n"
         for (n, e) in m.lectures.enumerated() { h += lecture(e, number: n + 1) }
         h += """
         <script>
+        function clock(s) {
+          s = Math.round(s);
+          const mm = String(Math.floor(s / 60) % 60).padStart(2, '0'), ss = String(s % 60).padStart(2, '0');
+          return s >= 3600 ? Math.floor(s / 3600) + ':' + mm + ':' + ss : Math.floor(s / 60) + ':' + ss;
+        }
+        function seek(id, t) {
+          const v = document.getElementById('player-' + id);
+          if (!v) return;
+          v.scrollIntoView({behavior: 'smooth', block: 'center'});
+          const go = () => { v.currentTime = t; v.play(); };
+          if (v.readyState > 0) go(); else { v.preload = 'auto'; v.addEventListener('loadedmetadata', go, {once: true}); v.load(); }
+        }
+        function link(id, start, label, text) {
+          const a = document.createElement('a');
+          a.href = '#lecture-' + id;
+          a.addEventListener('click', ev => { ev.preventDefault(); seek(id, start); });
+          const at = document.createElement('span');
+          at.className = 'at';
+          at.textContent = label;
+          a.append(at, document.createTextNode(text));
+          return a;
+        }
+        // The course search: loaded on first use; every word typed must appear in an entry.
+        let index = null;
+        const box = document.getElementById('search'), results = document.getElementById('results');
+        box.addEventListener('input', async () => {
+          if (!index) index = await fetch('search.json').then(r => r.json()).catch(() => ({lectures: []}));
+          const words = box.value.toLowerCase().split(/\\s+/).filter(w => w);
+          results.replaceChildren();
+          if (!words.length) return;
+          let shown = 0;
+          for (const l of index.lectures) for (const e of l.entries) {
+            const text = e.text.toLowerCase();
+            if (shown >= 50 || !words.every(w => text.includes(w))) continue;
+            const li = document.createElement('li');
+            li.append(link(l.id, e.start, l.title + ' · ' + clock(e.start) + ' · ' + e.kind, e.text));
+            results.append(li);
+            shown++;
+          }
+        });
+        // Transcripts, fetched when opened; each line seeks the lecture's player.
+        document.querySelectorAll('details.transcript').forEach(d => d.addEventListener('toggle', async () => {
+          if (!d.open || d.dataset.loaded) return;
+          d.dataset.loaded = '1';
+          const t = await fetch(d.dataset.src).then(r => r.json()).catch(() => null);
+          for (const s of (t && t.segments) || []) {
+            const p = document.createElement('p');
+            p.append(link(d.dataset.lecture, s.start, clock(s.start), s.text));
+            d.append(p);
+          }
+        }));
         // Each lecture's connection choice sets its player's master; on a link the browser reports as
         // slow (Save-Data, a 2G effective type) the page starts on the slow-link master.
         const c = navigator.connection;
@@ -105,6 +166,11 @@ enum Report {
                 h += "<option value=\"\(esc(m.playlist))\" data-name=\"\(esc(m.name))\">\(label), up to \(m.peakBitrate / 1000) kb/s</option>"
             }
             h += "</select></label></p>\n"
+        }
+        if let t = l.transcript {
+            let language = t.language.map { Locale(identifier: "en").localizedString(forLanguageCode: $0) ?? $0 } ?? "the lecture's language"
+            h += "<details class=\"transcript\" data-src=\"\(esc(t.json))\" data-lecture=\"\(esc(e.id))\"><summary>Transcript (\(esc(language)), "
+                + "made from the speech) · <a href=\"\(esc(t.text))\">text</a></summary></details>\n"
         }
         if !l.chapters.isEmpty {
             h += "<ol class=\"chapters\">\n"

@@ -14,6 +14,8 @@ public struct TranscodeRequest: Sendable, Equatable {
     public var cores: Int
     public var captions: [CaptionInput] = []
     public var renditionsOnly = false
+    /// The speech stage (`--asr-model`, `--language`); nil: none.
+    public var speech: SpeechOptions?
 
     public init(source: String, destination: String, presetFile: String, buildKey: String, cores: Int) {
         self.source = source
@@ -28,6 +30,10 @@ public struct TranscodeRequest: Sendable, Equatable {
         var a = ["transcode", source, "-o", destination, "--preset", presetFile, "--json", "--cores", "\(cores)", "--build-key", buildKey]
         for c in captions { a += ["--captions", c.language.map { "\(c.path):\($0)" } ?? c.path] }
         if renditionsOnly { a.append("--renditions-only") }
+        if let speech {
+            a += ["--asr-model", speech.model]
+            if let l = speech.language { a += ["--language", l] }
+        }
         return a
     }
 }

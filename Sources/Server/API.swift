@@ -183,6 +183,7 @@ struct Handlers: Sendable {
         var preset: String?
         var captions: [Job.Caption]?
         var callbackUrl: String?
+        var language: String?
     }
 
     func submit(_ request: Request, _ context: some RequestContext) async throws -> Response {
@@ -225,6 +226,12 @@ struct Handlers: Sendable {
             return Job.Caption(path: try confine(c.path, field: "captions[\(i)].path"), language: c.language)
         }
         guard captions.count <= 32 else { throw HTTPError(.badRequest, message: "captions: at most 32") }
+        if let l = s.language {
+            if let problem = SpeechOptions.languageProblem(l) { throw HTTPError(.badRequest, message: "language: \(problem)") }
+            guard config.asrModel != nil else {
+                throw HTTPError(.badRequest, message: "language: this server makes no captions from speech (no asrModel in its config)")
+            }
+        }
         if let cb = s.callbackUrl {
             guard let u = URL(string: cb), ["http", "https"].contains(u.scheme?.lowercased() ?? ""), u.host?.isEmpty == false, cb.count <= 2000 else {
                 throw HTTPError(.badRequest, message: "callbackUrl: must be an http or https URL")
@@ -241,6 +248,7 @@ struct Handlers: Sendable {
                       attempts: 0, createdAt: now, updatedAt: now, startedAt: nil, finishedAt: nil, error: nil, package: nil,
                       webhook: nil, lectureJSON: nil)
         job.spec = specs.spec(for: job)
+        if let model = config.asrModel { job.spec?.speech = SpeechOptions(model: model, language: s.language) }
         switch try await store.insert(job, queueLimit: config.queueLimit) {
         case .queueFull:
             throw HTTPError(.tooManyRequests, headers: [.retryAfter: "30"], message: "the queue holds \(config.queueLimit) jobs; try again later")

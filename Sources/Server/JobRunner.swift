@@ -352,7 +352,8 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
                     let presetFile = folder.appendingPathComponent("preset.json")
                     try Data(spec.preset.utf8).write(to: presetFile)
                     let preset = try Preset.load(presetFile)
-                    let key = try BuildKey.make(source: job.source, captions: captions, preset: preset, extras: true, hashes: hashes)
+                    let key = try BuildKey.make(source: job.source, captions: captions, preset: preset, extras: true, speech: spec.speech,
+                                                hashes: hashes)
                     return .success((presetFile, key, identity))
                 } catch let e as CoursePackError {
                     return .failure(.init(category: FailureCategory(e.category), reason: e.description))
@@ -385,6 +386,7 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
                                       cores: max(1, ProcessInfo.processInfo.activeProcessorCount / settings.workers),
                                       displayName: job.upload.map { "upload \($0)" } ?? job.source)
         work.captions = captions
+        work.speech = spec.speech
         var limits = WorkerLimits()
         limits.timeout = spec.timeoutSeconds
         limits.stallTimeout = spec.stallTimeoutSeconds

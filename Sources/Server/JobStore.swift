@@ -76,6 +76,8 @@ public struct JobSpec: Codable, Sendable, Equatable {
     /// Tries of a job whose failure is not the input's fault, and the first retry delay.
     public var maxAttempts: Int
     public var retryBaseSeconds: Double
+    /// Captions and a transcript from the speech (the server's `asrModel`, the job's `language`).
+    public var speech: SpeechOptions?
 
     public init(destination: String, preset: String, timeoutSeconds: Double?, stallTimeoutSeconds: Double, memoryLimitMB: Int,
                 maxAttempts: Int, retryBaseSeconds: Double) {

@@ -23,6 +23,9 @@ public struct ServerConfig: Codable, Sendable {
     public var database: String?
     /// This machine's folder for packages being made (default: DATA/scratch); local disk is best.
     public var scratchDirectory: String?
+    /// A CTranslate2 Whisper model folder, at the same path on every machine that runs jobs: every
+    /// job gets captions and a transcript from its speech (docs/SPEECH.md); nil: none.
+    public var asrModel: String?
     /// Lectures this server encodes at once; 0 (with a database only) makes it an API server that
     /// leaves the work to `coursepack worker`s.
     public var workers = 1
@@ -74,6 +77,7 @@ public struct ServerConfig: Codable, Sendable {
         webhookSecretFile = try v("webhookSecretFile", d.webhookSecretFile)
         database = try v("database", d.database)
         scratchDirectory = try v("scratchDirectory", d.scratchDirectory)
+        asrModel = try v("asrModel", d.asrModel)
         workers = try v("workers", d.workers)
         pollSeconds = try v("pollSeconds", d.pollSeconds)
         queueLimit = try v("queueLimit", d.queueLimit)
@@ -120,6 +124,7 @@ public struct ServerConfig: Codable, Sendable {
         config.tokenFile = config.tokenFile.map(absolute)
         config.webhookSecretFile = config.webhookSecretFile.map(absolute)
         config.scratchDirectory = config.scratchDirectory.map(absolute)
+        config.asrModel = config.asrModel.map(absolute)
         if let url = ProcessInfo.processInfo.environment["COURSEPACK_DATABASE_URL"], !url.isEmpty { config.database = url }
         if let database { config.database = database }
         try config.check(path)
@@ -138,6 +143,7 @@ public struct ServerConfig: Codable, Sendable {
         if let database { _ = try DatabaseURL(database) }
         guard queueLimit >= 1, maxUploadBytes >= 1, maxRequestBytes >= 1024 else { throw fail("queueLimit", "limits must be positive") }
         guard !presets.isEmpty else { throw fail("presets", "name at least one preset") }
+        if let m = asrModel, let problem = SpeechOptions.modelProblem(m) { throw fail("asrModel", "\(m): \(problem)") }
         guard maxAttempts >= 1, webhookAttempts >= 1 else { throw fail("maxAttempts", "must be at least 1") }
         guard leaseSeconds >= 1, retryBaseSeconds >= 0, webhookRetryBaseSeconds >= 0, shutdownGraceSeconds >= 0 else {
             throw fail("leaseSeconds", "times must not be negative")

@@ -41,6 +41,8 @@ struct BatchCommand: ParsableCommand {
     @Option(help: "Stop a lecture whose worker uses more than this many megabytes of memory.")
     var memoryLimit: Int = WorkerLimits().memoryMB
 
+    @OptionGroup var speech: SpeechArguments
+
     @OptionGroup var common: Common
 
     func validate() throws {
@@ -62,6 +64,8 @@ struct BatchCommand: ParsableCommand {
             options.limits.timeout = timeout > 0 ? timeout : nil
             options.limits.stallTimeout = stallTimeout
             options.limits.memoryMB = memoryLimit
+            // The model for every lecture; each lecture's language comes from course.json, else --language.
+            options.speech = try speech.options(preset: nil)
             let display: any BatchDisplay = json ? JSONBatchDisplay()
                 : isatty(STDERR_FILENO) != 0 ? LiveBatchDisplay() as any BatchDisplay : PlainBatchDisplay()
             let summary = try Batch(courseDirectory: course, output: output, options: options) { display.show($0) }.run()

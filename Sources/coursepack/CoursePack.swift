@@ -79,14 +79,14 @@ struct SpeechArguments: ParsableArguments {
 
     /// The speech stage asked for, checked: the options, else `$COURSEPACK_ASR_MODEL`, else the
     /// preset's fields; nil when no model is named.
-    func options(preset: Preset, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SpeechOptions? {
+    func options(preset: Preset?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> SpeechOptions? {
         if let l = language, let problem = SpeechOptions.languageProblem(l) { throw CoursePackError(.usage, path: "--language", problem) }
-        guard let model = model ?? environment["COURSEPACK_ASR_MODEL"].flatMap({ $0.isEmpty ? nil : $0 }) ?? preset.asrModel else {
+        guard let model = model ?? environment["COURSEPACK_ASR_MODEL"].flatMap({ $0.isEmpty ? nil : $0 }) ?? preset?.asrModel else {
             if language != nil { throw CoursePackError(.usage, path: "--language", "names the speech's language, but no --asr-model is given") }
             return nil
         }
         if let problem = SpeechOptions.modelProblem(model) { throw CoursePackError(.usage, path: model, problem) }
-        return SpeechOptions(model: model, language: language ?? preset.language)
+        return SpeechOptions(model: model, language: language ?? preset?.language)
     }
 }
 

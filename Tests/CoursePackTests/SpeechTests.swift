@@ -159,6 +159,74 @@ import Testing
         #expect(bad.status == 64 && bad.stderr.contains("--language: must be an ISO 639-1 language code"), "\(bad.stderr)")
     }
 
+    /// A course batch with --asr-model: course.json's language reaches the lecture, and search.json
+    /// finds a spoken word and a slide word with their times.
+    @Test func aCourseSearchIndexFindsSpokenAndSlideWordsWithTheirTimes() throws {
+        let model = try Self.tinyModel()
+        let dir = try Support.scratch()
+        let course = dir.appendingPathComponent("course")
+        try FileManager.default.createDirectory(at: course, withIntermediateDirectories: true)
+        // The slide lecture of the chapter tests (titles "Slide N topic WORD line 1", changes at 12, 25, 40, 53
+        // and 68 s) with a narration in place of its tone.
+        let slides = try ChapterTests().lecture()
+        let (narrated, starts) = try Self.narratedClip(["Welcome to the course on signals.", "Next we study the Fourier transform of a square wave."],
+                                                       gap: 8, in: dir)
+        let source = course.appendingPathComponent("week1.mp4").path
+        let f = try Support.run("ffmpeg", ["-v", "error", "-y", "-i", slides, "-i", narrated, "-map", "0:v", "-map", "1:a", "-af", "apad",
+                                           "-t", "30", "-c:v", "copy", "-c:a", "aac", source])
+        try #require(f.status == 0, "\(f.stderr)")
+        try #"{"id": "signals", "language": "en", "lectures": [{"file": "week1.mp4", "id": "week1"}]}"#
+            .write(to: course.appendingPathComponent("course.json"), atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("out")
+        let r = try Support.coursepack("batch", course.path, "-o", out.path, "--preset", "minimal", "--asr-model", model)
+        try #require(r.status == 0, "\(r.stderr)")
+
+        let search = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("search.json"))) as? [String: Any] ?? [:]
+        #expect(search["format"] as? String == "coursepack-search/1" && search["course"] as? String == "signals")
+        let lecture = try #require((search["lectures"] as? [[String: Any]])?.first)
+        #expect(lecture["id"] as? String == "week1" && lecture["master"] as? String == "week1/master.m3u8" && lecture["language"] as? String == "en")
+        let entries = lecture["entries"] as? [[String: Any]] ?? []
+        let spoken = try #require(entries.first { $0["kind"] as? String == "speech" && ($0["text"] as? String ?? "").lowercased().contains("fourier") },
+                                  "\(entries)")
+        #expect(abs((spoken["start"] as? Double ?? -1) - starts[1]) < 1.0, "\(spoken), spoken at \(starts[1]) s")
+        let slide = try #require(entries.first { $0["kind"] as? String == "chapter" && ($0["text"] as? String ?? "").contains("beta") }, "\(entries)")
+        #expect(abs((slide["start"] as? Double ?? -1) - 12) <= 1, "\(slide)")
+        #expect(entries.contains { $0["kind"] as? String == "slide" && ($0["text"] as? String ?? "").contains("line 2") }, "\(entries)")
+        // The page searches it and shows the transcript beside the player.
+        let page = try String(contentsOf: out.appendingPathComponent("index.html"), encoding: .utf8)
+        #expect(page.contains("id=\"search\"") && page.contains("fetch('search.json')"))
+        #expect(page.contains("class=\"transcript\" data-src=\"week1/transcript.json\""))
+        // A second run skips the lecture: the model and the language are in its build key.
+        let again = try Support.coursepack("batch", course.path, "-o", out.path, "--preset", "minimal", "--asr-model", model, "--json")
+        #expect(again.stdout.contains("\"skipped\":1") || again.stdout.contains("\"skipped\": 1"), "\(again.stdout)")
+    }
+
+    /// The job server with an asrModel: a job's language reaches its package; a bad language, or a
+    /// language on a server without a model, is a 400.
+    @Test func aServerJobGetsItsTranscriptInTheLanguageItNames() async throws {
+        let model = try Self.tinyModel()
+        let s = try ServerHarness(config: ["asrModel": model])
+        try s.start()
+        let dir = try Support.scratch()
+        let (narrated, _) = try Self.narratedClip(["Good morning, everyone.", "Today we talk about entropy."], in: dir)
+        let source = s.inputs.appendingPathComponent("talk.mp4").path
+        try FileManager.default.copyItem(atPath: narrated, toPath: source)
+        let bad = try await s.submit(["source": source, "courseId": "c1", "lectureId": "l1", "preset": "minimal", "language": "English"])
+        #expect(bad.status == 400 && "\(bad.json)".contains("ISO 639-1"), "\(bad.json)")
+        let id = try await s.submit(["source": source, "courseId": "c1", "lectureId": "l1", "preset": "minimal", "language": "en"]).json["id"] as! String
+        let job = try await s.waitForState(id, ["succeeded", "failed"])
+        #expect(job["state"] as? String == "succeeded", "\(job)")
+        let transcript = (job["lecture"] as? [String: Any])?["transcript"] as? [String: Any] ?? [:]
+        #expect(transcript["language"] as? String == "en" && transcript["languageDetected"] as? Bool == false, "\(job)")
+        let text = try String(contentsOf: s.outputs.appendingPathComponent("c1/l1/transcript.txt"), encoding: .utf8).lowercased()
+        #expect(text.contains("entropy"), "\(text)")
+
+        let plain = try ServerHarness("plain")
+        try plain.start()
+        let refused = try await plain.submit(["source": try plain.input("clip.mp4"), "courseId": "c1", "lectureId": "l1", "language": "en"])
+        #expect(refused.status == 400 && "\(refused.json)".contains("no asrModel"), "\(refused.json)")
+    }
+
     @Test func cuesKeepToTheCaptionNorms() {
         // Words every 0.3 s, no pauses, no sentence ends: cues are cut by length and time alone.
         let words = (0..<80).map { i in SpeechSegment.Word(start: Double(i) * 0.3, end: Double(i) * 0.3 + 0.25, text: " word\(i % 10)") }

@@ -176,7 +176,7 @@ def main():
     ap.add_argument("--language", default=None, help="ISO 639-1 code; none: detect it")
     ap.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--beam-size", type=int, default=5)
+    ap.add_argument("--beam-size", type=int, default=1)  # greedy: 0.6x the CPU of 5 beams (BENCHMARKS.md)
     ap.add_argument("--chunk-seconds", type=float, default=300)
     args = ap.parse_args()
 

@@ -55,6 +55,9 @@ public struct LectureWorker: Sendable {
         request.speech = task.speech
         var env = environment
         env["COURSEPACK_WORKER_PARENT"] = "\(getpid())"
+        // The speech stage is what the request says (`--asr-model`), which the build key records, not
+        // what this process's environment names.
+        env["COURSEPACK_ASR_MODEL"] = ""
         // A crashing worker's last stderr line then names the fault, not the end of a backtrace.
         if ProcessInfo.processInfo.environment["SWIFT_BACKTRACE"] == nil { env["SWIFT_BACKTRACE"] = "enable=no" }
 

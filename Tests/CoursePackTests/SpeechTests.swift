@@ -221,10 +221,17 @@ import Testing
         let text = try String(contentsOf: s.outputs.appendingPathComponent("c1/l1/transcript.txt"), encoding: .utf8).lowercased()
         #expect(text.contains("entropy"), "\(text)")
 
-        let plain = try ServerHarness("plain")
+        // A server without asrModel makes no transcript, even where $COURSEPACK_ASR_MODEL is set: the
+        // job's spec (and its build key) say what a run makes, not the machine's environment.
+        let plain = try ServerHarness("plain", environment: ["COURSEPACK_ASR_MODEL": model])
         try plain.start()
         let refused = try await plain.submit(["source": try plain.input("clip.mp4"), "courseId": "c1", "lectureId": "l1", "language": "en"])
         #expect(refused.status == 400 && "\(refused.json)".contains("no asrModel"), "\(refused.json)")
+        let talk = plain.inputs.appendingPathComponent("talk.mp4").path
+        try FileManager.default.copyItem(atPath: narrated, toPath: talk)
+        let quiet = try await plain.submit(["source": talk, "courseId": "c1", "lectureId": "l2", "preset": "minimal"]).json["id"] as! String
+        let done = try await plain.waitForState(quiet, ["succeeded", "failed"])
+        #expect(done["state"] as? String == "succeeded" && (done["lecture"] as? [String: Any])?["transcript"] == nil, "\(done)")
     }
 
     @Test func cuesKeepToTheCaptionNorms() {

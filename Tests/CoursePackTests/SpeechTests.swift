@@ -203,9 +203,9 @@ import Testing
 
     /// The job server with an asrModel: a job's language reaches its package; a bad language, or a
     /// language on a server without a model, is a 400.
-    @Test func aServerJobGetsItsTranscriptInTheLanguageItNames() async throws {
+    @Test(arguments: StoreKind.allCases) func aServerJobGetsItsTranscriptInTheLanguageItNames(store: StoreKind) async throws {
         let model = try Self.tinyModel()
-        let s = try ServerHarness(config: ["asrModel": model])
+        let s = try ServerHarness(store: store, config: ["asrModel": model])
         try s.start()
         let dir = try Support.scratch()
         let (narrated, _) = try Self.narratedClip(["Good morning, everyone.", "Today we talk about entropy."], in: dir)
@@ -223,7 +223,7 @@ import Testing
 
         // A server without asrModel makes no transcript, even where $COURSEPACK_ASR_MODEL is set: the
         // job's spec (and its build key) say what a run makes, not the machine's environment.
-        let plain = try ServerHarness("plain", environment: ["COURSEPACK_ASR_MODEL": model])
+        let plain = try ServerHarness("plain", store: store, environment: ["COURSEPACK_ASR_MODEL": model])
         try plain.start()
         let refused = try await plain.submit(["source": try plain.input("clip.mp4"), "courseId": "c1", "lectureId": "l1", "language": "en"])
         #expect(refused.status == 400 && "\(refused.json)".contains("no asrModel"), "\(refused.json)")

@@ -14,8 +14,8 @@ public final class SpeechEngine: SpeechRecognizer, @unchecked Sendable {  // mut
     /// folder above this executable that has one (the repository's, for a build in `.build/`).
     public static func python(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
         if let p = environment["COURSEPACK_ASR_PYTHON"], !p.isEmpty { return p }
-        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        if let exe = Bundle.main.executablePath { folder = URL(fileURLWithPath: exe).resolvingSymlinksInPath().deletingLastPathComponent() }
+        let exe = Bundle.main.executablePath ?? CommandLine.arguments[0]
+        var folder = URL(fileURLWithPath: exe).resolvingSymlinksInPath().deletingLastPathComponent()
         while folder.path != "/" {
             let candidate = folder.appendingPathComponent(".venv-asr/bin/python")
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
@@ -38,7 +38,8 @@ public final class SpeechEngine: SpeechRecognizer, @unchecked Sendable {  // mut
     private var outcome: ChildOutcome?
     private var cancelled = false
     private let readySignal = DispatchSemaphore(value: 0)
-    private let endSignal = DispatchSemaphore(value: 0)
+    /// Left when the engine process has ended; waited on by any number of callers.
+    private let running = DispatchGroup()
 
     /// Starts the engine and waits until it has loaded the model. A model that does not load is a
     /// usage error naming the folder.
@@ -54,6 +55,7 @@ public final class SpeechEngine: SpeechRecognizer, @unchecked Sendable {  // mut
             throw CoursePackError(.internal, path: options.model, "cannot make a pipe for the speech engine: \(String(cString: strerror(errno)))")
         }
         let engine = SpeechEngine(options: options, writeEnd: fds[1])
+        engine.running.enter()
         var arguments = ["-m", "coursepack_asr", "--model", options.model, "--threads", "\(max(1, threads))"]
         if let l = options.language { arguments += ["--language", l] }
         let readEnd = FileDescriptor(rawValue: fds[0])
@@ -68,7 +70,7 @@ public final class SpeechEngine: SpeechRecognizer, @unchecked Sendable {  // mut
         let (isReady, failure) = engine.lock.withLock { (engine.ready, engine.failure) }
         if !isReady {
             engine.cancel()
-            _ = engine.endSignal.wait(timeout: .now() + 10)
+            _ = engine.running.wait(timeout: .now() + 10)
             let why = failure ?? engine.endReason() ?? "did not load the model in \(Int(loadSeconds)) s"
             throw CoursePackError(.usage, path: options.model, "the speech engine cannot use this model: \(why)")
         }
@@ -115,7 +117,7 @@ public final class SpeechEngine: SpeechRecognizer, @unchecked Sendable {  // mut
     private func ended(_ outcome: ChildOutcome) {
         lock.withLock { self.outcome = outcome }
         readySignal.signal()
-        endSignal.signal()
+        running.leave()
     }
 
     /// Why the engine process ended early, from its outcome, if it has ended.
@@ -136,8 +138,7 @@ public final class SpeechEngine: SpeechRecognizer, @unchecked Sendable {  // mut
                 let n = Glibc.write(writeEnd, buffer.baseAddress! + done, buffer.count - done)
                 if n < 0, errno == EINTR { continue }
                 guard n > 0 else {
-                    _ = endSignal.wait(timeout: .now() + 5)
-                    endSignal.signal()
+                    _ = running.wait(timeout: .now() + 5)
                     let why = lock.withLock { failure } ?? endReason() ?? "it stopped reading"
                     throw CoursePackError(.internal, path: options.model, "speech recognition failed: \(why)")
                 }
@@ -148,8 +149,7 @@ public final class SpeechEngine: SpeechRecognizer, @unchecked Sendable {  // mut
 
     public func finish() throws -> SpeechResult {
         closeInput()
-        endSignal.wait()
-        endSignal.signal()
+        running.wait()
         let (failure, finished, language, segments) = lock.withLock { (self.failure, self.finished, self.language, self.segments) }
         if let failure { throw CoursePackError(.internal, path: options.model, "speech recognition failed: \(failure)") }
         if let why = endReason() { throw CoursePackError(.internal, path: options.model, "speech recognition failed: \(why)") }

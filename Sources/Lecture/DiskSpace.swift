@@ -32,8 +32,12 @@ public struct DiskSpace: Sendable, CustomStringConvertible {
             guard stat(parent, &ps) == 0, ps.st_dev == st.st_dev else { break }
             top = parent
         }
-        return DiskSpace(folder: folder.path, mountPoint: top,
-                         available: UInt64(fs.f_bavail) * UInt64(fs.f_frsize), size: UInt64(fs.f_blocks) * UInt64(fs.f_frsize))
+        // A file system (FUSE, say) may report any counts: the products saturate instead of trapping.
+        func bytes(_ blocks: UInt) -> UInt64 {
+            let (product, overflow) = UInt64(blocks).multipliedReportingOverflow(by: UInt64(fs.f_frsize))
+            return overflow ? .max : product
+        }
+        return DiskSpace(folder: folder.path, mountPoint: top, available: bytes(fs.f_bavail), size: bytes(fs.f_blocks))
     }
 
     /// Less than 1 MB left for this user.

@@ -31,6 +31,8 @@ test-deps: deps asr-models
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 	[ -f /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] || missing="$$missing fonts-droid-fallback"; \
+	[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing="$$missing fonts-wqy-zenhei"; \
+	[ -f /usr/share/fonts/truetype/arphic/ukai.ttc ] || missing="$$missing fonts-arphic-ukai"; \
 	command -v gst-launch-1.0 >/dev/null || missing="$$missing gstreamer1.0-tools"; \
 	command -v nginx >/dev/null || missing="$$missing nginx"; \
 	command -v tc >/dev/null || missing="$$missing iproute2"; \

@@ -26,6 +26,8 @@ Lectures (each a case named in the chapter issue):
   letterbox    4:3 slides letterboxed in a 16:9 frame
   chinese      a deck in Chinese (languages chi_sim+eng)
   editor       a screen recording of a code editor that scrolls, switching files
+  zh_FONT      the Chinese title set: six headings of 32, 48 and 64 px in one CJK font (droid,
+               zenhei, uming, ukai), blue on white and yellow on dark blue, over 24-px body text
 """
 import json, math, os, random, subprocess, sys
 
@@ -58,20 +60,23 @@ class Slide:
     """A rendered slide (RGB array); `figure` draws a small moving shape on top when given."""
 
     def __init__(self, title, lines, theme="light", size=(W, H), title_bar=True, cjk=False, figure=False,
-                 shown=None):
+                 shown=None, face=None, title_size=46, body_size=30, colors=None):
         bg, fg, bar, tfg = ((250, 250, 247), (40, 40, 40), (26, 60, 130), (255, 255, 255)) if theme == "light" \
             else ((28, 30, 38), (220, 220, 210), (60, 70, 110), (250, 230, 150))
+        if colors:
+            bg, fg, tfg = colors
         img = Image.new("RGB", size, bg)
         d = ImageDraw.Draw(img)
-        tf = font(CJK if cjk else BOLD, 46)
-        bf = font(CJK if cjk else SANS, 30)
+        tf = font(face or (CJK if cjk else BOLD), title_size)
+        bf = font(face or (CJK if cjk else SANS), body_size)
         if title_bar:
             d.rectangle([0, 0, size[0], 110], fill=bar)
             d.text((60, 30), title, font=tf, fill=tfg)
         else:
-            d.text((60, 40), title, font=tf, fill=fg)
+            d.text((60, 40), title, font=tf, fill=tfg if colors else fg)
+        top = max(160, 40 + title_size + 60)
         for i, line in enumerate(lines[:shown] if shown is not None else lines):
-            y = 160 + i * 62
+            y = top + i * (body_size * 2)
             d.ellipse([64, y + 12, 76, y + 24], fill=fg)
             d.text((96, y), line, font=bf, fill=fg)
         self.pixels = np.asarray(img, dtype=np.uint8).copy()
@@ -301,6 +306,30 @@ def make_chinese(rng):
                   lambda f: with_inset(f, cam))
 
 
+# The Chinese title set: headings of 32, 48 and 64 px in one CJK font per deck, blue on white and
+# yellow on dark blue, over 24-px body text, with a camera inset (docs/CHAPTERS.md, "Chinese").
+CJK_FACES = {"droid": CJK, "zenhei": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+             "uming": "/usr/share/fonts/truetype/arphic/uming.ttc", "ukai": "/usr/share/fonts/truetype/arphic/ukai.ttc"}
+ZH_TITLES = {"droid": ["傅里叶变换", "线性代数基础", "机器学习导论", "概率论与数理统计", "神经网络与深度学习", "量子力学的基本假设"],
+             "zenhei": ["信号与系统", "傅里叶变换", "第2讲 HTTP协议", "操作系统原理", "数据库索引", "编译原理概述"],
+             "uming": ["傅里叶变换", "计算机网络", "Python编程入门", "离散数学", "热力学第一定律", "有机化学反应"],
+             "ukai": ["微积分复习", "傅里叶变换", "矩阵的特征值", "第3章 TCP拥塞控制", "中国古代史", "经济学原理"]}
+ZH_BODY = ["任何周期信号都可以写成许多简单波的和", "每个波都有自己的频率和振幅", "变换告诉我们信号包含多少频率"]
+
+
+def make_zh(face):
+    def make(rng):
+        slides = []
+        for i, title in enumerate(ZH_TITLES[face]):
+            light = i % 2 == 0
+            colors = ((255, 255, 255), (40, 40, 40), (30, 60, 200)) if light else ((20, 30, 60), (230, 230, 230), (255, 210, 80))
+            slides.append(Slide(title, ZH_BODY, title_bar=False, face=CJK_FACES[face], title_size=(32, 48, 64)[i // 2],
+                                body_size=24, colors=colors))
+        cam = Camera(320, 180, 5, cut=5.0)
+        return simple(rng, slides, ZH_TITLES[face], [rng.uniform(7, 10) for _ in slides], lambda f: with_inset(f, cam))
+    return make
+
+
 def make_editor(rng):
     mono = font(MONO, 22)
     tabf = font(BOLD, 30)
@@ -340,7 +369,8 @@ def make_editor(rng):
 
 LECTURES = {"template": make_template, "inset_zoom": make_inset_zoom, "camera": make_camera,
             "pointer": make_pointer, "builds": make_builds, "fades": make_fades, "dark": make_dark,
-            "letterbox": make_letterbox, "chinese": make_chinese, "editor": make_editor}
+            "letterbox": make_letterbox, "chinese": make_chinese, "editor": make_editor,
+            **{"zh_" + face: make_zh(face) for face in CJK_FACES}}
 
 
 def main():
@@ -357,7 +387,7 @@ def main():
         duration, frame_at = timeline(spans)
         encode(path, duration, frame_at, rng)
         with open(truth, "w") as f:
-            json.dump({"duration": round(duration, 3), "languages": "chi_sim+eng" if name == "chinese" else "eng",
+            json.dump({"duration": round(duration, 3), "languages": "chi_sim+eng" if name == "chinese" or name.startswith("zh_") else "eng",
                        "changes": [round(c, 3) for c in changes], "titles": titles}, f, ensure_ascii=False, indent=1)
         print(f"{path}: {duration:.1f} s, {len(changes)} changes")
 

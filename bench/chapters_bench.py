@@ -10,7 +10,7 @@ title of the found chapter that starts within 1 s of it (the first at 0), exact 
 error rate (edit distance over the true title's length; a missed chapter counts as all wrong).
 Prints a table per lecture and overall; --append adds it to BENCHMARKS.md.
 """
-import argparse, json, os, subprocess, sys, time, unicodedata
+import argparse, json, os, re, subprocess, sys, time, unicodedata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("BENCH_CACHE", os.path.expanduser("~/.cache/coursepack-bench"))
@@ -28,8 +28,14 @@ def edit_distance(a, b):
     return prev[-1]
 
 
+CJK = "\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+
+
 def normal(s):
-    return " ".join(unicodedata.normalize("NFKC", s).split())
+    """NFKC, one space between words, and none next to a CJK character: whether "第2讲 HTTP协议" has
+    a space between the scripts is typesetting, which OCR cannot see (docs/CHAPTERS.md)."""
+    s = " ".join(unicodedata.normalize("NFKC", s).split())
+    return re.sub(f"(?<=[{CJK}]) | (?=[{CJK}])", "", s)
 
 
 def score(truth, chapters):

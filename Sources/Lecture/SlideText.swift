@@ -11,29 +11,45 @@ public struct SlideText: Sendable, Codable, Equatable {
     /// The heading is looked for in the top share of the picture.
     static let headingBand = 0.4
 
-    /// Picks the heading from the lines read on a still `height` pixels tall: the line in the top 40%
-    /// whose words are tallest (the median word height, so a pointer touching one word does not count;
-    /// a line within 10% of the tallest counts as as tall, and the topmost of those wins), or the first
-    /// line when none is there. When that line's words are not readable (too few confident letters),
-    /// the slide has no readable heading and `title` is nil: a lower line is never promoted to it.
+    /// Picks the heading from the lines read on a still `height` pixels tall (`heading(in:height:)`).
+    /// When that line's words are not readable (too few confident letters), the slide has no readable
+    /// heading and `title` is nil: a lower line is never promoted to it.
     init(lines: [TextLine], height: Int) {
-        let read: [(text: String, top: Int, size: Int)] = lines.compactMap { line in
+        text = lines.map { Self.clean($0.words.filter { $0.confidence >= Self.minimumConfidence }) }
+            .filter { Self.letters($0) >= 2 }.joined(separator: "\n")
+        title = Self.heading(in: lines, height: height).flatMap { i in
+            let t = Self.clean(lines[i].words.filter { $0.confidence >= Self.minimumConfidence })
+            return Self.letters(t) >= 2 ? t : nil
+        }
+    }
+
+    /// The index of the heading among `lines`: the line in the top 40% whose words are tallest (the
+    /// median word height, so a pointer touching one word does not count; a line within 10% of the
+    /// tallest counts as as tall, and the topmost of those wins), or the first line when none is
+    /// there. Lines of marks alone (a rule, a bullet, a pointer) are not candidates.
+    static func heading(in lines: [TextLine], height: Int) -> Int? {
+        let read: [(index: Int, text: String, top: Int, size: Int)] = lines.enumerated().compactMap { i, line in
             let sizes = line.words.map(\.box.height).sorted()
             guard !sizes.isEmpty else { return nil }
-            let text = Self.clean(line.words.filter { $0.confidence >= Self.minimumConfidence }.map(\.text))
-            return (text, line.box.y, sizes[sizes.count / 2])
+            let text = Self.clean(line.words.filter { $0.confidence >= Self.minimumConfidence })
+            return (i, text, line.box.y, sizes[sizes.count / 2])
         }
-        text = read.map(\.text).filter { Self.letters($0) >= 2 }.joined(separator: "\n")
-        // Lines of marks alone (a rule, a bullet, a pointer) are not candidates.
         let candidates = read.filter { Self.letters($0.text) >= 2 || $0.text.isEmpty }
         let band = candidates.filter { Double($0.top) < Self.headingBand * Double(height) }
-        let heading: (text: String, top: Int, size: Int)?
         if let tallest = band.map(\.size).max() {
-            heading = band.first { Double($0.size) >= 0.9 * Double(tallest) }
-        } else {
-            heading = candidates.first
+            return band.first { Double($0.size) >= 0.9 * Double(tallest) }?.index
         }
-        title = heading.flatMap { Self.letters($0.text) >= 2 ? $0.text : nil }
+        return candidates.first?.index
+    }
+
+    /// A heading read again on its own: its text and its words' confidence weighted by their lengths,
+    /// or nil when it has fewer than two letters.
+    static func line(_ line: TextLine) -> (text: String, confidence: Double)? {
+        let text = clean(line.words)
+        guard letters(text) >= 2 else { return nil }
+        let weights = line.words.map { Double($0.text.count) }
+        let confidence = zip(line.words, weights).map { $0.confidence * $1 }.reduce(0, +) / max(1, weights.reduce(0, +))
+        return (text, confidence)
     }
 
     public init(title: String?, text: String) {
@@ -42,14 +58,17 @@ public struct SlideText: Sendable, Codable, Equatable {
     }
 
     /// Joins words, drops stray marks OCR reads from rules and bullets, and closes the gaps Tesseract
-    /// leaves between Chinese, Japanese and Korean characters.
-    static func clean(_ words: [String]) -> String {
-        let kept = words.map { $0.trimmingCharacters(in: .whitespaces) }.filter { w in
+    /// leaves between Chinese, Japanese and Korean characters. Where CJK meets other letters or digits
+    /// ("第2讲HTTP协议") no space is put either: Tesseract's word boxes there overlap or leave gaps
+    /// whatever the slide had, and the space between scripts is the renderer's to draw (CSS
+    /// `text-autospace`), as Chinese text usually has none.
+    static func clean(_ words: [TextWord]) -> String {
+        let kept = words.map { $0.text.trimmingCharacters(in: .whitespaces) }.filter { w in
             !w.isEmpty && w.unicodeScalars.contains { CharacterSet.alphanumerics.contains($0) }
         }
         var out = ""
         for w in kept {
-            if let last = out.unicodeScalars.last, let first = w.unicodeScalars.first, !(isCJK(last) && isCJK(first)), !out.isEmpty {
+            if let last = out.unicodeScalars.last, let first = w.unicodeScalars.first, !isCJK(last), !isCJK(first) {
                 out += " "
             }
             out += w
@@ -82,9 +101,18 @@ final class SlideReader: @unchecked Sendable {
         var height: Int
     }
 
+    /// Tesseract's Chinese, Japanese and Korean models read a heading cut out of the slide, shrunk to
+    /// this many pixels tall, far better than the same heading within the whole slide: 94% of 330
+    /// headings exact against 77% at full size (BENCHMARKS.md, "Chinese slide titles").
+    static let cjkHeadingHeight = 16
+    /// A heading read alone replaces the slide's reading of it when Tesseract is at least this sure of it.
+    static let headingConfidence = 40.0
+
     private let queue = BoundedQueue<Job>(capacity: 4)
     private let done = DispatchSemaphore(value: 0)
     private var reader: TextReader?
+    /// Whether headings are read again on their own (the languages name a CJK model).
+    private let rereadsHeadings: Bool
     private var results: [Int: SlideText] = [:]
     private var failure: Error?
     private var joined = false
@@ -96,6 +124,7 @@ final class SlideReader: @unchecked Sendable {
         } catch let e as TextReaderError {
             throw CoursePackError(.usage, path: "OCR languages \"\(languages)\"", e.description)
         }
+        rereadsHeadings = languages.split(separator: "+").contains { Self.isCJKModel(String($0)) }
         let thread = Thread { [self] in
             defer { done.signal() }
             while let job = queue.take() {
@@ -103,7 +132,11 @@ final class SlideReader: @unchecked Sendable {
                     let lines = try job.pixels.withUnsafeBufferPointer {
                         try reader!.read($0.baseAddress!, width: job.width, height: job.height, stride: job.width)
                     }
-                    results[job.chapter] = SlideText(lines: lines, height: job.height)
+                    var slide = SlideText(lines: lines, height: job.height)
+                    if rereadsHeadings, let heading = try Self.heading(of: job, lines: lines, with: reader!) {
+                        slide.title = heading
+                    }
+                    results[job.chapter] = slide
                 } catch {
                     failure = error
                 }
@@ -112,6 +145,127 @@ final class SlideReader: @unchecked Sendable {
         }
         thread.name = "coursepack-ocr"
         thread.start()
+    }
+
+    static func isCJKModel(_ name: String) -> Bool {
+        ["chi_sim", "chi_tra", "jpn", "kor", "HanS", "HanT", "Japanese", "Hangul"].contains { name == $0 || name.hasPrefix($0 + "_") }
+            || name.hasPrefix("script/Han") || name == "script/Japanese" || name == "script/Hangul"
+    }
+
+    /// The heading of a slide in a CJK language, read on its own. Tesseract's page layout misses large
+    /// CJK headings or cuts them apart at full size (and finds others only at half size), so up to three
+    /// boxes are read alone: the tallest band of dark rows in the top of the slide (`inkBand`), the
+    /// heading line of the slide's layout and that of a half-size layout. Readings Tesseract is less
+    /// than `headingConfidence` sure of are dropped. The band's line wins when one of the boxes on it
+    /// (overlapping it by half its height) has a reading, the surest of those; otherwise the surest
+    /// reading of all.
+    static func heading(of job: Job, lines: [TextLine], with reader: TextReader) throws -> String? {
+        let band = inkBand(of: job)
+        var boxes = band.map { [$0] } ?? []
+        if let i = SlideText.heading(in: lines, height: job.height) { boxes.append(lines[i].box) }
+        let (half, w, h) = shrink(job.pixels, stride: job.width, x0: 0, y0: 0, x1: job.width, y1: job.height, scale: 0.5)
+        let halfLines = try half.withUnsafeBufferPointer { try reader.read($0.baseAddress!, width: w, height: h, stride: w) }
+        if let i = SlideText.heading(in: halfLines, height: h) {
+            let b = halfLines[i].box
+            boxes.append(TextBox(x: b.x * job.width / w, y: b.y * job.height / h, width: b.width * job.width / w, height: b.height * job.height / h))
+        }
+        var readings: [(text: String, confidence: Double, box: TextBox)] = []
+        for box in boxes {
+            if let r = try readAlone(box, of: job, with: reader), r.confidence >= headingConfidence {
+                readings.append((r.text, r.confidence, box))
+            }
+        }
+        let onBand = readings.filter { r in
+            guard let band else { return false }
+            let overlap = min(r.box.y + r.box.height, band.y + band.height) - max(r.box.y, band.y)
+            return 2 * overlap >= min(r.box.height, band.height)
+        }
+        return (onBand.isEmpty ? readings : onBand).max { $0.confidence < $1.confidence }?.text
+    }
+
+    /// The tallest band of rows holding dark pixels (the picture is dark text on white here) that
+    /// starts in the top `SlideText.headingBand` of the picture, the topmost of those within 10% of the
+    /// tallest, boxed around its dark pixels. Bands thinner than 1/100 of the picture (rules,
+    /// underlines) are not lines.
+    static func inkBand(of job: Job) -> TextBox? {
+        let (w, h) = (job.width, job.height)
+        let dark: (Int) -> Bool = { y in
+            var n = 0
+            for x in 0..<w where job.pixels[y * w + x] < 128 { n += 1; if n >= 2 { return true } }
+            return false
+        }
+        let gap = max(1, h / 240), top = Int(Double(h) * SlideText.headingBand)
+        var bands: [(Int, Int)] = []
+        var y = 0
+        while y < top {
+            guard dark(y) else { y += 1; continue }
+            var end = y + 1, blank = 0
+            while end < h, blank <= gap {
+                if dark(end) { blank = 0 } else { blank += 1 }
+                end += 1
+            }
+            end -= blank
+            if end - y >= max(2, h / 100) { bands.append((y, end)) }
+            y = end + 1
+        }
+        guard let tallest = bands.map({ $1 - $0 }).max(), let (y0, y1) = bands.first(where: { Double($1 - $0) >= 0.9 * Double(tallest) }) else { return nil }
+        var x0 = w, x1 = 0
+        for y in y0..<y1 {
+            for x in 0..<w where job.pixels[y * w + x] < 128 { x0 = min(x0, x); x1 = max(x1, x + 1) }
+        }
+        return x1 > x0 ? TextBox(x: x0, y: y0, width: x1 - x0, height: y1 - y0) : nil
+    }
+
+    /// Reads the line in `box` on its own: cut out with a third of its height around it, shrunk to
+    /// `cjkHeadingHeight` pixels tall by area averaging, read as one line.
+    static func readAlone(_ box: TextBox, of job: Job, with reader: TextReader) throws -> (text: String, confidence: Double)? {
+        guard box.height > 0, box.width > 0 else { return nil }
+        let pad = max(2, box.height / 3)
+        let x0 = max(0, box.x - pad), y0 = max(0, box.y - pad)
+        let x1 = min(job.width, box.x + box.width + pad), y1 = min(job.height, box.y + box.height + pad)
+        guard x1 > x0, y1 > y0 else { return nil }
+        let scale = min(1, Double(cjkHeadingHeight) / Double(box.height))
+        let (pixels, w, h) = shrink(job.pixels, stride: job.width, x0: x0, y0: y0, x1: x1, y1: y1, scale: scale)
+        let lines = try pixels.withUnsafeBufferPointer {
+            try reader.read($0.baseAddress!, width: w, height: h, stride: w, singleLine: true)
+        }
+        return lines.first.flatMap(SlideText.line)
+    }
+
+    /// The rectangle (x0, y0)-(x1, y1) of a grey picture, scaled by `scale` (at most 1) with each
+    /// output pixel the mean of the source area it covers.
+    static func shrink(_ p: [UInt8], stride: Int, x0: Int, y0: Int, x1: Int, y1: Int, scale: Double) -> ([UInt8], Int, Int) {
+        let (sw, sh) = (x1 - x0, y1 - y0)
+        let (w, h) = (max(1, Int((Double(sw) * scale).rounded())), max(1, Int((Double(sh) * scale).rounded())))
+        // Each output column's (or row's) source span, in source pixels with fractional edges.
+        func spans(_ n: Int, _ source: Int) -> [[(Int, Double)]] {
+            let step = Double(source) / Double(n)
+            return (0..<n).map { i in
+                let (a, b) = (Double(i) * step, Double(i + 1) * step)
+                return (Int(a)..<min(source, Int(b.rounded(.up)))).map { s in
+                    (s, min(b, Double(s + 1)) - max(a, Double(s)))
+                }
+            }
+        }
+        let (columns, rows) = (spans(w, sw), spans(h, sh))
+        var across = [Double](repeating: 0, count: w * sh)
+        for y in 0..<sh {
+            let row = (y0 + y) * stride + x0
+            for (x, span) in columns.enumerated() {
+                var sum = 0.0, weight = 0.0
+                for (s, wt) in span { sum += Double(p[row + s]) * wt; weight += wt }
+                across[y * w + x] = sum / weight
+            }
+        }
+        var out = [UInt8](repeating: 0, count: w * h)
+        for (y, span) in rows.enumerated() {
+            for x in 0..<w {
+                var sum = 0.0, weight = 0.0
+                for (s, wt) in span { sum += across[s * w + x] * wt; weight += wt }
+                out[y * w + x] = UInt8(min(255, max(0, (sum / weight).rounded())))
+            }
+        }
+        return (out, w, h)
     }
 
     /// Queues a chapter's still (a grey picture) for reading; a later still of the same chapter replaces it.

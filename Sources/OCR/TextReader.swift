@@ -64,17 +64,20 @@ public final class TextReader {
     }
 
     /// The lines of text in a grey picture (one byte a pixel, rows `stride` bytes apart), top to bottom
-    /// in Tesseract's reading order.
-    public func read(_ pixels: UnsafePointer<UInt8>, width: Int, height: Int, stride: Int) throws -> [TextLine] {
+    /// in Tesseract's reading order. With `singleLine`, the picture is read as one line of text (a
+    /// heading cut out of a slide) and the answer has at most one line.
+    public func read(_ pixels: UnsafePointer<UInt8>, width: Int, height: Int, stride: Int, singleLine: Bool = false) throws -> [TextLine] {
         guard width > 0, height > 0, stride >= width, width <= 1 << 15, height <= 1 << 15 else {
             throw TextReaderError(description: "cannot read text of a \(width)x\(height) picture")
         }
         omp_set_max_active_levels(0)
+        TessBaseAPISetPageSegMode(handle, singleLine ? PSM_SINGLE_LINE : PSM_AUTO)
         TessBaseAPISetImage(handle, pixels, Int32(width), Int32(height), 1, Int32(stride))
         // A picture carries no resolution: read it as a 13.33-inch-wide slide (the 16:9 size of
         // presentation programs), 96 dpi at 1280 pixels. At 150 dpi Tesseract missed Chinese headings
         // that it reads at 70-100 (BENCHMARKS.md, "Chapters").
-        TessBaseAPISetSourceResolution(handle, Int32(min(300, max(70, Double(width) / 13.33)).rounded()))
+        // A line cut out of a slide is read at 70 dpi, as Tesseract reads a picture that names none.
+        TessBaseAPISetSourceResolution(handle, singleLine ? 70 : Int32(min(300, max(70, Double(width) / 13.33)).rounded()))
         guard TessBaseAPIRecognize(handle, nil) == 0 else { throw TextReaderError(description: "Tesseract could not read the picture") }
         guard let results = TessBaseAPIGetIterator(handle) else { return [] }
         defer { TessResultIteratorDelete(results) }

@@ -76,7 +76,7 @@ class Slide:
             d.text((60, 40), title, font=tf, fill=tfg if colors else fg)
         top = max(160, 40 + title_size + 60)
         for i, line in enumerate(lines[:shown] if shown is not None else lines):
-            y = top + i * (body_size * 2)
+            y = top + i * round(body_size * 62 / 30)
             d.ellipse([64, y + 12, 76, y + 24], fill=fg)
             d.text((96, y), line, font=bf, fill=fg)
         self.pixels = np.asarray(img, dtype=np.uint8).copy()

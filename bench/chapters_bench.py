@@ -14,7 +14,7 @@ import argparse, json, os, re, subprocess, sys, time, unicodedata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("BENCH_CACHE", os.path.expanduser("~/.cache/coursepack-bench"))
-BIN = os.path.join(ROOT, ".build/release/coursepack")
+BIN = os.environ.get("COURSEPACK_BIN", os.path.join(ROOT, ".build/release/coursepack"))
 TOLERANCE = 1.0
 
 

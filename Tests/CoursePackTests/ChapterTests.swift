@@ -89,6 +89,43 @@ import OCR
         #expect(titles.allSatisfy { vtt.contains("\n\($0)\n") }, "chapters.vtt carries the titles")
     }
 
+    /// The Chinese title set's decks in two CJK fonts (WenQuanYi Zen Hei, AR PL UKai): headings of 32,
+    /// 48 and 64 px, blue on white and yellow on dark blue, over 24-px body text with a camera inset,
+    /// one mixing Latin letters and digits in. Every title exact, spaces next to CJK aside (OCR cannot
+    /// see them; the product puts none). At full size in the slide's layout Tesseract read 5 of these 12.
+    @Test(arguments: ["zh_zenhei", "zh_ukai"])
+    func chineseHeadingsReadInEveryFontAndSize(_ name: String) throws {
+        let (src, truth) = try Self.generated(name)
+        let out = try Support.scratch("chapters-\(name)")
+        let r = try Support.coursepack("chapters", src, "-o", out.path, "--json", "--ocr-languages", "chi_sim+eng")
+        #expect(r.status == 0, "\(r.stderr)")
+        let chapters = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] ?? []
+        let titles = chapters.compactMap { $0["title"] as? String }
+        let want = (truth["titles"] as? [String] ?? []).map { $0.replacingOccurrences(of: " ", with: "") }
+        #expect(titles == want, "\(name): titles \(titles)")
+    }
+
+    @Test func headingsAreShrunkByAreaAndFoundAsBandsOfDarkRows() {
+        // 4x2 to 2x1: each output pixel the mean of its 2x2 square.
+        let (p, w, h) = SlideReader.shrink([0, 100, 200, 255, 100, 200, 255, 255], stride: 4, x0: 0, y0: 0, x1: 4, y1: 2, scale: 0.5)
+        #expect((w, h) == (2, 1) && p == [100, 241])
+        // A 40-px heading above two 20-px lines and a 2-px rule: the heading's band, boxed to its ink.
+        let (pw, ph) = (400, 300)
+        var page = [UInt8](repeating: 255, count: pw * ph)
+        func fill(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int) { for y in y0..<y1 { for x in x0..<x1 { page[y * pw + x] = 20 } } }
+        fill(10, 5, 390, 7)
+        fill(30, 20, 250, 60)
+        fill(30, 80, 300, 100)
+        fill(30, 110, 200, 130)
+        let band = SlideReader.inkBand(of: SlideReader.Job(chapter: 0, pixels: page, width: pw, height: ph))
+        #expect(band == TextBox(x: 30, y: 20, width: 220, height: 40))
+        // CJK words join each other and other scripts without spaces; other words keep theirs.
+        let words = ["第", "2", "讲", "HTTP", "协议", "and", "TCP"].enumerated().map { i, t in
+            TextWord(text: t, confidence: 90, box: TextBox(x: i * 30, y: 0, width: 25, height: 20))
+        }
+        #expect(SlideText.clean(words) == "第2讲HTTP协议and TCP")
+    }
+
     // The detector on drawn analysis pictures (320x180 grey), five a second.
     static let (w, h) = (SlideChangeDetector.width, SlideChangeDetector.height)
 

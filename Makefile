@@ -88,8 +88,9 @@ bench-deps: test-deps
 	  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || \
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg espeak-ng fonts-dejavu-core tesseract-ocr tesseract-ocr-eng)
 	@python3 -c 'import imageio_ffmpeg, pesq, numpy, jiwer, pypinyin' 2>/dev/null || python3 -m pip install -q imageio-ffmpeg pesq numpy jiwer==4.0.0 pypinyin==0.55.0
-	@[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] && [ -f /usr/share/fonts/truetype/arphic/uming.ttc ] && [ -f /usr/share/fonts/truetype/arphic/ukai.ttc ] || \
-	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq fonts-wqy-zenhei fonts-arphic-uming fonts-arphic-ukai)
+	@[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] && [ -f /usr/share/fonts/truetype/arphic/uming.ttc ] && [ -f /usr/share/fonts/truetype/arphic/ukai.ttc ] && \
+	  [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc ] || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq fonts-wqy-zenhei fonts-arphic-uming fonts-arphic-ukai fonts-noto-cjk)
 	@[ -d /usr/share/pocketsphinx/test/data/librivox ] || \
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq pocketsphinx-testdata)
 

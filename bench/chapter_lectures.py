@@ -27,7 +27,8 @@ Lectures (each a case named in the chapter issue):
   chinese      a deck in Chinese (languages chi_sim+eng)
   editor       a screen recording of a code editor that scrolls, switching files
   zh_FONT      the Chinese title set: six headings of 32, 48 and 64 px in one CJK font (droid,
-               zenhei, uming, ukai), blue on white and yellow on dark blue, over 24-px body text
+               zenhei, uming, ukai, notobold), blue on white and yellow on dark blue, over 24-px
+               body text
 """
 import json, math, os, random, subprocess, sys
 
@@ -49,6 +50,9 @@ TOPICS = ["Insertion Sort", "Merge Sort", "Quick Sort", "Heap Sort", "Radix Sort
 
 
 def font(path, size):
+    """A font file, or (a font collection, the face's index in it)."""
+    if isinstance(path, tuple):
+        return ImageFont.truetype(path[0], size, index=path[1])
     return ImageFont.truetype(path, size)
 
 
@@ -309,11 +313,14 @@ def make_chinese(rng):
 # The Chinese title set: headings of 32, 48 and 64 px in one CJK font per deck, blue on white and
 # yellow on dark blue, over 24-px body text, with a camera inset (docs/CHAPTERS.md, "Chinese").
 CJK_FACES = {"droid": CJK, "zenhei": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-             "uming": "/usr/share/fonts/truetype/arphic/uming.ttc", "ukai": "/usr/share/fonts/truetype/arphic/ukai.ttc"}
+             "uming": "/usr/share/fonts/truetype/arphic/uming.ttc", "ukai": "/usr/share/fonts/truetype/arphic/ukai.ttc",
+             # Noto Sans CJK SC Bold (face 2 of the collection).
+             "notobold": ("/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc", 2)}
 ZH_TITLES = {"droid": ["傅里叶变换", "线性代数基础", "机器学习导论", "概率论与数理统计", "神经网络与深度学习", "量子力学的基本假设"],
              "zenhei": ["信号与系统", "傅里叶变换", "第2讲 HTTP协议", "操作系统原理", "数据库索引", "编译原理概述"],
              "uming": ["傅里叶变换", "计算机网络", "Python编程入门", "离散数学", "热力学第一定律", "有机化学反应"],
-             "ukai": ["微积分复习", "傅里叶变换", "矩阵的特征值", "第3章 TCP拥塞控制", "中国古代史", "经济学原理"]}
+             "ukai": ["微积分复习", "傅里叶变换", "矩阵的特征值", "第3章 TCP拥塞控制", "中国古代史", "经济学原理"],
+             "notobold": ["傅里叶变换", "细胞生物学", "第5讲 SQL查询优化", "电磁感应", "算法分析与设计", "宏观经济学"]}
 ZH_BODY = ["任何周期信号都可以写成许多简单波的和", "每个波都有自己的频率和振幅", "变换告诉我们信号包含多少频率"]
 
 

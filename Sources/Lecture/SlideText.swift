@@ -101,9 +101,9 @@ final class SlideReader: @unchecked Sendable {
         var height: Int
     }
 
-    /// Tesseract's Chinese, Japanese and Korean models read a heading cut out of the slide, shrunk to
-    /// this many pixels tall, far better than the same heading within the whole slide: 94% of 330
-    /// headings exact against 77% at full size (BENCHMARKS.md, "Chinese slide titles").
+    /// Tesseract's Chinese model reads a heading cut out of the slide best when it is shrunk to this
+    /// many pixels tall: 312 of 330 headings exact, against 266 at full size and 280 at half size
+    /// (`bench/zh_title_probe.py`; BENCHMARKS.md, "Chinese slide titles").
     static let cjkHeadingHeight = 16
     /// A heading read alone replaces the slide's reading of it when Tesseract is at least this sure of it.
     static let headingConfidence = 40.0

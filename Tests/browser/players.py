@@ -9,7 +9,8 @@ PLAYER is one of:
   the network or the HTTP cache answered it (DevTools `Network` events) and the media log's
   adaptation and error messages (DevTools `Media` events, what chrome://media-internals shows).
 - `videojs`: video.js 7.5.5 with its HLS engine (VHS) on Media Source Extensions, from PyPI's
-  `js.videojs`; its bandwidth estimate and chosen playlist are logged.
+  `js.videojs`; its bandwidth estimate and chosen playlist are logged. `videojs-low`: the same with
+  VHS's `enableLowInitialPlaylist` set by the page (start on the lowest variant).
 - `playbin3`, `playbin`: GStreamer's players (hlsdemux2 and the older hlsdemux) with clock-synced
   fake sinks; the position comes from the video sink's buffers as fakesink prints them.
 
@@ -57,7 +58,9 @@ VIDEOJS_PAGE = """<!doctype html><html><head><link href="video-js.min.css" rel="
 <script src="video.min.js"></script>
 <script>%s
 // video.js 7.5.5's VHS reads its options under `hls` (`vhs` from VHS 2); without overrideNative, Chromium's own HLS player plays.
-const player = videojs('v', {html5: {hls: {overrideNative: true}, nativeAudioTracks: false, nativeVideoTracks: false}});
+// `low=1` sets VHS's enableLowInitialPlaylist: start on the lowest variant instead of the highest under its 4-Mb/s guess.
+const low = new URLSearchParams(location.search).get('low') === '1';
+const player = videojs('v', {html5: {hls: {overrideNative: true, enableLowInitialPlaylist: low}, nativeAudioTracks: false, nativeVideoTracks: false}});
 player.src({src: new URLSearchParams(location.search).get('src'), type: 'application/x-mpegURL'});
 player.play();
 window.vjsErrors = [];
@@ -178,7 +181,7 @@ def play_browser(kind, url, page_base, seconds, switch_every):
         except Exception:  # noqa: BLE001 - an older Chromium without the Media domain still plays
             pass
         page = "native.html" if kind == "chromium" else "videojs.html"
-        driver.get(f"{page_base}/{page}?src={url}")
+        driver.get(f"{page_base}/{page}?src={url}" + ("&low=1" if kind == "videojs-low" else ""))
         start = time.time()
         throttled = False
         while time.time() - start < seconds:
@@ -199,7 +202,7 @@ def play_browser(kind, url, page_base, seconds, switch_every):
         out["duration"] = duration
         errors = [r[5] for r in rows if r[5]]
         out["error"] = errors[-1] if errors else None
-        if kind == "videojs":
+        if kind in ("videojs", "videojs-low"):
             out["error"] = out["error"] or (driver.execute_script("return window.vjsErrors") or [None])[-1]
             picks = []
             for r in rows:
@@ -268,13 +271,13 @@ def play_gst(player, url, seconds):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("player", choices=["chromium", "videojs", "playbin3", "playbin"])
+    ap.add_argument("player", choices=["chromium", "videojs", "videojs-low", "playbin3", "playbin"])
     ap.add_argument("url")
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--switch-every", type=float)
     ap.add_argument("--page-base", help="where native.html and videojs.html are served (browser players)")
     a = ap.parse_args()
-    if a.player in ("chromium", "videojs"):
+    if a.player in ("chromium", "videojs", "videojs-low"):
         out = play_browser(a.player, a.url, a.page_base, a.seconds, a.switch_every)
     else:
         out = play_gst(a.player, a.url, a.seconds)

@@ -5,7 +5,19 @@ import Testing
 /// reference, never part of the product) and checked with ffprobe.
 enum Support {
     static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let binary = repoRoot.appendingPathComponent(".build/debug/coursepack").path
+    /// The `coursepack` built beside the test bundle (the configuration `swift test` runs: release
+    /// under `make test`, debug under a plain `swift test`).
+    static let binary: String = {
+        let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = runner.deletingLastPathComponent()
+        // The runner is .build/CONFIG/CoursePackPackageTests.xctest (a file on Linux; a bundle's
+        // Contents/MacOS/ executable on macOS).
+        while dir.path != "/", !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("coursepack").path) {
+            dir = dir.deletingLastPathComponent()
+        }
+        let beside = dir.appendingPathComponent("coursepack").path
+        return FileManager.default.isExecutableFile(atPath: beside) ? beside : repoRoot.appendingPathComponent(".build/debug/coursepack").path
+    }()
     static let fixtureDir: URL = {
         let d = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("coursepack-fixtures-v1")
         try? FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)

@@ -65,13 +65,19 @@ $(ASR_VENV)/models/.assembled: $(ASR_VENV)/.installed asr/models.txt asr/models.
 	$(ASR_VENV)/bin/python asr/models.py
 	touch $@
 
+# The release binary, for deployment and the benchmarks.
 build: deps
 	$(SWIFT) build -c release --product coursepack
 
-run: build
+# `make run` and `make test` share one build configuration (debug), so the test build reuses every
+# module the run built and compiles only the tests. On the 24-s sample the debug binary takes 7.5 s
+# against the release binary's 6.1 s.
+DEV_BIN := .build/debug/coursepack
+run: deps
+	$(SWIFT) build --product coursepack
 	rm -rf out/lecture
-	$(BIN) transcode Samples/lecture.mp4 -o out/lecture
-	$(BIN) validate out/lecture
+	$(DEV_BIN) transcode Samples/lecture.mp4 -o out/lecture
+	$(DEV_BIN) validate out/lecture
 	@echo "Done: open out/lecture/master.m3u8 in an HLS player (layout: README, 'Output layout')"
 
 # A run that passes takes 6-8 minutes on 2 cores; one that hangs is stopped after TEST_TIME_LIMIT

@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "coursepack", targets: ["coursepack"]),
+        .executable(name: "coursepack-server", targets: ["coursepack-server"]),
         .library(name: "Lecture", targets: ["Lecture"]),
     ],
     dependencies: [
@@ -74,10 +75,27 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ], swiftSettings: layers),
+        // What both programs print and how they exit: output lines, exit codes, presets by name, logging.
+        .target(name: "CommandSupport", dependencies: [
+            "Lecture",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: layers),
+        // The command line: transcode, chapters, batch, probe, validate. Without the server's
+        // dependency tree, so `make run` builds only what a single lecture needs; `serve` and
+        // `worker` run coursepack-server.
         .executableTarget(name: "coursepack", dependencies: [
             "Lecture",
             "Course",
+            "CommandSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: layers),
+        // The job server's program: serve and worker.
+        .executableTarget(name: "coursepack-server", dependencies: [
+            "Lecture",
             "Server",
+            "CommandSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

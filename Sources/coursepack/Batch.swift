@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Course
 import Foundation
 import Lecture
@@ -72,15 +73,6 @@ struct BatchCommand: ParsableCommand {
             display.close()
             if summary.failed > 0 { throw ExitCode(1) }
         }
-    }
-}
-
-/// This program's own file, to start worker processes with.
-enum Executable {
-    static var path: String? {
-        if let p = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return p }
-        let arg = CommandLine.arguments[0]
-        return arg.hasPrefix("/") ? arg : nil
     }
 }
 

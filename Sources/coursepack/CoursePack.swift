@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Course
 import Foundation
 import Lecture
@@ -13,13 +14,8 @@ struct CoursePack: AsyncParsableCommand {
         Exit codes: 0 success, 1 validation failures, 64 usage or preset error, 65 bad input,
         70 internal error, 73 output not writable, 75 interrupted or deadline exceeded.
         """,
-        subcommands: [Transcode.self, Chapters.self, BatchCommand.self, Serve.self, WorkerCommand.self, Probe.self, Validate.self]
+        subcommands: [Transcode.self, Chapters.self, BatchCommand.self, ServeCommand.self, WorkerCommand.self, Probe.self, Validate.self]
     )
-}
-
-struct Common: ParsableArguments {
-    @Flag(name: .shortAndLong, help: "Log FFmpeg's warnings and CoursePack's details to stderr.")
-    var verbose = false
 }
 
 /// Runs a command body, turning errors into one line on stderr and the documented exit code.
@@ -31,16 +27,6 @@ func runReportingErrors(json: Bool, _ body: () throws -> Void) throws {
         Output.stderr("coursepack: \(e.description)")
         throw ExitCode(e.category.exitCode)
     }
-}
-
-/// Logging for the long-running commands (serve, worker): info and up to stderr, debug with -v.
-func serviceLogger(_ label: String, verbose: Bool) -> Logger {
-    LoggingSystem.bootstrap { label in
-        var h = StreamLogHandler.standardError(label: label)
-        h.logLevel = verbose ? .debug : .info
-        return h
-    }
-    return Logger(label: label)
 }
 
 func setUp(verbose: Bool) -> Logger {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Lecture
 import Logging
@@ -50,9 +51,7 @@ struct WorkerCommand: AsyncParsableCommand {
             guard leaseSeconds >= 1, pollSeconds >= 0.05, grace >= 0 else {
                 throw CoursePackError(.usage, path: "--lease-seconds", "lease at least 1 s, poll at least 0.05 s, grace not negative")
             }
-            guard let executable = Executable.path else {
-                throw CoursePackError(.internal, path: CommandLine.arguments[0], "cannot find this program's own file to start workers")
-            }
+            let executable = try LectureProgram.path()
             let store = try await PostgresJobStore.open(url: url, logger: logger)
             defer { store.close() }
             let settings = RunnerSettings(workers: workers, leaseSeconds: leaseSeconds, shutdownGraceSeconds: grace,

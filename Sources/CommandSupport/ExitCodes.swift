@@ -1,8 +1,8 @@
-import Lecture
+public import Lecture
 
 /// The exit codes of README's "Exit codes", owned by the command line (sysexits.h values).
 extension CoursePackError.Category {
-    var exitCode: Int32 {
+    public var exitCode: Int32 {
         switch self {
         case .usage: return 64
         case .badInput: return 65

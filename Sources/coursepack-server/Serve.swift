@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Lecture
 import Logging
@@ -27,9 +28,7 @@ struct Serve: AsyncParsableCommand {
         let logger = serviceLogger("coursepack.serve", verbose: common.verbose)
         do {
             let cfg = try ServerConfig.load(config, database: database)
-            guard let executable = Executable.path else {
-                throw CoursePackError(.internal, path: CommandLine.arguments[0], "cannot find this program's own file to start workers")
-            }
+            let executable = try LectureProgram.path()
             var presets: [String: URL] = [:]
             for name in cfg.presets {
                 let url = try PresetLocator.url(name)

@@ -1,38 +1,38 @@
-import Foundation
-import Lecture
+public import Foundation
+public import Lecture
 
 /// Everything the command line prints, in one place.
-enum Output {
+public enum Output {
     private static let lock = NSLock()
 
-    static func stderr(_ line: String) {
+    public static func stderr(_ line: String) {
         lock.withLock { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 
-    static func jsonLine(_ object: [String: Any]) {
+    public static func jsonLine(_ object: [String: Any]) {
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         lock.withLock { FileHandle.standardOutput.write(data + Data("\n".utf8)) }
     }
 
     /// One line on stdout.
-    static func line(_ text: String) {
+    public static func line(_ text: String) {
         lock.withLock { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
     }
 
-    static func jsonObject<T: Encodable>(_ value: T) {
+    public static func jsonObject<T: Encodable>(_ value: T) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(value) else { return }
         lock.withLock { FileHandle.standardOutput.write(data + Data("\n".utf8)) }
     }
 
-    static func progressLine(_ p: TranscodeProgress) {
+    public static func progressLine(_ p: TranscodeProgress) {
         let eta = p.eta.map { String(format: "%d:%02d", Int($0) / 60, Int($0) % 60) } ?? "--:--"
         let line = String(format: "\r%5.1f%%  %5.2fx real time  ETA %@   ", p.fraction * 100, p.speed, eta)
         lock.withLock { FileHandle.standardError.write(Data(line.utf8)) }
     }
 
-    static func describe(_ info: SourceInfo) -> String {
+    public static func describe(_ info: SourceInfo) -> String {
         var lines = [info.path]
         let size = info.sizeBytes.map { String(format: "%.1f MB", Double($0) / 1e6) } ?? "size unknown"
         let rate = info.bitRate.map { "\($0 / 1000) kb/s" } ?? "bitrate unknown"
@@ -61,11 +61,11 @@ enum Output {
 }
 
 /// Finds presets by name: $COURSEPACK_PRESETS, a Presets folder above the executable, ./Presets.
-enum PresetLocator {
-    static func load(_ nameOrPath: String) throws -> Preset { try Preset.load(url(nameOrPath)) }
+public enum PresetLocator {
+    public static func load(_ nameOrPath: String) throws -> Preset { try Preset.load(url(nameOrPath)) }
 
     /// The preset file a name or path stands for.
-    static func url(_ nameOrPath: String) throws -> URL {
+    public static func url(_ nameOrPath: String) throws -> URL {
         if nameOrPath.contains("/") || nameOrPath.hasSuffix(".json") {
             return URL(fileURLWithPath: nameOrPath).standardizedFileURL
         }
@@ -78,7 +78,7 @@ enum PresetLocator {
         throw CoursePackError(.usage, path: nameOrPath, "no such preset\(known.isEmpty ? "" : " (known: \(Set(known).sorted().joined(separator: ", ")))")")
     }
 
-    static func searchPath() -> [URL] {
+    public static func searchPath() -> [URL] {
         var dirs: [URL] = []
         if let env = ProcessInfo.processInfo.environment["COURSEPACK_PRESETS"] { dirs.append(URL(fileURLWithPath: env)) }
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()

@@ -133,7 +133,8 @@ final class SlideReader: @unchecked Sendable {
                         try reader!.read($0.baseAddress!, width: job.width, height: job.height, stride: job.width)
                     }
                     var slide = SlideText(lines: lines, height: job.height)
-                    if rereadsHeadings, let heading = try Self.heading(of: job, lines: lines, with: reader!) {
+                    // A heading that cannot be read again keeps the slide's own reading of it.
+                    if rereadsHeadings, let heading = (try? Self.heading(of: job, lines: lines, with: reader!)) ?? nil {
                         slide.title = heading
                     }
                     results[job.chapter] = slide

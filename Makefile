@@ -99,6 +99,8 @@ bench-deps: test-deps
 	@[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] && [ -f /usr/share/fonts/truetype/arphic/uming.ttc ] && [ -f /usr/share/fonts/truetype/arphic/ukai.ttc ] && \
 	  [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc ] || \
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq fonts-wqy-zenhei fonts-arphic-uming fonts-arphic-ukai fonts-noto-cjk)
+	@/usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0")' 2>/dev/null || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-gi gir1.2-gstreamer-1.0)
 	@[ -d /usr/share/pocketsphinx/test/data/librivox ] || \
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq pocketsphinx-testdata)
 

@@ -90,7 +90,7 @@ def play(package, player, master="master.m3u8", kbps=150, rtt=300, cacheable=Fal
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("package")
-    ap.add_argument("--player", required=True, choices=["chromium", "videojs", "videojs-low", "playbin3", "playbin"])
+    ap.add_argument("--player", required=True, choices=["chromium", "videojs", "videojs-low", "playbin3", "playbin3-lw1", "playbin3-lw3", "playbin"])
     ap.add_argument("--master", default="master.m3u8",
                     help="the playlist to play, under the package; `zigzag`: a switch of variant at every segment boundary")
     ap.add_argument("--kbps", type=int, default=150)

@@ -13,6 +13,8 @@ PLAYER is one of:
   VHS's `enableLowInitialPlaylist` set by the page (start on the lowest variant).
 - `playbin3`, `playbin`: GStreamer's players (hlsdemux2 and the older hlsdemux) with clock-synced
   fake sinks; the position comes from the video sink's buffers as fakesink prints them.
+  `playbin3-lw3`: playbin3 as an application runs it with hlsdemux2's `low-watermark-time` set to
+  3 s (gst_app.py), instead of its default of 1.5 average segment durations.
 
 Reported: `first_frame` (seconds from the start of loading to the first media time past 0),
 `played` (media seconds reached), `rate_after_first` (media seconds per wall second after the first
@@ -221,6 +223,9 @@ def play_browser(kind, url, page_base, seconds, switch_every):
 def play_gst(player, url, seconds):
     cmd = ["gst-launch-1.0", "-v", player, f"uri={url}",
            "video-sink=fakesink name=vs sync=true silent=false", "audio-sink=fakesink name=as sync=true silent=false"]
+    if player.startswith("playbin3-lw"):
+        # An application's playbin3 with hlsdemux2's low-watermark-time set (gst_app.py, Debian's python3).
+        cmd = ["/usr/bin/python3", str(HERE / "gst_app.py"), url, str(seconds + 5), player[len("playbin3-lw"):]]
     start = time.time()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     rows, tail, error, ended, size, prerolled = [], [], None, False, None, None
@@ -271,7 +276,7 @@ def play_gst(player, url, seconds):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("player", choices=["chromium", "videojs", "videojs-low", "playbin3", "playbin"])
+    ap.add_argument("player", choices=["chromium", "videojs", "videojs-low", "playbin3", "playbin3-lw1", "playbin3-lw3", "playbin"])
     ap.add_argument("url")
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--switch-every", type=float)

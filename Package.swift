@@ -3,7 +3,9 @@ import Foundation
 import PackageDescription
 
 /// Imports are internal unless marked `public import`, and a member is visible only where its module
-/// is imported: the compiler holds the layers (C below FFmpeg, FFmpeg below Lecture).
+/// is imported: the compiler holds the layers (C below FFmpeg, FFmpeg below Lecture). The package
+/// graph holds the rest: Course, Server and CommandSupport depend on LectureModel, never on Lecture
+/// or FFmpeg, so they cannot reach FFmpeg at all.
 let layers: [SwiftSetting] = [.enableUpcomingFeature("InternalImportsByDefault"), .enableUpcomingFeature("MemberImportVisibility")]
 
 let package = Package(
@@ -12,7 +14,7 @@ let package = Package(
     products: [
         .executable(name: "coursepack", targets: ["coursepack"]),
         .executable(name: "coursepack-server", targets: ["coursepack-server"]),
-        .library(name: "Lecture", targets: ["Lecture"]),
+        .library(name: "Lecture", targets: ["Lecture", "LectureModel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,38 +37,48 @@ let package = Package(
             providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavfilter-dev", "libavutil-dev",
                               "libswscale-dev", "libswresample-dev"])]
         ),
-        // C that must be compiled: the av_log and interrupt callback trampolines.
-        .target(name: "CFFmpegShims", dependencies: ["CFFmpeg"]),
+        // C that must be compiled: the av_log and interrupt callback trampolines (which honour
+        // CLinux's signal flag).
+        .target(name: "CFFmpegShims", dependencies: ["CFFmpeg", "CLinux"]),
         // Tesseract's C API (libtesseract-dev), for reading slide text.
         .systemLibrary(
             name: "CTesseract",
             pkgConfig: "tesseract",
             providers: [.apt(["libtesseract-dev"])]
         ),
-        // Linux file-system calls Swift's Glibc module does not export (renameat2's exchange).
+        // Linux calls Swift's Glibc module does not export or cannot call (renameat2's exchange,
+        // prctl), and the process-wide signal flag.
         .target(name: "CLinux"),
         // A Swift reader over Tesseract: grey pictures in, lines of words with boxes and confidences out.
         .target(name: "OCR", dependencies: ["CTesseract"], swiftSettings: layers),
         // Safe Swift wrappers over FFmpeg; no policy, no C types in the public API (the C modules are
         // imported `internal`, so the compiler refuses any that leaks).
         .target(name: "FFmpeg", dependencies: ["CFFmpeg", "CFFmpegShims"], swiftSettings: layers),
-        // Packaging: probe, plan, one-pass pipeline, playlists, validation; the only user of FFmpeg.
+        // The package model, free of FFmpeg: presets, plans, playlists, fragments, manifests, captions,
+        // the slide-change detector, the worker protocol, errors, signals, how files are written and
+        // published. What Course and Server know of a lecture.
+        .target(name: "LectureModel", dependencies: [
+            "CLinux",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: layers),
+        // The FFmpeg pipeline: probe, one-pass decode and encode, posters, chapters, downloads,
+        // validation; the only user of FFmpeg.
         .target(name: "Lecture", dependencies: [
+            "LectureModel",
             "FFmpeg",
             "OCR",
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: layers),
         // Courses: course.json, the worker pool of child processes, manifest.json and index.html.
         .target(name: "Course", dependencies: [
-            "Lecture",
+            "LectureModel",
             .product(name: "Subprocess", package: "swift-subprocess"),
             .product(name: "SystemPackage", package: "swift-system"),
         ], swiftSettings: layers),
         // The job server: HTTP API (Hummingbird), the durable queue (SQLite through GRDB on one machine,
         // PostgreSQL through PostgresNIO for many), the job runner of `serve` and `worker`, metrics, webhooks.
         .target(name: "Server", dependencies: [
-            "Course", "Lecture", "CLinux",
+            "Course", "LectureModel", "CLinux",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -77,7 +89,7 @@ let package = Package(
         ], swiftSettings: layers),
         // What both programs print and how they exit: output lines, exit codes, presets by name, logging.
         .target(name: "CommandSupport", dependencies: [
-            "Lecture",
+            "LectureModel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: layers),
@@ -86,6 +98,7 @@ let package = Package(
         // `worker` run coursepack-server.
         .executableTarget(name: "coursepack", dependencies: [
             "Lecture",
+            "LectureModel",
             "Course",
             "CommandSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -93,7 +106,7 @@ let package = Package(
         ], swiftSettings: layers),
         // The job server's program: serve and worker.
         .executableTarget(name: "coursepack-server", dependencies: [
-            "Lecture",
+            "LectureModel",
             "Server",
             "CommandSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -101,13 +114,14 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: layers),
-        .testTarget(name: "CoursePackTests", dependencies: ["Lecture", "Course", "Server", "FFmpeg", "OCR"]),
+        .testTarget(name: "CoursePackTests", dependencies: ["Lecture", "LectureModel", "Course", "Server", "FFmpeg", "OCR"],
+                    swiftSettings: layers),
     ]
 )
 
 // `make fuzz` only: libFuzzer targets over the parsers (Sources/coursepack-fuzz), built with
 // -sanitize=fuzzer in a scratch folder of their own.
 if ProcessInfo.processInfo.environment["COURSEPACK_FUZZ"] != nil {
-    package.targets.append(.executableTarget(name: "coursepack-fuzz", dependencies: ["Lecture", "Course"],
+    package.targets.append(.executableTarget(name: "coursepack-fuzz", dependencies: ["Lecture", "LectureModel", "Course"],
                                              swiftSettings: layers))
 }

@@ -41,14 +41,14 @@ def binary():
     raise SystemExit("build coursepack first (make build)")
 
 
-def package(source):
+def package(source, preset="lecture"):
     out = CACHE / "weaklink" / source
     src = CACHE / f"{source}.mp4"
     if not src.exists():
         raise SystemExit(f"{src} is missing: run bench/make_sources.sh")
     subprocess.run(["rm", "-rf", str(out)], check=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run([str(binary()), "transcode", str(src), "-o", str(out), "--preset", "lecture"], capture_output=True, text=True)
+    r = subprocess.run([str(binary()), "transcode", str(src), "-o", str(out), "--preset", preset], capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"transcode {src}: {r.stderr}")
     return out
@@ -70,6 +70,7 @@ def main():
     ap.add_argument("--players", default="chromium,playbin3")
     ap.add_argument("--plan", default="", help="SOURCE:PLAYER:RUNS,... overriding --runs")
     ap.add_argument("--cells", default="", help="MASTER@KBPS,... to measure only these master/link pairs")
+    ap.add_argument("--preset", default="lecture", help="preset name or JSON file to package with")
     ap.add_argument("--append", action="store_true")
     ap.add_argument("--from-json", help="render the table of an earlier run's results file instead of measuring")
     a = ap.parse_args()
@@ -87,7 +88,7 @@ def main():
     cells = {tuple(c.split("@")) for c in filter(None, a.cells.split(","))}
     results = []
     for source in a.sources.split(","):
-        pkg = package(source)
+        pkg = package(source, a.preset)
         lecture = json.loads((pkg / "lecture.json").read_text())
         peaks = {Path(m["playlist"]).stem: m["peakBitrate"] for m in lecture["masters"]}
         for config in a.configs.split(","):

@@ -1,4 +1,5 @@
 #include "cp_shims.h"
+#include "clinux.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -50,27 +51,6 @@ struct cp_interrupt {
     atomic_int reason;
 };
 
-static atomic_int signal_seen = 0;
-
-static void on_signal(int sig) { atomic_store(&signal_seen, sig); }
-
-void cp_signals_install(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    // A parent may have started us with these signals blocked; the mask is inherited across exec.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-}
-
-int cp_signal_received(void) { return atomic_load(&signal_seen); }
-
 int64_t cp_now_us(void) { return av_gettime_relative(); }
 
 cp_interrupt *cp_interrupt_new(int64_t deadline_us) {
@@ -86,7 +66,7 @@ void cp_interrupt_cancel(cp_interrupt *state) { atomic_store(&state->cancelled, 
 static int interrupt_trampoline(void *opaque) {
     cp_interrupt *s = opaque;
     if (atomic_load(&s->cancelled)) { atomic_store(&s->reason, 1); return 1; }
-    if (atomic_load(&signal_seen)) { atomic_store(&s->reason, 3); return 1; }
+    if (cp_signal_received()) { atomic_store(&s->reason, 3); return 1; }
     if (s->deadline_us > 0 && av_gettime_relative() > s->deadline_us) { atomic_store(&s->reason, 2); return 1; }
     return 0;
 }
@@ -94,7 +74,7 @@ static int interrupt_trampoline(void *opaque) {
 int cp_interrupt_reason(const cp_interrupt *state) {
     if (atomic_load(&((cp_interrupt *)state)->reason)) return atomic_load(&((cp_interrupt *)state)->reason);
     if (atomic_load(&((cp_interrupt *)state)->cancelled)) return 1;
-    if (atomic_load(&signal_seen)) return 3;
+    if (cp_signal_received()) return 3;
     if (state->deadline_us > 0 && av_gettime_relative() > state->deadline_us) return 2;
     return 0;
 }
@@ -102,16 +82,4 @@ int cp_interrupt_reason(const cp_interrupt *state) {
 void cp_interrupt_attach(AVFormatContext *ctx, cp_interrupt *state) {
     ctx->interrupt_callback.callback = interrupt_trampoline;
     ctx->interrupt_callback.opaque = state;
-}
-
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
-
-// A worker process asks to be killed when its parent dies (prctl is variadic, so Swift cannot call it).
-int cp_die_with_parent(int parent_pid) {
-#ifdef __linux__
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return 0;
-#endif
-    return getppid() == parent_pid;
 }

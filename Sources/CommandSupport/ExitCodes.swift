@@ -1,4 +1,4 @@
-public import Lecture
+public import LectureModel
 
 /// The exit codes of README's "Exit codes", owned by the command line (sysexits.h values).
 extension CoursePackError.Category {

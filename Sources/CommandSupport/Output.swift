@@ -1,5 +1,5 @@
 public import Foundation
-public import Lecture
+public import LectureModel
 
 /// Everything the command line prints, in one place.
 public enum Output {

@@ -1,5 +1,5 @@
 public import Foundation
-public import Lecture
+public import LectureModel
 
 /// What a batch reports as it runs, in order, from several threads.
 public enum BatchEvent: Sendable {

@@ -1,7 +1,7 @@
 import Foundation
 import Subprocess
 import SystemPackage
-import Lecture
+import LectureModel
 
 /// Limits a batch puts on each lecture's worker process.
 public struct WorkerLimits: Sendable {

@@ -1,5 +1,5 @@
 public import Foundation
-public import Lecture
+public import LectureModel
 
 /// `manifest.json` at the root of a course package: what players and LMSs read.
 /// Its JSON Schema is docs/course.schema.json; paths are relative to the manifest's folder.

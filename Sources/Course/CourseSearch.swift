@@ -1,5 +1,5 @@
 import Foundation
-import Lecture
+import LectureModel
 
 /// `search.json` beside the course manifest: per lecture, its chapter titles, the slide text of each
 /// chapter and the transcript's segments, each with its times, so an LMS (or the course page) can

@@ -1,5 +1,5 @@
 import Foundation
-public import Lecture
+public import LectureModel
 
 /// One lecture of a course, resolved from `course.json` or found in the course folder.
 public struct CourseLecture: Sendable, Equatable {

@@ -1,5 +1,5 @@
 public import Foundation
-public import Lecture
+public import LectureModel
 
 /// One lecture made by a child process (`coursepack transcode` of the same binary), watched for
 /// limits; used by batches and by the job server.

@@ -1,5 +1,5 @@
 import Foundation
-import Lecture
+import LectureModel
 
 /// `index.html` beside the course manifest: a static page people can open to look at a course
 /// package, with a native HLS player per lecture. Served over HTTP, it needs nothing else.

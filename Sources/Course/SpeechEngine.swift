@@ -1,5 +1,5 @@
 public import Foundation
-public import Lecture
+public import LectureModel
 import SystemPackage
 #if canImport(Glibc)
 import Glibc

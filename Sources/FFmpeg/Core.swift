@@ -95,17 +95,3 @@ public enum FFmpegLog {
         }
     }
 }
-
-/// Process-wide signal handling: SIGINT and SIGTERM interrupt every FFmpeg operation in flight.
-public enum ProcessSignals {
-    public static func install() { cp_signals_install() }
-    /// The signal number received, or nil.
-    public static var received: Int32? {
-        let s = cp_signal_received()
-        return s == 0 ? nil : s
-    }
-
-    /// For a worker process: be killed when the parent `pid` dies, so a batch killed with SIGKILL
-    /// leaves no orphan writing into its output. False if that parent is already gone.
-    public static func dieWithParent(_ pid: Int32) -> Bool { cp_die_with_parent(pid) != 0 }
-}

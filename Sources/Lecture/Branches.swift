@@ -1,4 +1,5 @@
 import Foundation
+import LectureModel
 import FFmpeg
 
 /// One output of the decode fan-out: it receives decoded frames, in order, on its own thread.
@@ -186,14 +187,6 @@ final class RenditionOutput: @unchecked Sendable {
             try VODPlaylist.write(directory: directory, independentSegments: independentSegments)
         }
     }
-}
-
-/// Figures a branch reports when done.
-struct BranchStats: Sendable {
-    var framesIn = 0
-    var framesEncoded = 0
-    var bytes = 0
-    var extradata: [UInt8] = []
 }
 
 /// Scale, cap the frame rate, force keyframes at shared timestamps, encode with libx264 and segment.

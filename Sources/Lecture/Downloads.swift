@@ -1,15 +1,6 @@
 import Foundation
+import LectureModel
 import FFmpeg
-
-/// A file for learners who download on Wi-Fi and watch offline.
-public struct DownloadSummary: Sendable, Codable {
-    public var kind: String  // "video" (MP4 with audio) or "audio" (M4A)
-    public var path: String
-    public var bytes: Int
-    /// The renditions it was made from.
-    public var video: String?
-    public var audio: String
-}
 
 /// Progressive (fast-start, unfragmented) MP4 and M4A files remuxed from a rendition's own segments:
 /// no decoding and no encoding, the bytes learners stream are the bytes they download.

@@ -1,4 +1,5 @@
 import FFmpeg
+import LectureModel
 
 /// Decides, once for every rendition, which decoded pictures start a GOP, and marks them (a
 /// keyframe request that references and scaled copies carry); every other picture's type is cleared

@@ -1,15 +1,7 @@
 import Foundation
+import LectureModel
 import FFmpeg
 import Logging
-
-/// What the decode pass hands to the package writer.
-struct PassOutcome {
-    var video: [(plan: VideoRenditionPlan, stats: BranchStats)]
-    var audio: [(plan: AudioRenditionPlan, stats: BranchStats)]
-    var thumbnails: ThumbnailSummary?
-    var chapters: [Chapter]
-    var corruptPackets: Int
-}
 
 /// Where the lecture's time zero lies in the source's clock: the first video picture's time, or the
 /// first audio frame's when there is no video. Audio decoded before the first picture waits for it

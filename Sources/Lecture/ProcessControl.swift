@@ -1,16 +1,5 @@
 import FFmpeg
 
-/// Process-wide signal handling and FFmpeg's log, for the command line, the batch and the server:
-/// they reach FFmpeg only through Lecture.
-public enum Signals {
-    /// SIGINT and SIGTERM set `received` and interrupt every FFmpeg operation in flight.
-    public static func install() { ProcessSignals.install() }
-    /// The signal number received, or nil.
-    public static var received: Int32? { ProcessSignals.received }
-    /// For a worker process: be killed when the parent `pid` dies. False if it is already gone.
-    public static func dieWithParent(_ pid: Int32) -> Bool { ProcessSignals.dieWithParent(pid) }
-}
-
 /// FFmpeg's own log lines, routed to a handler.
 public enum MediaLog {
     public enum Level: Sendable { case error, warning, info, debug }

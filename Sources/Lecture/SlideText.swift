@@ -1,4 +1,5 @@
 import Foundation
+import LectureModel
 import OCR
 
 /// A chapter's slide as read by OCR: its title (the heading) and all of its text.

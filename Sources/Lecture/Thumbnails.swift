@@ -1,25 +1,6 @@
 import Foundation
+import LectureModel
 import FFmpeg
-
-/// Where the poster and storyboard went, for the run's summary.
-public struct ThumbnailSummary: Sendable, Codable {
-    public struct Poster: Sendable, Codable {
-        public var full: String
-        public var small: String
-        /// Seconds into the lecture the poster shows.
-        public var time: Double
-    }
-
-    public var poster: Poster?
-    /// WebVTT mapping time ranges to `sprite-NNN.jpg#xywh=x,y,w,h`.
-    public var storyboard: String?
-    public var sprites: [String]
-    public var tileWidth: Int
-    public var tileHeight: Int
-    /// Seconds between storyboard tiles.
-    public var interval: Double
-    public var tiles: Int
-}
 
 /// Poster and seek-preview storyboard from the same decoded frames as the renditions.
 final class ThumbnailBranch: Branch {

@@ -1,20 +1,7 @@
 import Foundation
+public import LectureModel
 import FFmpeg
 public import Logging
-
-/// Progress of a run, reported from the reading thread about twice a second.
-public struct TranscodeProgress: Sendable, Codable {
-    /// Seconds of the lecture decoded so far.
-    public var position: Double
-    public var duration: Double
-    /// Wall-clock seconds since decoding started.
-    public var elapsed: Double
-    public var fraction: Double { duration > 0 ? min(1, position / duration) : 0 }
-    /// Media seconds per wall-clock second.
-    public var speed: Double { elapsed > 0 ? position / elapsed : 0 }
-    /// Estimated seconds left.
-    public var eta: Double? { speed > 0 ? max(0, (duration - position) / speed) : nil }
-}
 
 /// What a run produced.
 public struct TranscodeResult: Sendable, Codable {

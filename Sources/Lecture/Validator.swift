@@ -1,4 +1,5 @@
 public import Foundation
+public import LectureModel
 import FFmpeg
 
 /// The outcome of checking a package.

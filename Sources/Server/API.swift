@@ -1,7 +1,7 @@
 import Course
 public import Foundation
 public import Hummingbird
-import Lecture
+import LectureModel
 public import Logging
 import NIOCore
 import ServiceLifecycle

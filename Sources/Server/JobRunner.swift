@@ -1,6 +1,6 @@
 import Course
 public import Foundation
-import Lecture
+import LectureModel
 public import Logging
 public import ServiceLifecycle
 

@@ -1,5 +1,5 @@
 public import Foundation
-public import Lecture
+public import LectureModel
 
 /// A job as the API shows it and the store keeps it.
 public struct Job: Encodable, Sendable, Equatable {

@@ -1,5 +1,5 @@
 import Foundation
-import Lecture
+import LectureModel
 public import Logging
 import NIOCore
 import PostgresNIO

@@ -1,6 +1,6 @@
 import CLinux
 import Foundation
-import Lecture
+import LectureModel
 
 /// Places a package made in a worker's scratch folder into the shared output root. Staging copies it
 /// next to its destination under a hidden name (`.LECTURE.staging-HOST-PID-RANDOM`); placing swaps it

@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import Lecture
+import LectureModel
 
 /// The job queue in one SQLite file (WAL, synchronous=FULL), for `coursepack serve` on one machine.
 /// The rules are JobStore's; SQLite's single writer makes each method one serialised transaction.

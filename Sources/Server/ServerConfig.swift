@@ -1,5 +1,5 @@
 import Foundation
-import Lecture
+import LectureModel
 
 /// `coursepack serve --config FILE`: a JSON object; every field has a default (docs/SERVER.md).
 public struct ServerConfig: Codable, Sendable {

@@ -1,5 +1,5 @@
 import Foundation
-import Lecture
+import LectureModel
 
 /// Where a webhook may go. A callback URL comes from whoever submits a job, so the server must not
 /// become their way into its own network: hosts that resolve to loopback, link-local (cloud metadata

@@ -2,7 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Lecture
+import LectureModel
 import Logging
 import ServiceLifecycle
 

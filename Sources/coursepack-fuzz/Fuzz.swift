@@ -1,6 +1,7 @@
 import Course
 import Foundation
 import Lecture
+import LectureModel
 
 // libFuzzer targets for the parsers that read what users and disks hand CoursePack: the MP4 box
 // reader, HLS playlists, SRT/WebVTT captions, course.json and presets. Built only by `make fuzz`

@@ -1,6 +1,6 @@
 import ArgumentParser
 import CommandSupport
-import Lecture
+import LectureModel
 
 /// The job server's program: `serve` and `worker` (docs/SERVER.md). A product of its own, so that the
 /// single-file commands (`coursepack`) build without the server's dependencies (Hummingbird, NIO,

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
-import Lecture
+import LectureModel
 import Logging
 import Server
 

@@ -3,6 +3,7 @@ import CommandSupport
 import Course
 import Foundation
 import Lecture
+import LectureModel
 import Logging
 
 @main

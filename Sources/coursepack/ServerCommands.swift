@@ -2,6 +2,7 @@ import ArgumentParser
 import CommandSupport
 import Foundation
 import Lecture
+import LectureModel
 
 /// `coursepack serve` and `coursepack worker` run `coursepack-server`, the job server's own program
 /// built beside this one (its dependency tree is the server's alone). The process is replaced, so

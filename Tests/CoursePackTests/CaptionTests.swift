@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Lecture
+@testable import LectureModel
 
 @Suite struct CaptionTests {
     @Test func sidecarAndCommandLineCaptionsBecomeASubtitlesGroup() throws {

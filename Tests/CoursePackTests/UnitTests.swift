@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import FFmpeg
 @testable import Lecture
+@testable import LectureModel
 
 @Suite struct PlaylistParsingTests {
     @Test func attributeListKeepsQuotedCommas() throws {
@@ -280,33 +281,118 @@ final class LockedBoxForTest: @unchecked Sendable {
 }
 
 @Suite struct LayerTests {
-    /// FFmpeg's C modules are imported only by the FFmpeg wrapper, and only `internal`; the wrapper
-    /// only by Lecture (and these tests): Course, Server and the CLI reach FFmpeg through Lecture.
-    /// Tesseract's C module likewise only by the OCR wrapper, and that only by Lecture.
-    @Test func cStaysBelowTheWrapper() throws {
-        let sources = Support.repoRoot.appendingPathComponent("Sources")
+    /// The manifest as SwiftPM reads it (`swift package dump-package`, which evaluates Package.swift
+    /// alone, in a scratch folder of its own so it never waits for the build's lock).
+    static func manifest() throws -> [String: Any] {
+        let scratch = try Support.scratch("manifest")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let r = try Support.run("/usr/bin/env", ["swift", "package", "--package-path", Support.repoRoot.path,
+                                                 "--scratch-path", scratch.path, "dump-package"], timeout: 120)
+        try #require(r.status == 0, "dump-package: \(r.stderr)")
+        return try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+    }
+
+    /// Each target's own targets: the names it depends on inside this package.
+    static func targetGraph(_ manifest: [String: Any]) -> [String: [String]] {
+        var graph: [String: [String]] = [:]
+        for case let target as [String: Any] in manifest["targets"] as? [Any] ?? [] {
+            let name = target["name"] as? String ?? ""
+            graph[name] = (target["dependencies"] as? [[String: Any]] ?? []).compactMap { dep in
+                ((dep["byName"] ?? dep["target"]) as? [Any])?.first as? String
+            }
+        }
+        return graph
+    }
+
+    static func closure(of name: String, in graph: [String: [String]]) -> Set<String> {
+        var seen: Set<String> = []
+        var todo = graph[name] ?? []
+        while let next = todo.popLast() {
+            if seen.insert(next).inserted { todo += graph[next] ?? [] }
+        }
+        return seen
+    }
+
+    /// The package graph holds the layers: Course, Server, CommandSupport, the server's program and the
+    /// package model cannot reach FFmpeg, Tesseract or the pipeline at all (an import of them does not
+    /// build), and only the pipeline, the command line and these tests depend on it.
+    @Test func ffmpegIsOutOfReachAboveThePipeline() throws {
+        let graph = Self.targetGraph(try Self.manifest())
+        let pipeline: Set = ["Lecture", "FFmpeg", "CFFmpeg", "CFFmpegShims", "OCR", "CTesseract"]
+        for target in ["LectureModel", "Course", "Server", "CommandSupport", "coursepack-server"] {
+            #expect(graph[target] != nil, "\(target) is not a target")
+            let reached = Self.closure(of: target, in: graph).intersection(pipeline)
+            #expect(reached.isEmpty, "\(target) reaches \(reached.sorted())")
+        }
+        let dependsOnPipeline = graph.filter { $0.value.contains("Lecture") }.keys.sorted()
+        #expect(dependsOnPipeline == ["CoursePackTests", "coursepack"], "\(dependsOnPipeline)")
+        #expect(Self.closure(of: "coursepack", in: graph).isSuperset(of: pipeline))
+    }
+
+    /// Every Swift target, the tests included, builds with the layer settings: imports internal unless
+    /// marked, members visible only where their module is imported.
+    @Test func everySwiftTargetHasTheLayerSettings() throws {
         var checked = 0
-        for target in try FileManager.default.contentsOfDirectory(atPath: sources.path) where !target.hasPrefix("CFFmpeg") && target != "CTesseract" {
-            let dir = sources.appendingPathComponent(target)
-            for file in try FileManager.default.contentsOfDirectory(atPath: dir.path) where file.hasSuffix(".swift") {
-                let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
-                checked += 1
-                for line in text.split(separator: "\n") where line.contains("import ") && !line.hasPrefix("//") {
-                    let words = line.split(separator: " ")
-                    guard let module = words.last, words.contains("import") else { continue }
-                    if module.hasPrefix("CFFmpeg") {
-                        #expect(target == "FFmpeg" && words.first == "internal", "\(target)/\(file): \(line)")
-                    }
-                    if module == "CTesseract" {
-                        #expect(target == "OCR" && words.first == "internal", "\(target)/\(file): \(line)")
-                    }
-                    if module == "FFmpeg" || module == "OCR" {
-                        #expect(target == "Lecture" && !line.hasPrefix("public"), "\(target)/\(file): \(line)")
+        for case let target as [String: Any] in try Self.manifest()["targets"] as? [Any] ?? [] {
+            let name = target["name"] as? String ?? ""
+            let type = target["type"] as? String ?? ""
+            let folder = Support.repoRoot.appendingPathComponent(type == "test" ? "Tests" : "Sources").appendingPathComponent(name)
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+            guard files.contains(where: { $0.hasSuffix(".swift") }) else { continue }
+            let settings = "\(target["settings"] ?? "")"
+            for feature in ["InternalImportsByDefault", "MemberImportVisibility"] {
+                #expect(settings.contains(feature), "\(name) builds without \(feature)")
+            }
+            checked += 1
+        }
+        #expect(checked >= 9)
+    }
+
+    /// The module an import line names, whatever its form (`import X`, `public import X`,
+    /// `import struct X.Y`, `@_exported import X`, `@testable import X`), or nil for another line.
+    static func importedModule(_ line: Substring) -> String? {
+        var words = line.split(separator: " ").map(String.init)
+        while let first = words.first, first.hasPrefix("@") || ["public", "package", "internal", "fileprivate", "private"].contains(first) {
+            words.removeFirst()
+        }
+        guard words.first == "import", words.count >= 2 else { return nil }
+        let kinds: Set = ["struct", "class", "enum", "protocol", "typealias", "func", "var", "let"]
+        let path = words.count >= 3 && kinds.contains(words[1]) ? words[2] : words[1]
+        return path.split(separator: ".").first.map(String.init)
+    }
+
+    /// FFmpeg's C modules are imported only by the FFmpeg wrapper, and only `internal`; the wrapper
+    /// and Tesseract's wrapper only by Lecture; Tesseract's C module only by the OCR wrapper. No file
+    /// re-exports a module (`@_exported`), which would carry a lower layer into the layers above.
+    @Test func cStaysBelowTheWrapper() throws {
+        #expect(Self.importedModule("import struct FFmpeg.Frame") == "FFmpeg")
+        #expect(Self.importedModule("@_exported public import CFFmpeg") == "CFFmpeg")
+        #expect(Self.importedModule("let important = 1") == nil)
+        var checked = 0
+        for root in ["Sources", "Tests"] {
+            let base = Support.repoRoot.appendingPathComponent(root)
+            for target in try FileManager.default.contentsOfDirectory(atPath: base.path) {
+                let dir = base.appendingPathComponent(target)
+                for file in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where file.hasSuffix(".swift") {
+                    let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
+                    checked += 1
+                    for line in text.split(separator: "\n") {
+                        let trimmed = line.drop(while: { $0 == " " })
+                        guard let module = Self.importedModule(trimmed) else { continue }
+                        let where_ = "\(root)/\(target)/\(file): \(line)"
+                        #expect(!trimmed.contains("@_exported"), "\(where_)")
+                        let isPublic = trimmed.contains("public import") || trimmed.contains("package import")
+                        if module.hasPrefix("CFFmpeg") { #expect(target == "FFmpeg" && !isPublic, "\(where_)") }
+                        if module == "CTesseract" { #expect(target == "OCR" && !isPublic, "\(where_)") }
+                        if module == "FFmpeg" || module == "OCR" {
+                            #expect(["Lecture", "CoursePackTests"].contains(target) && !isPublic, "\(where_)")
+                        }
+                        if module == "Lecture" { #expect(["coursepack", "coursepack-fuzz", "CoursePackTests"].contains(target), "\(where_)") }
                     }
                 }
             }
         }
-        #expect(checked > 40)
+        #expect(checked > 60)
     }
 }
 

@@ -22,11 +22,4 @@ int cp_interrupt_reason(const cp_interrupt *state);    // 0 none, 1 cancelled, 2
 void cp_interrupt_attach(struct AVFormatContext *ctx, cp_interrupt *state);
 int64_t cp_now_us(void);
 
-// SIGINT/SIGTERM set a process-wide flag that every interrupt callback honours.
-void cp_signals_install(void);
-int cp_signal_received(void);   // the signal number, or 0
-
-// A worker process asks for SIGKILL when its parent dies; returns 0 if the parent is already gone.
-int cp_die_with_parent(int parent_pid);
-
 #endif

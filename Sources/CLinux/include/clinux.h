@@ -8,4 +8,14 @@ int cp_rename_exchange(const char *a, const char *b);
 /// Renames `from` to `to` unless `to` exists (RENAME_NOREPLACE). Returns 0, or -1 with errno set.
 int cp_rename_noreplace(const char *from, const char *to);
 
+/// SIGINT and SIGTERM set a process-wide flag (and are unblocked, since a parent may have started
+/// the process with them blocked); FFmpeg's interrupt callbacks (CFFmpegShims) honour it.
+void cp_signals_install(void);
+/// The signal number received, or 0.
+int cp_signal_received(void);
+
+/// A worker process asks for SIGKILL when its parent dies (prctl is variadic, so Swift cannot call
+/// it); returns 0 if the parent `parent_pid` is already gone.
+int cp_die_with_parent(int parent_pid);
+
 #endif

@@ -1,5 +1,4 @@
-import FFmpeg
-import Foundation
+package import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,12 +6,12 @@ import Glibc
 /// A file of the package being written, through the system calls themselves, so a failure keeps the
 /// system's reason: ENOSPC or EDQUOT becomes "disk full" at the write that met it, whatever file it was
 /// (a playlist, a still, lecture.json), and any other reason is named as the system names it.
-final class OutputFile {
+package final class OutputFile {
     private var fd: Int32
-    let url: URL
+    package let url: URL
 
     /// Creates (or truncates) the file.
-    init(creating url: URL) throws {
+    package init(creating url: URL) throws {
         self.url = url
         fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw OutputFile.failure(url, "cannot create", errno) }
@@ -20,7 +19,7 @@ final class OutputFile {
 
     deinit { if fd >= 0 { Glibc.close(fd) } }
 
-    func append(_ bytes: some DataProtocol) throws {
+    package func append(_ bytes: some DataProtocol) throws {
         for region in bytes.regions {
             try region.withUnsafeBytes { buffer in
                 var done = 0
@@ -35,7 +34,7 @@ final class OutputFile {
     }
 
     /// Closes the file; a deferred write error (NFS, quota) surfaces here.
-    func close() throws {
+    package func close() throws {
         let result = Glibc.close(fd)
         let code = errno
         fd = -1
@@ -43,17 +42,17 @@ final class OutputFile {
     }
 
     /// Writes a whole file.
-    static func write(_ bytes: some DataProtocol, to url: URL) throws {
+    package static func write(_ bytes: some DataProtocol, to url: URL) throws {
         let file = try OutputFile(creating: url)
         try file.append(bytes)
         try file.close()
     }
 
-    static func write(_ text: String, to url: URL) throws {
+    package static func write(_ text: String, to url: URL) throws {
         try write(Data(text.utf8), to: url)
     }
 
-    static func failure(_ url: URL, _ what: String, _ code: Int32) -> CoursePackError {
+    package static func failure(_ url: URL, _ what: String, _ code: Int32) -> CoursePackError {
         if code == ENOSPC || code == EDQUOT { return .diskFull(url.path) }
         return CoursePackError(.output, path: url.path, "\(what): \(String(cString: strerror(code)))")
     }
@@ -63,17 +62,7 @@ extension CoursePackError {
     public static let diskFullReason = "disk full (no space left on device)"
 
     /// The file system holding `path` (or the user's quota on it) is full.
-    static func diskFull(_ path: String) -> CoursePackError {
+    package static func diskFull(_ path: String) -> CoursePackError {
         CoursePackError(.output, path: path, diskFullReason)
-    }
-
-    /// A failure inside a rendition's thread: its own category when it has one, "disk full" for an
-    /// FFmpeg write that met ENOSPC, else internal.
-    static func rendition(_ name: String, path: String, _ error: Error) -> CoursePackError {
-        switch error {
-        case let e as CoursePackError: return e
-        case let e as MediaError where e.isNoSpace: return CoursePackError(.output, path: path, "\(diskFullReason) while writing rendition \(name)")
-        default: return CoursePackError(.internal, path: path, "rendition \(name): \(error)")
-        }
     }
 }

@@ -1,4 +1,3 @@
-import FFmpeg
 import Foundation
 
 /// An error a user sees: one line naming the file and the reason, and its category (the command line
@@ -31,11 +30,6 @@ public struct CoursePackError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(path): \(reason)" }
-
-    /// Classifies an FFmpeg error met while reading `path`: an interrupt, or else the input's fault.
-    static func input(_ path: String, _ error: MediaError) -> CoursePackError {
-        CoursePackError(error.kind == .interrupted ? .interrupted : .badInput, path: path, error.description)
-    }
 }
 
 /// Why a lecture or a job failed, as the batch, `manifest.json` and the server's JSON name it: the

@@ -1,14 +1,14 @@
-import Foundation
+package import Foundation
 
 /// Builds a package in a temporary folder beside its destination and renames it into place only
 /// when complete, so a failed or interrupted run leaves no destination folder, and an existing one
 /// is replaced only on success.
-final class Publisher {
-    let destination: URL
-    let workDirectory: URL
+package final class Publisher {
+    package let destination: URL
+    package let workDirectory: URL
     private var published = false
 
-    init(destination path: String) throws {
+    package init(destination path: String) throws {
         destination = URL(fileURLWithPath: path).standardizedFileURL
         let parent = destination.deletingLastPathComponent()
         let fm = FileManager.default
@@ -30,7 +30,7 @@ final class Publisher {
     }
 
     /// Moves the finished package to the destination, replacing what was there.
-    func publish() throws {
+    package func publish() throws {
         let fm = FileManager.default
         var old: URL?
         if fm.fileExists(atPath: destination.path) {
@@ -55,11 +55,11 @@ final class Publisher {
     }
 
     /// Removes the temporary folder of a failed run.
-    func discard() {
+    package func discard() {
         if !published { try? FileManager.default.removeItem(at: workDirectory) }
     }
 
-    static func reason(_ error: Error) -> String {
+    package static func reason(_ error: Error) -> String {
         let ns = error as NSError
         if let u = ns.userInfo[NSUnderlyingErrorKey] as? NSError, u.domain == NSPOSIXErrorDomain {
             return String(cString: strerror(Int32(u.code)))

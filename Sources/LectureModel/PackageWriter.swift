@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 
 /// One variant as written to the master playlist, with its measured figures.
 public struct VariantSummary: Sendable, Codable {
@@ -98,14 +98,14 @@ public struct MasterSummary: Sendable, Codable {
 }
 
 /// Writes I-frame playlists and the master playlist from what the renditions measured on disk.
-enum PackageWriter {
-    struct Measured {
+package enum PackageWriter {
+    package struct Measured {
         var playlist: MediaPlaylist
         var sizes: [Int]
         var rate: MeasuredRate
     }
 
-    static func measure(_ directory: URL) throws -> Measured {
+    package static func measure(_ directory: URL) throws -> Measured {
         let url = directory.appendingPathComponent("index.m3u8")
         let pl = try MediaPlaylist(contentsOf: url)
         let sizes = pl.segmentSizes(in: directory)
@@ -118,7 +118,7 @@ enum PackageWriter {
     }
 
     /// One I-frame per segment: the byte range from the segment's moof through its first (IDR) sample.
-    static func writeIFramePlaylist(_ directory: URL, _ m: Measured) throws -> MeasuredRate {
+    package static func writeIFramePlaylist(_ directory: URL, _ m: Measured) throws -> MeasuredRate {
         var lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-TARGETDURATION:\(m.playlist.targetDuration ?? 6)",
                      "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-I-FRAMES-ONLY"]
         if let map = m.playlist.mapURI { lines.append("#EXT-X-MAP:URI=\"\(map)\"") }
@@ -140,7 +140,7 @@ enum PackageWriter {
         return MeasuredRate(sizes: sizes, durations: durations, target: Double(m.playlist.targetDuration ?? 6))
     }
 
-    static func writeMaster(directory: URL, outcome: PassOutcome, muxAudio: Bool, captions: [CaptionWriter.Track] = []) throws -> MasterSummary {
+    package static func writeMaster(directory: URL, outcome: PassOutcome, muxAudio: Bool, captions: [CaptionWriter.Track] = []) throws -> MasterSummary {
         var audioCodecs: [String: String] = [:]
         var audioRates: [String: MeasuredRate] = [:]
         var groupLines: [String: String] = [:]
@@ -247,11 +247,11 @@ enum PackageWriter {
 
     /// Declared peak (with audio) at or under which a variant goes into `lite.m3u8`: what a 2G/EDGE or
     /// weak 3G link carries.
-    static let liteMaxBandwidth = 128_000
+    package static let liteMaxBandwidth = 128_000
 
     /// The codec family of a variant's sound: a player can switch between variants of one family,
     /// not between families (Chromium failed with a decode error switching from Opus to AAC).
-    static func audioFamily(_ v: VariantSummary) -> String {
+    package static func audioFamily(_ v: VariantSummary) -> String {
         v.codecs.lowercased().contains("opus") ? "opus" : "aac"
     }
 
@@ -262,7 +262,7 @@ enum PackageWriter {
     /// (`opus.m3u8`). `lite.m3u8` has the variants of `master.m3u8` whose declared peak is at most
     /// 128 kb/s (and at least the lowest video variant); `min.m3u8` the lowest video variant and the
     /// lowest audio-only variant of its family.
-    static func linkClassMasters(_ ordered: [VariantSummary]) -> [(name: String, playlist: String, listed: [VariantSummary], description: String)] {
+    package static func linkClassMasters(_ ordered: [VariantSummary]) -> [(name: String, playlist: String, listed: [VariantSummary], description: String)] {
         let video = ordered.filter { $0.kind == "video" }
         let audioOnly = ordered.filter { $0.kind != "video" }
         let families = Array(Set(audioOnly.map(audioFamily))).sorted()

@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,24 +7,26 @@ import Glibc
 /// folder on it and the file itself is opened without following a symbolic link (`openat` with
 /// `O_NOFOLLOW`, one component at a time), so nothing outside the root is read however the package
 /// was put together; only regular files, each up to a size cap.
-struct PackageFiles {
-    struct Refusal: Error, CustomStringConvertible {
-        let description: String
+package struct PackageFiles {
+    package struct Refusal: Error, CustomStringConvertible {
+        package let description: String
     }
 
     /// Caps on what one file may hold, far above what CoursePack writes: a media playlist takes ~40
     /// bytes a segment, 2.4 MB for 100 hours of 6-s segments; a 6-s 1080p segment is a few MB.
-    enum Limit {
-        static let playlist = 16 << 20
-        static let initSegment = 16 << 20
-        static let segment = 256 << 20
-        static let subtitle = 16 << 20
+    package enum Limit {
+        package static let playlist = 16 << 20
+        package static let initSegment = 16 << 20
+        package static let segment = 256 << 20
+        package static let subtitle = 16 << 20
     }
 
-    let root: URL
+    package let root: URL
+
+    package init(root: URL) { self.root = root }
 
     /// The file's bytes, or why they are refused.
-    func read(_ relative: String, limit: Int) throws -> Data {
+    package func read(_ relative: String, limit: Int) throws -> Data {
         let fd = try open(relative)
         defer { close(fd) }
         var st = stat()
@@ -49,7 +51,7 @@ struct PackageFiles {
     }
 
     /// The size of a regular file, under the same rules as `read`.
-    func size(_ relative: String) throws -> Int {
+    package func size(_ relative: String) throws -> Int {
         let fd = try open(relative)
         defer { close(fd) }
         var st = stat()
@@ -57,7 +59,7 @@ struct PackageFiles {
         return Int(st.st_size)
     }
 
-    func text(_ relative: String, limit: Int = Limit.playlist) throws -> String {
+    package func text(_ relative: String, limit: Int = Limit.playlist) throws -> String {
         guard let s = String(data: try read(relative, limit: limit), encoding: .utf8) else {
             throw Refusal(description: "\(relative): not UTF-8 text")
         }
@@ -66,7 +68,7 @@ struct PackageFiles {
 
     /// `relative` resolved against the folder of `base` (a path relative to the root), refusing
     /// absolute, remote and parent (`..`) references.
-    static func join(_ base: String, _ relative: String) throws -> String {
+    package static func join(_ base: String, _ relative: String) throws -> String {
         guard !relative.isEmpty, !relative.hasPrefix("/"), !relative.contains("://"), !relative.contains("\0"),
               !relative.split(separator: "/").contains("..") else {
             throw Refusal(description: "\(relative): not a path inside the package")
@@ -76,7 +78,7 @@ struct PackageFiles {
     }
 
     /// The kind of a file that is not a regular one, for messages.
-    static func kind(_ mode: mode_t) -> String {
+    package static func kind(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
         case S_IFIFO: return "a FIFO"
         case S_IFDIR: return "a folder"

@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 
 /// A caption file given for a lecture: `--captions FILE[:LANG]`, or a sidecar beside the input.
 public struct CaptionInput: Sendable, Equatable {
@@ -121,13 +121,13 @@ public enum CaptionParser {
 }
 
 /// Caption tracks written as segmented WebVTT for an HLS SUBTITLES group.
-enum CaptionWriter {
-    struct Track {
-        var input: CaptionInput
-        var cues: [Cue]
+package enum CaptionWriter {
+    package struct Track {
+        package var input: CaptionInput
+        package var cues: [Cue]
         /// Made from the speech, not given as a file.
-        var automatic = false
-        var name: String { input.language ?? "und" }
+        package var automatic = false
+        package var name: String { input.language ?? "und" }
 
         /// The rendition's NAME: the language's English name ("English (automatic)" for one made
         /// from the speech), else the tag.
@@ -138,10 +138,16 @@ enum CaptionWriter {
             if automatic { return "\(language ?? "Captions") (automatic)" }
             return input.language ?? "Captions"
         }
+
+        package init(input: CaptionInput, cues: [Cue], automatic: Bool = false) {
+            self.input = input
+            self.cues = cues
+            self.automatic = automatic
+        }
     }
 
     /// Writes `subs/NAME/index.m3u8` and its segments, cut at the given segment durations.
-    static func write(_ track: Track, package: URL, segmentDurations: [Double]) throws -> String {
+    package static func write(_ track: Track, package: URL, segmentDurations: [Double]) throws -> String {
         let dir = package.appendingPathComponent("subs").appendingPathComponent(track.name)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var playlist = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-TARGETDURATION:\(Int(segmentDurations.max()?.rounded() ?? 6))",

@@ -33,6 +33,13 @@ public struct LectureManifest: Sendable, Codable {
         public var presetSHA256: String
         /// A caller's key for everything that went into the package (a batch uses it to skip unchanged lectures).
         public var key: String?
+
+        package init(generator: String, preset: String, presetSHA256: String, key: String? = nil) {
+            self.generator = generator
+            self.preset = preset
+            self.presetSHA256 = presetSHA256
+            self.key = key
+        }
     }
 
     public var format = "coursepack-lecture/1"
@@ -62,7 +69,7 @@ public struct LectureManifest: Sendable, Codable {
     public var downloads: [DownloadSummary]
     public var warnings: [String]
 
-    init(package: URL, source: SourceInfo, master: MasterSummary, thumbnails: ThumbnailSummary?, chapters: [Chapter],
+    package init(package: URL, source: SourceInfo, master: MasterSummary, thumbnails: ThumbnailSummary?, chapters: [Chapter],
          transcript: TranscriptSummary? = nil, downloads: [DownloadSummary], warnings: [String], build: Build?) {
         self.transcript = transcript
         self.build = build
@@ -126,7 +133,7 @@ public struct LectureManifest: Sendable, Codable {
         return m
     }
 
-    func write(to directory: URL) throws {
+    package func write(to directory: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try OutputFile.write(encoder.encode(self), to: directory.appendingPathComponent("lecture.json"))

@@ -256,8 +256,8 @@ public enum CodecString {
 /// keeps a record of about 12 KB for every segment of a VOD playlist until the end (two 4 KB file
 /// names and a 4 KB key URI each), which grows with the lecture's length; run as a one-segment
 /// sliding window it frees them, and this writes the full playlist afterwards from what is on disk.
-enum VODPlaylist {
-    static func write(directory: URL, independentSegments: Bool) throws {
+package enum VODPlaylist {
+    package static func write(directory: URL, independentSegments: Bool) throws {
         let fm = FileManager.default
         let names = try fm.contentsOfDirectory(atPath: directory.path)
             .filter { $0.hasPrefix("seg_") && $0.hasSuffix(".m4s") }.sorted()

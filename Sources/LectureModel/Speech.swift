@@ -1,5 +1,4 @@
 public import Foundation
-import FFmpeg
 
 /// Automatic captions and transcripts from a lecture's speech (docs/SPEECH.md). The one decode pass
 /// hands the sound, as 16-kHz mono PCM, to a speech recognizer running beside it (`SpeechBranch`);
@@ -215,11 +214,11 @@ public struct TranscriptSummary: Sendable, Codable, Equatable {
     public var model: String
 }
 
-enum TranscriptWriter {
+package enum TranscriptWriter {
     /// A pause this long starts a new paragraph in transcript.txt.
-    static let paragraphPause = 3.0
+    package static let paragraphPause = 3.0
 
-    static func write(_ result: SpeechResult, model: String, package: URL) throws -> TranscriptSummary {
+    package static func write(_ result: SpeechResult, model: String, package: URL) throws -> TranscriptSummary {
         var paragraphs: [String] = []
         var paragraph = ""
         var lastEnd: Double?
@@ -255,37 +254,5 @@ enum TranscriptWriter {
         return TranscriptSummary(language: result.language, languageDetected: result.detected, languageProbability: result.probability,
                                  text: "transcript.txt", json: "transcript.json", segments: result.segments.count,
                                  words: result.segments.reduce(0) { $0 + max($1.words.count, 1) }, model: model)
-    }
-}
-
-/// Feeds the lecture's sound to the speech recognizer: resampled to 16-kHz mono, written in pieces
-/// of a quarter second.
-final class SpeechBranch: Branch {
-    let name = "speech"
-    private let recognizer: any SpeechRecognizer
-    private let resampler = Resampler(monoSigned16At: SpeechAudio.sampleRate)
-    private(set) var samples = 0
-
-    init(recognizer: any SpeechRecognizer) {
-        self.recognizer = recognizer
-    }
-
-    func consume(_ frame: Frame) throws {
-        guard let t = frame.time, t >= -1e-3 else { return }
-        try resampler.push(frame)
-        try send(all: false)
-    }
-
-    func finish() throws {
-        try resampler.flush()
-        try send(all: true)
-    }
-
-    private func send(all: Bool) throws {
-        let piece = Int(SpeechAudio.sampleRate) / 4
-        while all || resampler.buffered >= piece, let pcm = try resampler.pullSamples(max: piece) {
-            samples += pcm.count / 2
-            try recognizer.write(pcm)
-        }
     }
 }

@@ -1,4 +1,3 @@
-import FFmpeg
 public import Foundation
 
 /// A ladder of renditions and how to encode them, read from a JSON file in Presets/.

@@ -1,0 +1,29 @@
+import Foundation
+
+/// What the decode pass hands to the package writer.
+package struct PassOutcome {
+    package var video: [(plan: VideoRenditionPlan, stats: BranchStats)]
+    package var audio: [(plan: AudioRenditionPlan, stats: BranchStats)]
+    package var thumbnails: ThumbnailSummary?
+    package var chapters: [Chapter]
+    package var corruptPackets: Int
+
+    package init(video: [(plan: VideoRenditionPlan, stats: BranchStats)], audio: [(plan: AudioRenditionPlan, stats: BranchStats)],
+                 thumbnails: ThumbnailSummary?, chapters: [Chapter], corruptPackets: Int) {
+        self.video = video
+        self.audio = audio
+        self.thumbnails = thumbnails
+        self.chapters = chapters
+        self.corruptPackets = corruptPackets
+    }
+}
+
+/// Figures a branch reports when done.
+package struct BranchStats: Sendable {
+    package var framesIn = 0
+    package var framesEncoded = 0
+    package var bytes = 0
+    package var extradata: [UInt8] = []
+
+    package init() {}
+}

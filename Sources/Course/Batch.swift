@@ -254,23 +254,14 @@ public final class Batch: @unchecked Sendable {
         return fd
     }
 
-    /// Temporary folders and files of a run that was killed (this batch holds the lock, so none is in use).
+    /// Temporary files of a batch that was killed (this batch holds the lock, so none is in use), and
+    /// what its killed workers left beside their packages, by Publishing's rule.
     private func removeLeftovers() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: output.path)) ?? []
-        for name in names where name.hasPrefix(".") && name != Batch.stateFolder {
-            let url = output.appendingPathComponent(name)
-            if name.contains(".partial-") || name.contains(".tmp-") {
-                try? FileManager.default.removeItem(at: url)
-            } else if let r = name.range(of: ".old-") {
-                let id = String(name.dropFirst().prefix(upTo: r.lowerBound))
-                let destination = output.appendingPathComponent(id)
-                if FileManager.default.fileExists(atPath: destination.path) {
-                    try? FileManager.default.removeItem(at: url)
-                } else {
-                    try? FileManager.default.moveItem(at: url, to: destination)
-                }
-            }
+        for name in names where name.hasPrefix(".") && name != Batch.stateFolder && name.contains(".tmp-") {
+            try? FileManager.default.removeItem(at: output.appendingPathComponent(name))
         }
+        Publishing.removeLeftovers(in: output)
     }
 
     /// Called with `lock` held.

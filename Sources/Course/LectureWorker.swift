@@ -62,9 +62,8 @@ public struct LectureWorker: Sendable {
         if ProcessInfo.processInfo.environment["SWIFT_BACKTRACE"] == nil { env["SWIFT_BACKTRACE"] = "enable=no" }
 
         var reported: CourseManifest.Failure?
-        var childPID: Int32 = 0
         let outcome = ChildProcess.run(executable: executable, arguments: request.arguments, environment: env, limits: limits,
-                                       interrupted: stop, onStart: { childPID = $0 }) { line in
+                                       interrupted: stop, onStart: { _ in }) { line in
             switch TranscodeEvent(line: line) {
             case let .progress(_, _, percent, _, eta)?: progress(percent, eta)
             case let .error(category, path, reason)?:
@@ -79,7 +78,10 @@ public struct LectureWorker: Sendable {
             case nil: break
             }
         }
-        LectureWorker.cleanUp(after: childPID, destination: task.destination)
+        // A child killed mid-run leaves its `partial` folder (and, killed while placing on a file
+        // system that cannot exchange, the previous package set aside): Publishing's rule removes the
+        // one and puts the other back.
+        Publishing.removeLeftovers(for: task.destination)
 
         let name = task.displayName
         if let s = outcome.stopped {
@@ -104,38 +106,6 @@ public struct LectureWorker: Sendable {
             return .ready(made)
         } catch {
             return .failed(.init(category: .internal, reason: "\(task.destination.path)/lecture.json: cannot read: \(error)"))
-        }
-    }
-
-    /// A child killed mid-run leaves its temporary folder beside the destination (and, if killed while
-    /// publishing, the previous package set aside): remove the one, put the other back.
-    static func cleanUp(after pid: Int32, destination: URL) {
-        let fm = FileManager.default
-        let parent = destination.deletingLastPathComponent()
-        let id = destination.lastPathComponent
-        for name in (try? fm.contentsOfDirectory(atPath: parent.path)) ?? [] where name.hasPrefix(".\(id).partial-\(pid)-") {
-            try? fm.removeItem(at: parent.appendingPathComponent(name))
-        }
-        let aside = parent.appendingPathComponent(".\(id).old-\(pid)")
-        if fm.fileExists(atPath: aside.path) {
-            if fm.fileExists(atPath: destination.path) { try? fm.removeItem(at: aside) } else { try? fm.moveItem(at: aside, to: destination) }
-        }
-    }
-
-    /// Cleans up after every run in `folder` whose process is gone (a killed server or batch), and
-    /// leaves the rest: `.ID.partial-PID-…` and `.ID.old-PID` name the process that made them.
-    public static func cleanUpDeadRuns(in folder: URL) {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        var dead: Set<String> = []
-        for name in names where name.hasPrefix(".") {
-            for marker in [".partial-", ".old-"] {
-                guard let r = name.range(of: marker) else { continue }
-                let id = String(name[name.index(after: name.startIndex)..<r.lowerBound])
-                guard let pid = Int32(name[r.upperBound...].prefix { $0.isNumber }), pid > 0, !id.isEmpty else { continue }
-                if kill(pid, 0) == -1, errno == ESRCH, dead.insert("\(pid)/\(id)").inserted {
-                    cleanUp(after: pid, destination: folder.appendingPathComponent(id))
-                }
-            }
         }
     }
 

@@ -28,16 +28,11 @@ public enum API {
             store = postgres!
         } else {
             store = try SQLiteJobStore(path: URL(fileURLWithPath: config.dataDirectory).appendingPathComponent("jobs.sqlite").path)
-            // Alone on its output root, this server removes what runs of its killed predecessors (or
-            // of a batch on this machine) left there (process ids of other machines mean nothing here).
-            let root = URL(fileURLWithPath: config.outputRoot)
-            for course in (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] where !course.hasPrefix(".") {
-                LectureWorker.cleanUpDeadRuns(in: root.appendingPathComponent(course))
-            }
         }
-        // Publishers' leftovers, by Publication's rule (this host's dead processes; other hosts' old folders).
+        // What killed publishers (servers, workers, batches, single runs) left under the output root,
+        // by Publishing's rule: this host's dead processes' folders, other hosts' old ones.
         let root = URL(fileURLWithPath: config.outputRoot)
-        await onOwnThread { Publication.removeLeftovers(under: root) }
+        await onOwnThread { Publishing.removeLeftovers(under: root) }
         defer { postgres?.close() }
         try await buildApplication(config: config, store: store, executable: executable, presets: presets, logger: logger).runService()
     }

@@ -248,9 +248,9 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
                 let placed: Swift.Result<URL?, Job.Failure>
                 do {
                     placed = try await onOwnThread(seconds: Self.renameSeconds) {
-                        Publication.testPause("before-place")
-                        defer { Publication.testPause("after-place") }
-                        do { return .success(try Publication.place(staged, at: destination)) } catch {
+                        Publishing.testPause("before-place")
+                        defer { Publishing.testPause("after-place") }
+                        do { return .success(try Publishing.place(staged, at: destination)) } catch {
                             return .failure(Publication.failure(error))
                         }
                     }

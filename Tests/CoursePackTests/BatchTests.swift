@@ -48,7 +48,7 @@ import Testing
 
     /// Hidden temporary folders a run left in the course package.
     static func leftovers(_ out: URL) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? []).filter { $0.contains(".partial-") || $0.contains(".old-") || $0.contains(".tmp-") }
+        ((try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? []).filter { $0.contains(".partial-") || $0.contains(".replaced-") || $0.contains(".staging-") || $0.contains(".old-") || $0.contains(".tmp-") }
     }
 
     @Test func courseWithBadCrashingHangingAndGreedyLecturesFinishesTheOthers() throws {

@@ -10,7 +10,7 @@ let layers: [SwiftSetting] = [.enableUpcomingFeature("InternalImportsByDefault")
 
 let package = Package(
     name: "CoursePack",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "coursepack", targets: ["coursepack"]),
         .executable(name: "coursepack-server", targets: ["coursepack-server"]),

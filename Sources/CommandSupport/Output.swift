@@ -1,35 +1,37 @@
 public import Foundation
 public import LectureModel
+import Synchronization
 
 /// Everything the command line prints, in one place.
 public enum Output {
-    private static let lock = NSLock()
+    /// One line at a time on each stream, whichever thread writes it.
+    private static let lock = Mutex(())
 
     public static func stderr(_ line: String) {
-        lock.withLock { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        lock.withLock { _ in FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 
     public static func jsonLine(_ object: [String: Any]) {
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        lock.withLock { FileHandle.standardOutput.write(data + Data("\n".utf8)) }
+        lock.withLock { _ in FileHandle.standardOutput.write(data + Data("\n".utf8)) }
     }
 
     /// One line on stdout.
     public static func line(_ text: String) {
-        lock.withLock { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+        lock.withLock { _ in FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
     }
 
     public static func jsonObject<T: Encodable>(_ value: T) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(value) else { return }
-        lock.withLock { FileHandle.standardOutput.write(data + Data("\n".utf8)) }
+        lock.withLock { _ in FileHandle.standardOutput.write(data + Data("\n".utf8)) }
     }
 
     public static func progressLine(_ p: TranscodeProgress) {
         let eta = p.eta.map { String(format: "%d:%02d", Int($0) / 60, Int($0) % 60) } ?? "--:--"
         let line = String(format: "\r%5.1f%%  %5.2fx real time  ETA %@   ", p.fraction * 100, p.speed, eta)
-        lock.withLock { FileHandle.standardError.write(Data(line.utf8)) }
+        lock.withLock { _ in FileHandle.standardError.write(Data(line.utf8)) }
     }
 
     public static func describe(_ info: SourceInfo) -> String {

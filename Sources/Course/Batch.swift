@@ -1,5 +1,6 @@
 public import Foundation
 public import LectureModel
+import Synchronization
 
 /// What a batch reports as it runs, in order, from several threads.
 public enum BatchEvent: Sendable {
@@ -189,7 +190,7 @@ public final class Batch: @unchecked Sendable {
         emit(.lectureStarted(id: lecture.id, title: lecture.title, worker: worker))
         let started = Date()
         let destination = output.appendingPathComponent(lecture.id)
-        var task = LectureWorker.Task(source: lecture.source, destination: destination, presetFile: job.presetFile, key: job.key,
+        var task = LectureWorker.Assignment(source: lecture.source, destination: destination, presetFile: job.presetFile, key: job.key,
                                       cores: max(1, Int((Double(options.cores) / Double(workers)).rounded(.up))),
                                       displayName: lecture.relativeSource)
         task.captions = lecture.captions
@@ -329,7 +330,7 @@ public enum BuildKey {
 
 /// SHA-256 of source files, remembered by path, size, modification time and inode so an unchanged
 /// rerun over hours of recordings does not read them all again.
-public final class SourceHashCache: @unchecked Sendable {  // records behind `lock`
+public final class SourceHashCache: Sendable {
     struct Record: Codable {
         var size: Int
         var modified: Double
@@ -338,12 +339,11 @@ public final class SourceHashCache: @unchecked Sendable {  // records behind `lo
     }
 
     let url: URL
-    private let lock = NSLock()
-    private var records: [String: Record]
+    private let records: Mutex<[String: Record]>
 
     public init(url: URL) {
         self.url = url
-        records = (try? JSONDecoder().decode([String: Record].self, from: Data(contentsOf: url))) ?? [:]
+        records = Mutex((try? JSONDecoder().decode([String: Record].self, from: Data(contentsOf: url))) ?? [:])
     }
 
     public func hash(_ path: String) throws -> String {
@@ -352,7 +352,7 @@ public final class SourceHashCache: @unchecked Sendable {  // records behind `lo
             throw CoursePackError(.badInput, path: path, "cannot read: \(String(cString: strerror(errno)))")
         }
         let modified = Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
-        if let r = lock.withLock({ records[path] }), r.size == Int(st.st_size), r.modified == modified, r.inode == UInt64(st.st_ino) {
+        if let r = records.withLock({ $0[path] }), r.size == Int(st.st_size), r.modified == modified, r.inode == UInt64(st.st_ino) {
             return r.sha256
         }
         guard let handle = FileHandle(forReadingAtPath: path) else {
@@ -366,13 +366,13 @@ public final class SourceHashCache: @unchecked Sendable {  // records behind `lo
             throw CoursePackError(.badInput, path: path, "cannot read: \(error.localizedDescription)")
         }
         let digest = h.finish()
-        lock.withLock { records[path] = Record(size: Int(st.st_size), modified: modified, inode: UInt64(st.st_ino), sha256: digest) }
+        records.withLock { $0[path] = Record(size: Int(st.st_size), modified: modified, inode: UInt64(st.st_ino), sha256: digest) }
         return digest
     }
 
     public func save() {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        if let data = lock.withLock({ try? encoder.encode(records) }) { try? AtomicFile.write(data, to: url) }
+        if let data = records.withLock({ try? encoder.encode($0) }) { try? AtomicFile.write(data, to: url) }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Subprocess
 import SystemPackage
 import LectureModel
+import Synchronization
 
 /// Limits a batch puts on each lecture's worker process.
 public struct WorkerLimits: Sendable {
@@ -156,17 +157,19 @@ struct ProcessIdentity: Sendable {
 }
 
 /// The limits check, run four times a second beside the reading loop.
-private final class Watch: @unchecked Sendable {  // all state behind `lock`
-    private let lock = NSLock()
+private final class Watch: Sendable {
+    private struct State {
+        var lastOutput = Date()
+        var termSent: Date?
+        var killed = false
+        var stopReason: (category: FailureCategory, reason: String)?
+        var peak = 0
+    }
     private let child: ProcessIdentity
     private let limits: WorkerLimits
     private let interrupted: @Sendable () -> Bool
     private let started = Date()
-    private var lastOutput = Date()
-    private var termSent: Date?
-    private var killed = false
-    private var stopReason: (category: FailureCategory, reason: String)?
-    private var peak = 0
+    private let state = Mutex(State())
 
     init(child: ProcessIdentity, limits: WorkerLimits, interrupted: @escaping @Sendable () -> Bool) {
         self.child = child
@@ -174,72 +177,70 @@ private final class Watch: @unchecked Sendable {  // all state behind `lock`
         self.interrupted = interrupted
     }
 
-    var reason: (category: FailureCategory, reason: String)? { lock.withLock { stopReason } }
-    var peakMB: Int { lock.withLock { peak } }
+    var reason: (category: FailureCategory, reason: String)? { state.withLock { $0.stopReason } }
+    var peakMB: Int { state.withLock { $0.peak } }
 
-    func sawOutput() { lock.withLock { lastOutput = Date() } }
+    func sawOutput() { state.withLock { $0.lastOutput = Date() } }
 
     func tick() {
-        lock.withLock {
-            guard !killed else { return }
+        state.withLock { s in
+            guard !s.killed else { return }
             let now = Date()
             if let rss = ChildProcess.residentMB(child.pid) {
-                peak = max(peak, rss)
+                s.peak = max(s.peak, rss)
                 if rss > limits.memoryMB {
-                    stop(now, .memory, "used \(rss) MB of memory, over the limit of \(limits.memoryMB) MB", force: true)
+                    stop(&s, now, .memory, "used \(rss) MB of memory, over the limit of \(limits.memoryMB) MB", force: true)
                     return
                 }
             }
-            if let t = termSent {
-                if now.timeIntervalSince(t) > limits.grace { child.send(SIGKILL); killed = true }
+            if let t = s.termSent {
+                if now.timeIntervalSince(t) > limits.grace { child.send(SIGKILL); s.killed = true }
                 return
             }
             if let timeout = limits.timeout, now.timeIntervalSince(started) > timeout {
-                stop(now, .timeout, "took longer than the per-lecture timeout of \(Int(timeout)) s", force: false)
-            } else if now.timeIntervalSince(lastOutput) > limits.stallTimeout {
-                stop(now, .hung, "made no progress for \(Int(limits.stallTimeout)) s (hung)", force: false)
+                stop(&s, now, .timeout, "took longer than the per-lecture timeout of \(Int(timeout)) s", force: false)
+            } else if now.timeIntervalSince(s.lastOutput) > limits.stallTimeout {
+                stop(&s, now, .hung, "made no progress for \(Int(limits.stallTimeout)) s (hung)", force: false)
             } else if interrupted() {
-                stop(now, .interrupted, "was stopped: the batch was interrupted", force: false)
+                stop(&s, now, .interrupted, "was stopped: the batch was interrupted", force: false)
             }
         }
     }
 
     /// SIGTERM first, so the worker removes its temporary folder; SIGKILL after the grace period.
-    private func stop(_ now: Date, _ category: FailureCategory, _ why: String, force: Bool) {
-        if stopReason == nil { stopReason = (category, why) }
+    private func stop(_ s: inout State, _ now: Date, _ category: FailureCategory, _ why: String, force: Bool) {
+        if s.stopReason == nil { s.stopReason = (category, why) }
         if force {
             child.send(SIGKILL)
-            killed = true
+            s.killed = true
         } else {
             child.send(SIGTERM)
-            termSent = now
+            s.termSent = now
         }
     }
 }
 
 /// The last few lines of a stream.
-private final class TailBuffer: @unchecked Sendable {  // state behind `lock`
-    private let lock = NSLock()
+private final class TailBuffer: Sendable {
     private let limit: Int
-    private var partial = Data()
-    private var kept: [String] = []
+    private let state = Mutex((partial: Data(), kept: [String]()))
 
     init(lines: Int) { limit = lines }
 
     func append(_ data: Data) {
-        lock.withLock {
-            partial.append(data)
-            while let nl = partial.firstIndex(of: UInt8(ascii: "\n")) {
-                kept.append(String(decoding: partial[partial.startIndex..<nl], as: UTF8.self))
-                partial.removeSubrange(partial.startIndex...nl)
+        state.withLock { s in
+            s.partial.append(data)
+            while let nl = s.partial.firstIndex(of: UInt8(ascii: "\n")) {
+                s.kept.append(String(decoding: s.partial[s.partial.startIndex..<nl], as: UTF8.self))
+                s.partial.removeSubrange(s.partial.startIndex...nl)
             }
-            if kept.count > limit { kept.removeFirst(kept.count - limit) }
-            if partial.count > 4096 { partial.removeAll() }
+            if s.kept.count > limit { s.kept.removeFirst(s.kept.count - limit) }
+            if s.partial.count > 4096 { s.partial.removeAll() }
         }
     }
 
     var lines: [String] {
-        lock.withLock { kept + (partial.isEmpty ? [] : [String(decoding: partial, as: UTF8.self)]) }
+        state.withLock { s in s.kept + (s.partial.isEmpty ? [] : [String(decoding: s.partial, as: UTF8.self)]) }
     }
 }
 
@@ -261,12 +262,11 @@ private struct Callbacks: @unchecked Sendable {
 }
 
 /// The child's watch, set once its pid is known; read by the ticking task.
-private final class WatchSlot: @unchecked Sendable {  // state behind `lock`
-    private let lock = NSLock()
-    private var watch: Watch?
+private final class WatchSlot: Sendable {
+    private let watch = Mutex<Watch?>(nil)
     var current: Watch? {
-        get { lock.withLock { watch } }
-        set { lock.withLock { watch = newValue } }
+        get { watch.withLock { $0 } }
+        set { watch.withLock { $0 = newValue } }
     }
 }
 

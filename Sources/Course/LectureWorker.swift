@@ -4,7 +4,7 @@ public import LectureModel
 /// One lecture made by a child process (`coursepack transcode` of the same binary), watched for
 /// limits; used by batches and by the job server.
 public struct LectureWorker: Sendable {
-    public struct Task: Sendable {
+    public struct Assignment: Sendable {
         public var source: String
         /// The package folder; built beside it and renamed into place by the child.
         public var destination: URL
@@ -47,7 +47,7 @@ public struct LectureWorker: Sendable {
 
     /// Runs the child to its end. `stop` is polled four times a second: true stops the child
     /// (SIGTERM, then SIGKILL after the grace period) and the outcome is an "interrupted" failure.
-    public func run(_ task: Task, stop: @escaping @Sendable () -> Bool, progress: @escaping (_ percent: Double, _ eta: Double?) -> Void) -> Outcome {
+    public func run(_ task: Assignment, stop: @escaping @Sendable () -> Bool, progress: @escaping (_ percent: Double, _ eta: Double?) -> Void) -> Outcome {
         var request = TranscodeRequest(source: task.source, destination: task.destination.path, presetFile: task.presetFile.path,
                                        buildKey: task.key, cores: task.cores)
         request.captions = task.captions

@@ -1,5 +1,6 @@
 internal import CFFmpeg
 internal import CFFmpegShims
+import Synchronization
 
 /// A rational number as FFmpeg uses for time bases and aspect ratios.
 public struct Rational: Sendable, Hashable, CustomStringConvertible {
@@ -83,14 +84,14 @@ public enum LogLevel: Int32, Sendable, Comparable {
 public enum FFmpegLog {
     public typealias Handler = @Sendable (LogLevel, String) -> Void
 
-    private static let box = LockedBox<Handler?>(nil)
+    private static let box = Mutex<Handler?>(nil)
 
     /// Installs `handler` for messages at `maxLevel` or more severe. Lines come formatted, one per call,
     /// from whatever thread FFmpeg logs on.
     public static func install(maxLevel: LogLevel, handler: @escaping Handler) {
-        box.value = handler
+        box.withLock { $0 = handler }
         cp_log_install(maxLevel.rawValue) { level, line in
-            guard let line, let handler = FFmpegLog.box.value else { return }
+            guard let line, let handler = FFmpegLog.box.withLock({ $0 }) else { return }
             handler(LogLevel(av: level), String(cString: line))
         }
     }

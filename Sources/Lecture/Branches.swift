@@ -1,6 +1,7 @@
 import Foundation
 import LectureModel
 import FFmpeg
+import Synchronization
 
 /// One output of the decode fan-out: it receives decoded frames, in order, on its own thread.
 protocol Branch: AnyObject {
@@ -18,7 +19,7 @@ final class BranchRunner: @unchecked Sendable {
     // `queue` and `failure` are thread-safe.
     private let branch: Branch
     private let queue: BoundedQueue<Transfer<Frame>>
-    private let failure = LockedBox<Error?>(nil)
+    private let failure = Mutex<Error?>(nil)
     private let done = DispatchSemaphore(value: 0)
     let name: String
 
@@ -35,9 +36,9 @@ final class BranchRunner: @unchecked Sendable {
                 while let item = queue.take() {
                     try branch.consume(item.value)
                 }
-                if failure.value == nil { try branch.finish() }
+                if failure.withLock({ $0 }) == nil { try branch.finish() }
             } catch {
-                failure.value = error
+                failure.withLock { $0 = error }
                 queue.abandon()
             }
         }
@@ -49,7 +50,7 @@ final class BranchRunner: @unchecked Sendable {
     /// Hands a frame to the branch; false when the branch has failed.
     func put(_ frame: Frame) -> Bool { queue.put(Transfer(frame)) }
 
-    var error: Error? { failure.value }
+    var error: Error? { failure.withLock { $0 } }
 
     /// Ends the input and waits for the branch to finish.
     func finishAndWait() {
@@ -59,7 +60,7 @@ final class BranchRunner: @unchecked Sendable {
 
     /// Stops the branch without finishing its outputs, and waits for it.
     func abortAndWait() {
-        failure.withValue { if $0 == nil { $0 = CancellationError() } }
+        failure.withLock { if $0 == nil { $0 = CancellationError() } }
         queue.abandon()
         done.wait()
     }

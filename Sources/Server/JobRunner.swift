@@ -3,6 +3,7 @@ public import Foundation
 import LectureModel
 public import Logging
 public import ServiceLifecycle
+import Synchronization
 
 /// How a runner takes and runs jobs: inside `coursepack serve`, or as `coursepack worker` on an
 /// encoding machine.
@@ -382,7 +383,7 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
         }
         if let existing { return Result(finish: .succeeded(package: destination.path, lecture: existing)) }
         let made = folder.appendingPathComponent("package").appendingPathComponent(job.lectureId)
-        var work = LectureWorker.Task(source: job.source, destination: made, presetFile: presetFile, key: key,
+        var work = LectureWorker.Assignment(source: job.source, destination: made, presetFile: presetFile, key: key,
                                       cores: max(1, ProcessInfo.processInfo.activeProcessorCount / settings.workers),
                                       displayName: job.upload.map { "upload \($0)" } ?? job.source)
         work.captions = captions
@@ -438,26 +439,24 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
 }
 
 /// The worker record, updated by runs and read by the heartbeat.
-final class WorkerRecordBox: @unchecked Sendable {  // state behind `lock`
-    private let lock = NSLock()
-    private var record: WorkerRecord
-    init(_ record: WorkerRecord) { self.record = record }
-    var value: WorkerRecord { lock.withLock { record } }
-    func update(_ change: (inout WorkerRecord) -> Void) { lock.withLock { change(&record) } }
+final class WorkerRecordBox: Sendable {
+    private let record: Mutex<WorkerRecord>
+    init(_ record: WorkerRecord) { self.record = Mutex(record) }
+    var value: WorkerRecord { record.withLock { $0 } }
+    func update(_ change: (inout WorkerRecord) -> Void) { record.withLock { change(&$0) } }
 }
 
 /// Why a running job is being stopped, and its progress; shared by the heartbeat and the worker thread.
-final class RunControl: @unchecked Sendable {  // state behind `lock`
+final class RunControl: Sendable {
     enum Reason { case cancel, shutdown, leaseLost }
-    private let lock = NSLock()
-    private var _reason: Reason?
-    private var _progress = 0.0
+    private let reasonGiven = Mutex<Reason?>(nil)
+    private let progressMade = Mutex(0.0)
 
-    var reason: Reason? { lock.withLock { _reason } }
+    var reason: Reason? { reasonGiven.withLock { $0 } }
     var progress: Double {
-        get { lock.withLock { _progress } }
-        set { lock.withLock { _progress = newValue } }
+        get { progressMade.withLock { $0 } }
+        set { progressMade.withLock { $0 = newValue } }
     }
 
-    func stop(_ why: Reason) { lock.withLock { if _reason == nil { _reason = why } } }
+    func stop(_ why: Reason) { reasonGiven.withLock { if $0 == nil { $0 = why } } }
 }

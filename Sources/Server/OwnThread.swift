@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Runs blocking work (hashing, waiting for a worker process, fsync of an upload) on a thread of its
 /// own and waits for it without holding one of Swift's cooperative threads, which serve the requests.
@@ -41,16 +42,18 @@ func onOwnThread<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () ->
 }
 
 /// A continuation resumed by whichever result comes first.
-private final class FirstResult<T: Sendable>: @unchecked Sendable {  // state behind `lock`
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<T, any Error>?
-    private var done = false
-    private var early: Result<T, any Error>?
+private final class FirstResult<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var done = false
+        var early: Result<T, any Error>?
+    }
+    private let state = Mutex(State())
 
     func set(_ c: CheckedContinuation<T, any Error>) {
-        let pending: Result<T, any Error>? = lock.withLock {
-            if let early { done = true; return early }
-            continuation = c
+        let pending: Result<T, any Error>? = state.withLock { s in
+            if let early = s.early { s.done = true; return early }
+            s.continuation = c
             return nil
         }
         if let pending { c.resume(with: pending) }
@@ -59,10 +62,10 @@ private final class FirstResult<T: Sendable>: @unchecked Sendable {  // state be
     /// Returns whether this result was the first.
     @discardableResult
     func resume(_ result: Result<T, any Error>) -> Bool {
-        let c: CheckedContinuation<T, any Error>? = lock.withLock {
-            if done { return nil }
-            if let continuation { done = true; self.continuation = nil; return continuation }
-            if early == nil { early = result }
+        let c: CheckedContinuation<T, any Error>? = state.withLock { s in
+            if s.done { return nil }
+            if let continuation = s.continuation { s.done = true; s.continuation = nil; return continuation }
+            if s.early == nil { s.early = result }
             return nil
         }
         c?.resume(with: result)

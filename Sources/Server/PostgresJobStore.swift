@@ -3,6 +3,7 @@ import LectureModel
 public import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// The job queue in PostgreSQL, shared by API servers and workers on many machines, the way River,
 /// Oban and graphile-worker keep theirs: a worker claims the oldest runnable job with
@@ -567,29 +568,27 @@ struct DatabaseURL {
 }
 
 /// Wakes waiters: `ring` ends every `wait` in progress.
-final class Doorbell: @unchecked Sendable {  // state behind `lock`
-    private let lock = NSLock()
-    private var rings = 0
+final class Doorbell: Sendable {
+    private let rings = Mutex(0)
 
-    func ring() { lock.withLock { rings += 1 } }
+    func ring() { rings.withLock { $0 += 1 } }
 
     func wait(seconds: Double) async {
-        let start = lock.withLock { rings }
+        let start = rings.withLock { $0 }
         let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline, lock.withLock({ rings }) == start, !Task.isCancelled {
+        while Date() < deadline, rings.withLock({ $0 }) == start, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(50))
         }
     }
 }
 
 /// Starts one background task, the first time only.
-final class Once: @unchecked Sendable {  // state behind `lock`
-    private let lock = NSLock()
-    private var started: Task<Void, Never>?
+final class Once: Sendable {
+    private let started = Mutex<Task<Void, Never>?>(nil)
 
-    var task: Task<Void, Never>? { lock.withLock { started } }
+    var task: Task<Void, Never>? { started.withLock { $0 } }
 
     func start(_ body: @escaping @Sendable () async -> Void) {
-        lock.withLock { if started == nil { started = Task { await body() } } }
+        started.withLock { if $0 == nil { $0 = Task { await body() } } }
     }
 }

@@ -69,18 +69,11 @@ public struct MediaPlaylist: Sendable {
     public var totalDuration: Double { segments.reduce(0) { $0 + $1.duration } }
 
     public init(contentsOf url: URL) throws {
-        let text: String
-        do {
-            text = try String(contentsOf: url, encoding: .utf8)
-        } catch {
-            throw HLSParseError("cannot read \(url.lastPathComponent)")
-        }
-        try self.init(text: text)
+        try self.init(text: try PlaylistText.read(url))
     }
 
     public init(text: String) throws {
-        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-        guard lines.first == "#EXTM3U" else { throw HLSParseError("first line is not #EXTM3U") }
+        let lines = try PlaylistText.lines(text)
         var pendingDuration: Double?
         var pendingRange: (Int, Int)?
         var nextOffset = 0
@@ -144,18 +137,11 @@ public struct MasterPlaylist: Sendable {
     public var independentSegments = false
 
     public init(contentsOf url: URL) throws {
-        let text: String
-        do {
-            text = try String(contentsOf: url, encoding: .utf8)
-        } catch {
-            throw HLSParseError("cannot read \(url.lastPathComponent)")
-        }
-        try self.init(text: text)
+        try self.init(text: try PlaylistText.read(url))
     }
 
     public init(text: String) throws {
-        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-        guard lines.first == "#EXTM3U" else { throw HLSParseError("first line is not #EXTM3U") }
+        let lines = try PlaylistText.lines(text)
         guard lines.count <= 100_000 else { throw HLSParseError("more than 100000 lines") }
         var pending: AttributeList?
         for line in lines.dropFirst() where !line.isEmpty {
@@ -280,5 +266,23 @@ package enum VODPlaylist {
         }
         lines.append("#EXT-X-ENDLIST")
         try OutputFile.write(lines.joined(separator: "\n") + "\n", to: directory.appendingPathComponent("index.m3u8"))
+    }
+}
+
+/// What every playlist's reading starts with.
+enum PlaylistText {
+    static func read(_ url: URL) throws -> String {
+        do {
+            return try String(contentsOf: url, encoding: .utf8)
+        } catch {
+            throw HLSParseError("cannot read \(url.lastPathComponent)")
+        }
+    }
+
+    /// The playlist's lines, trimmed; it must open with #EXTM3U.
+    static func lines(_ text: String) throws -> [String] {
+        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard lines.first == "#EXTM3U" else { throw HLSParseError("first line is not #EXTM3U") }
+        return lines
     }
 }

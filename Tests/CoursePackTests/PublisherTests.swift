@@ -63,14 +63,8 @@ import Testing
     /// system that cannot exchange): no package is in place, the old one is aside; the next run on
     /// that destination puts it back before anything else, even one that then fails.
     @Test func transcodeKilledBetweenTheRenamesLosesNoPackage() throws {
-        let dir = try Support.scratch()
+        let (dir, src, preset, out) = try Self.published()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let src = try Support.fixture("publish.mp4", ["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=4", "-f", "lavfi", "-i",
-                                                      "sine=frequency=440:duration=4", "-c:v", "libx264", "-c:a", "aac", "-shortest"])
-        let preset = try Support.testPreset()
-        let out = dir.appendingPathComponent("lecture")
-        let first = try Support.coursepack("transcode", src, "-o", out.path, "--preset", preset, "--renditions-only")
-        try #require(first.status == 0, "\(first.stderr)")
         let before = try Data(contentsOf: out.appendingPathComponent("lecture.json"))
         let files = try FileManager.default.subpathsOfDirectory(atPath: out.path).sorted()
 
@@ -90,13 +84,8 @@ import Testing
     /// Killed just before the exchange: the old package stays in place whole; the next run removes
     /// the dead run's folder and replaces the package in one exchange.
     @Test func transcodeKilledBeforeTheExchangeKeepsTheOldPackage() throws {
-        let dir = try Support.scratch()
+        let (dir, src, preset, out) = try Self.published()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let src = try Support.fixture("publish.mp4", ["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=4", "-f", "lavfi", "-i",
-                                                      "sine=frequency=440:duration=4", "-c:v", "libx264", "-c:a", "aac", "-shortest"])
-        let preset = try Support.testPreset()
-        let out = dir.appendingPathComponent("lecture")
-        try #require(try Support.coursepack("transcode", src, "-o", out.path, "--preset", preset, "--renditions-only").status == 0)
         let before = try Data(contentsOf: out.appendingPathComponent("lecture.json"))
         let killed = try Self.killed(at: "before-exchange", src, out, preset, noExchange: false)
         #expect(killed.contains("test pause at before-exchange"), "\(killed)")
@@ -106,6 +95,18 @@ import Testing
         #expect(again.status == 0, "\(again.stderr)")
         #expect(Support.leftovers(beside: out).isEmpty, "\(Support.leftovers(beside: out))")
         #expect(try Data(contentsOf: out.appendingPathComponent("lecture.json")) != before, "the new run's package is in place")
+    }
+
+    /// A scratch folder with a package published in it (`lecture`), its source and preset.
+    static func published(_ name: String = #function) throws -> (dir: URL, source: String, preset: String, package: URL) {
+        let dir = try Support.scratch(name)
+        let src = try Support.fixture("publish.mp4", ["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=4", "-f", "lavfi", "-i",
+                                                      "sine=frequency=440:duration=4", "-c:v", "libx264", "-c:a", "aac", "-shortest"])
+        let preset = try Support.testPreset()
+        let out = dir.appendingPathComponent("lecture")
+        let first = try Support.coursepack("transcode", src, "-o", out.path, "--preset", preset, "--renditions-only")
+        try #require(first.status == 0, "\(first.stderr)")
+        return (dir, src, preset, out)
     }
 
     /// Runs `coursepack transcode` until it pauses at `point`, kills it with SIGKILL, and returns its stderr.

@@ -114,8 +114,12 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: layers),
-        .testTarget(name: "CoursePackTests", dependencies: ["Lecture", "LectureModel", "Course", "Server", "FFmpeg", "OCR"],
-                    swiftSettings: layers),
+        .testTarget(name: "CoursePackTests", dependencies: [
+            "Lecture", "LectureModel", "Course", "Server", "FFmpeg", "OCR",
+            // The job-store contract writes rows under the stores to see their schemas refuse them.
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ], swiftSettings: layers),
     ]
 )
 

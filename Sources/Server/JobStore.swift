@@ -197,3 +197,20 @@ public protocol JobStore: Sendable {
 extension JobStore {
     func job(_ id: String) async throws -> Job? { try await job(id, withLecture: true) }
 }
+
+/// SQL both stores share, written once. Each dialect's own SQL stays in its store, with every place
+/// it differs from the other commented there.
+enum StoreSQL {
+    /// A job that has just ended owes its webhook when it has a callback: due at `now` (a bound value,
+    /// a literal, or PostgreSQL's `cp_now()`).
+    static func webhookDue(now: String) -> String {
+        "webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = \(now)"
+    }
+
+    /// The states a job row may hold: `Job.State`, the one list. Both schemas refuse any other
+    /// (PostgreSQL with a CHECK constraint, SQLite with triggers, since it cannot add a CHECK to a
+    /// table it has).
+    static var knownState: String {
+        "state IN (" + Job.State.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ") + ")"
+    }
+}

@@ -12,8 +12,16 @@ import Synchronization
 public final class PostgresJobStore: JobStore {
     /// The channel a submission notifies.
     static let channel = "coursepack_jobs"
-    /// pg_advisory_lock key held while migrating (two servers starting together take turns).
-    static let migrationLock: Int64 = 0x436F_7572_7365_5061
+    /// The advisory lock keys, by what each serialises. `placing` is the seed of a lecture's own key
+    /// (`hashtextextended("COURSE/LECTURE", placing)`), so those keys do not meet the two fixed ones.
+    enum AdvisoryKey {
+        /// Held while migrating: two servers starting together take turns.
+        static let migrations: Int64 = 0x436F_7572_7365_5061
+        /// Held by a submission while it counts the queue, so the queue limit holds across servers.
+        static let queueCount: Int64 = 0x436F_7572_7365_5062
+        /// Seed of the per-lecture key held while a run checks and marks its lecture for placing.
+        static let placing: Int64 = 0x436F_7572_7365_5063
+    }
 
     let client: PostgresClient
     let connection: PostgresConnection.Configuration
@@ -129,12 +137,14 @@ public final class PostgresJobStore: JobStore {
         ]),
         // The placing mark of JobStore.fence: while set and in the future, no other job of the lecture places.
         (2, ["ALTER TABLE job ADD COLUMN placing_until float8", "CREATE INDEX job_lecture ON job (course_id, lecture_id)"]),
+        // Typed state: a row's state is one of Job.State's (SQLite: triggers, its migration v4).
+        (3, ["ALTER TABLE job ADD CONSTRAINT job_state_known CHECK (\(StoreSQL.knownState))"]),
     ]
 
     func migrate() async throws {
         let conn = try await PostgresConnection.connect(configuration: connection, id: 0, logger: logger)
         do {
-            try await conn.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger)
+            try await conn.query("SELECT pg_advisory_lock(\(AdvisoryKey.migrations))", logger: logger)
             try await conn.query("""
                 CREATE TABLE IF NOT EXISTS coursepack_migration (version bigint PRIMARY KEY, applied float8 NOT NULL)
                 """, logger: logger)
@@ -149,7 +159,7 @@ public final class PostgresJobStore: JobStore {
                 }
                 logger.info("database \(displayURL): schema version \(m.version) applied")
             }
-            try await conn.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger)
+            try await conn.query("SELECT pg_advisory_unlock(\(AdvisoryKey.migrations))", logger: logger)
         } catch {
             try? await conn.close()
             throw error
@@ -164,7 +174,7 @@ public final class PostgresJobStore: JobStore {
         let created = job.createdAt.timeIntervalSince1970
         return try await client.withTransaction(logger: logger) { c in
             // One submitter at a time counts the queue, so the limit holds across servers.
-            try await c.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock + 1))", logger: logger)
+            try await c.query("SELECT pg_advisory_xact_lock(\(AdvisoryKey.queueCount))", logger: logger)
             let waiting = try await c.query("SELECT count(*) FROM job WHERE state = 'queued'", logger: logger).decode(Int.self)
                 .reduce(0) { $0 + $1 }
             guard waiting < queueLimit else { return InsertResult.queueFull }
@@ -263,7 +273,7 @@ public final class PostgresJobStore: JobStore {
     }
 
     /// Marks a job's webhook due now (when it has a callback URL).
-    static let webhookDue = "webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = cp_now()"
+    static let webhookDue = StoreSQL.webhookDue(now: "cp_now()")
 
     public func fence(_ id: String, token: String, lease: Double, window: Double) async throws -> Fence {
         try await client.withTransaction(logger: logger) { c -> Fence in
@@ -279,7 +289,7 @@ public final class PostgresJobStore: JobStore {
             if mine.cancel { return .cancelRequested }
             // One placer per lecture at a time, across servers and workers.
             let key = "\(mine.course)/\(mine.lecture)"
-            try await c.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), \(Self.migrationLock)))", logger: logger)
+            try await c.query("SELECT pg_advisory_xact_lock(hashtextextended(\(key), \(AdvisoryKey.placing)))", logger: logger)
             for try await newer in try await c.query("""
                 SELECT id FROM job WHERE course_id = \(mine.course) AND lecture_id = \(mine.lecture) AND id <> \(id)
                   AND state = 'succeeded' AND (created, id) > (\(mine.created), \(id))

@@ -73,6 +73,16 @@ public final class SQLiteJobStore: JobStore {
                 CREATE INDEX job_lecture ON job(course_id, lecture_id);
                 """)
         }
+        migrator.registerMigration("v4") { db in
+            // Typed state: a row's state is one of Job.State's.
+            for event in ["INSERT", "UPDATE OF state"] {
+                try db.execute(sql: """
+                    CREATE TRIGGER job_state_known_\(event.hasPrefix("INSERT") ? "insert" : "update") BEFORE \(event) ON job
+                    WHEN NOT (NEW.\(StoreSQL.knownState))
+                    BEGIN SELECT RAISE(ABORT, 'unknown job state'); END
+                    """)
+            }
+        }
         try migrator.migrate(db)
     }
 
@@ -139,7 +149,7 @@ public final class SQLiteJobStore: JobStore {
                 UPDATE job SET state = 'failed', finished = ?, updated = ?, lease_owner = NULL, lease_token = NULL,
                   error_category = 'internal',
                   error_reason = 'its worker was lost ' || attempts || ' times (the worker stopped while running it)',
-                  webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = ?
+                  \(StoreSQL.webhookDue(now: "?"))
                 WHERE state = 'running' AND lease_expires < ? AND attempts >= max_attempts
                 """, arguments: [now, now, now, now])
             // A cancel asked of a run that then died (or of a job queued again meanwhile) still holds.
@@ -181,9 +191,7 @@ public final class SQLiteJobStore: JobStore {
     }
 
     /// Marks a job's webhook due at `now` (when it has a callback URL).
-    static func webhookDue(_ now: Double) -> String {
-        "webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = \(now)"
-    }
+    static func webhookDue(_ now: Double) -> String { StoreSQL.webhookDue(now: "\(now)") }
 
     public func fence(_ id: String, token: String, lease: Double, window: Double) async throws -> Fence {
         try await db.write { db in
@@ -263,8 +271,7 @@ public final class SQLiteJobStore: JobStore {
             switch state {
             case .queued:
                 try db.execute(sql: """
-                    UPDATE job SET state = 'cancelled', finished = ?, updated = ?,
-                      webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = ?
+                    UPDATE job SET state = 'cancelled', finished = ?, updated = ?, \(StoreSQL.webhookDue(now: "?"))
                     WHERE id = ?
                     """, arguments: [now, now, now, id])
                 return .cancelled

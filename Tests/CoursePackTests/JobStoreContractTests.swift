@@ -1,6 +1,8 @@
 import Foundation
+import GRDB
 import LectureModel
 import Logging
+import PostgresNIO
 @testable import Server
 import Testing
 
@@ -210,5 +212,21 @@ import Testing
         #expect(try await store.job("quiet")?.webhook == nil)
         try await Task.sleep(for: .milliseconds(400))
         #expect(try await store.claimWebhooks(limit: 10, lease: 30).isEmpty)
+    }
+
+    /// Typed state: both schemas refuse a state `Job.State` does not have, whoever writes the row.
+    @Test(arguments: StoreKind.allCases)
+    func theSchemaRefusesAnUnknownState(store kind: StoreKind) async throws {
+        let store = try await Self.store(kind)
+        defer { Self.close(store) }
+        _ = try await store.insert(Self.job("j1"), queueLimit: 10)
+        await #expect(throws: (any Error).self) {
+            switch store {
+            case let s as SQLiteJobStore: try await s.db.write { try $0.execute(sql: "UPDATE job SET state = 'paused' WHERE id = 'j1'") }
+            case let s as PostgresJobStore: try await s.client.query("UPDATE job SET state = 'paused' WHERE id = 'j1'")
+            default: Issue.record("no raw access to \(type(of: store))")
+            }
+        }
+        #expect(try await store.job("j1")?.state == .queued)
     }
 }

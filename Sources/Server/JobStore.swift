@@ -132,6 +132,34 @@ public enum Finish: Sendable {
     case superseded(by: String)
 }
 
+extension Finish {
+    /// What the run table records of this end: its outcome's name and the failure it carries.
+    var outcome: (name: String, failure: Job.Failure?) {
+        switch self {
+        case .succeeded: return ("succeeded", nil)
+        case let .failed(f): return ("failed", f)
+        case let .retry(f, _, _): return ("retry", f)
+        case .cancelled: return ("cancelled", nil)
+        case let .superseded(newer): return ("superseded", .init(category: .interrupted, reason: Self.supersededReason(newer)))
+        }
+    }
+
+    static func supersededReason(_ newer: String) -> String {
+        "job \(newer), submitted later for the same lecture, published first; this package was not placed"
+    }
+}
+
+/// One run of a job (an attempt): which worker ran it, when, and how it ended.
+public struct RunRecord: Codable, Sendable, Equatable {
+    public var worker: String
+    public var started: Date
+    /// nil while it runs.
+    public var ended: Date?
+    /// succeeded, failed, retry, cancelled, superseded or lease expired; nil while it runs.
+    public var outcome: String?
+    public var failure: Job.Failure?
+}
+
 /// What the fence before placing a package says (`JobStore.fence`).
 public enum Fence: Sendable, Equatable {
     /// The run holds the job: its lease is renewed and the lecture is marked as being placed by it
@@ -176,6 +204,12 @@ public protocol JobStore: Sendable {
     func finish(_ id: String, token: String, _ finish: Finish) async throws -> Bool
     /// Cancels a job: a queued one at once, a running one by asking its worker. Returns the state after.
     func requestCancel(_ id: String) async throws -> Job.State?
+    /// Queues a failed, cancelled or superseded job again as if new (attempts from zero, its last
+    /// failure kept until the next run ends). Returns the job's state after the call, nil when there
+    /// is no such job; a queued, running or succeeded job is left as it is.
+    func retry(_ id: String) async throws -> Job.State?
+    /// The job's runs, oldest first.
+    func runs(of id: String) async throws -> [RunRecord]
 
     /// Takes up to `limit` webhooks that are due, each held for `lease` seconds so that no other
     /// server sends it meanwhile.
@@ -206,6 +240,13 @@ enum StoreSQL {
     static func webhookDue(now: String) -> String {
         "webhook_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, webhook_next = \(now)"
     }
+
+    /// A job queued again by `retry`: a new job's columns, but its last failure kept.
+    static let requeued = """
+        state = 'queued', attempts = 0, progress = 0, cancel_requested = false, finished = NULL, started = NULL, package = NULL,
+        lecture = NULL, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, placing_until = NULL,
+        webhook_state = NULL, webhook_attempts = 0, webhook_next = NULL, webhook_error = NULL
+        """
 
     /// The states a job row may hold: `Job.State`, the one list. Both schemas refuse any other
     /// (PostgreSQL with a CHECK constraint, SQLite with triggers, since it cannot add a CHECK to a

@@ -139,6 +139,8 @@ public final class PostgresJobStore: JobStore {
         (2, ["ALTER TABLE job ADD COLUMN placing_until float8", "CREATE INDEX job_lecture ON job (course_id, lecture_id)"]),
         // Typed state: a row's state is one of Job.State's (SQLite: triggers, its migration v4).
         (3, ["ALTER TABLE job ADD CONSTRAINT job_state_known CHECK (\(StoreSQL.knownState))"]),
+        // Each run's failure, for a job's history of attempts.
+        (4, ["ALTER TABLE run ADD COLUMN error_category text", "ALTER TABLE run ADD COLUMN error_reason text"]),
     ]
 
     func migrate() async throws {
@@ -348,13 +350,18 @@ public final class PostgresJobStore: JobStore {
                 try await c.query("UPDATE job SET state = 'cancelled', \(unescaped: ended.sql) WHERE id = \(id)", logger: logger)
             case let .superseded(newer):
                 outcome = "superseded"
-                let reason = "job \(newer), submitted later for the same lecture, published first; this package was not placed"
+                let reason = Finish.supersededReason(newer)
                 try await c.query("""
                     UPDATE job SET state = 'superseded', error_category = 'interrupted', error_reason = \(reason), \(unescaped: ended.sql)
                     WHERE id = \(id)
                     """, logger: logger)
             }
-            try await c.query("UPDATE run SET ended = cp_now(), outcome = \(outcome) WHERE token = \(token)", logger: logger)
+            let failure = finish.outcome.failure
+            try await c.query("""
+                UPDATE run SET ended = cp_now(), outcome = \(outcome), error_category = \(failure?.category.rawValue),
+                  error_reason = \(failure?.reason)
+                WHERE token = \(token)
+                """, logger: logger)
             return true
         }
     }
@@ -379,6 +386,33 @@ public final class PostgresJobStore: JobStore {
                 return state
             }
         }
+    }
+
+    public func retry(_ id: String) async throws -> Job.State? {
+        try await client.withTransaction(logger: logger) { c in
+            var state: Job.State?
+            for try await v in try await c.query("SELECT state FROM job WHERE id = \(id) FOR UPDATE", logger: logger).decode(String.self) {
+                state = Job.State(rawValue: v)
+            }
+            guard let state else { return nil }
+            guard [.failed, .cancelled, .superseded].contains(state) else { return state }
+            try await c.query("""
+                UPDATE job SET \(unescaped: StoreSQL.requeued), not_before = cp_now(), updated = cp_now() WHERE id = \(id)
+                """, logger: logger)
+            try await c.query("SELECT pg_notify(\(Self.channel), \(id))", logger: logger)
+            return .queued
+        }
+    }
+
+    public func runs(of id: String) async throws -> [RunRecord] {
+        var runs: [RunRecord] = []
+        for try await (worker, started, ended, outcome, category, reason) in try await client.query("""
+            SELECT worker, started, ended, outcome, error_category, error_reason FROM run WHERE job_id = \(id) ORDER BY started, token
+            """, logger: logger).decode((String, Double, Double?, String?, String?, String?).self) {
+            runs.append(RunRecord(worker: worker, started: Date(timeIntervalSince1970: started), ended: ended.map(Date.init(timeIntervalSince1970:)),
+                                  outcome: outcome, failure: category.flatMap(FailureCategory.init).map { Job.Failure(category: $0, reason: reason ?? "") }))
+        }
+        return runs
     }
 
     // MARK: webhooks

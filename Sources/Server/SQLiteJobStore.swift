@@ -83,6 +83,10 @@ public final class SQLiteJobStore: JobStore {
                     """)
             }
         }
+        migrator.registerMigration("v5") { db in
+            // Each run's failure, for a job's history of attempts.
+            try db.execute(sql: "ALTER TABLE run ADD COLUMN error_category TEXT; ALTER TABLE run ADD COLUMN error_reason TEXT")
+        }
         try migrator.migrate(db)
     }
 
@@ -255,9 +259,11 @@ public final class SQLiteJobStore: JobStore {
             case let .superseded(newer):
                 outcome = "superseded"
                 try db.execute(sql: "UPDATE job SET state = 'superseded', error_category = 'interrupted', error_reason = ?, \(ended) WHERE id = ?",
-                               arguments: ["job \(newer), submitted later for the same lecture, published first; this package was not placed", id])
+                               arguments: [Finish.supersededReason(newer), id])
             }
-            try db.execute(sql: "UPDATE run SET ended = ?, outcome = ? WHERE token = ?", arguments: [now, outcome, token])
+            let failure = finish.outcome.failure
+            try db.execute(sql: "UPDATE run SET ended = ?, outcome = ?, error_category = ?, error_reason = ? WHERE token = ?",
+                           arguments: [now, outcome, failure?.category.rawValue, failure?.reason, token])
             return true
         }
     }
@@ -280,6 +286,31 @@ public final class SQLiteJobStore: JobStore {
                 return .running
             default:
                 return state
+            }
+        }
+    }
+
+    public func retry(_ id: String) async throws -> Job.State? {
+        try await db.write { db in
+            guard let state = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [id]).flatMap(Job.State.init) else {
+                return nil
+            }
+            guard [.failed, .cancelled, .superseded].contains(state) else { return state }
+            let now = Self.now()
+            try db.execute(sql: """
+                UPDATE job SET \(StoreSQL.requeued), not_before = ?, updated = ? WHERE id = ?
+                """, arguments: [now, now, id])
+            return .queued
+        }
+    }
+
+    public func runs(of id: String) async throws -> [RunRecord] {
+        try await db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM run WHERE job_id = ? ORDER BY started, token", arguments: [id]).map { row in
+                let category = (row["error_category"] as String?).flatMap(FailureCategory.init)
+                return RunRecord(worker: row["worker"], started: Date(timeIntervalSince1970: row["started"]),
+                                 ended: (row["ended"] as Double?).map(Date.init(timeIntervalSince1970:)), outcome: row["outcome"],
+                                 failure: category.map { Job.Failure(category: $0, reason: row["error_reason"] ?? "") })
             }
         }
     }

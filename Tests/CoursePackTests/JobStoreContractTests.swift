@@ -229,4 +229,32 @@ import Testing
         }
         #expect(try await store.job("j1")?.state == .queued)
     }
+
+    /// Every run is recorded with its worker and how it ended, failures with their category and
+    /// reason; a failed job retried from the start runs again as if new.
+    @Test(arguments: StoreKind.allCases)
+    func runsAreRecordedAndFailedJobsCanBeRetried(store kind: StoreKind) async throws {
+        let store = try await Self.store(kind)
+        defer { Self.close(store) }
+        _ = try await store.insert(Self.job("j1", callback: "https://lms.example/hook"), queueLimit: 10)
+        #expect(try await store.retry("j1") == .queued, "a queued job stays queued")
+        let first = try #require(try await store.claim(worker: "w1", lease: 30))
+        #expect(try await store.retry("j1") == .running, "a running job is not retried")
+        #expect(try await store.finish("j1", token: first.token, .failed(.init(category: .badInput, reason: "no video stream"))))
+        #expect(try await store.claimWebhooks(limit: 10, lease: 30).map(\.id) == ["j1"])
+        #expect(try await store.retry("nope") == nil)
+        #expect(try await store.retry("j1") == .queued)
+        let queued = try #require(try await store.job("j1"))
+        #expect(queued.state == .queued && queued.attempts == 0 && queued.finishedAt == nil && queued.webhook == nil, "\(queued)")
+        #expect(queued.error?.reason == "no video stream", "the last failure stays until the next run ends")
+        let second = try #require(try await store.claim(worker: "w2", lease: 30), "a retried job is claimed again")
+        #expect(second.job.attempts == 1)
+        #expect(try await store.finish("j1", token: second.token, .succeeded(package: "/out/c1/j1", lecture: Self.lecture)))
+        #expect(try await store.retry("j1") == .succeeded, "a succeeded job is not retried")
+        let runs = try await store.runs(of: "j1")
+        #expect(runs.map(\.worker) == ["w1", "w2"] && runs.map(\.outcome) == ["failed", "succeeded"], "\(runs)")
+        #expect(runs.first?.failure == Job.Failure(category: .badInput, reason: "no video stream"))
+        #expect(runs.last?.failure == nil && runs.allSatisfy { $0.ended != nil && $0.ended! >= $0.started })
+        #expect(try await store.claimWebhooks(limit: 10, lease: 30).map(\.id) == ["j1"], "the new end owes its own webhook")
+    }
 }

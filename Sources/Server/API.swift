@@ -64,6 +64,7 @@ public enum API {
 
         let router = Router()
         router.add(middleware: BearerAuth(token: token))
+        try Dashboard(store: store, config: config, token: token).add(to: router)
         router.post("/v1/jobs") { request, context in try await handlers.submit(request, context) }
         router.get("/v1/jobs") { request, context in try await handlers.list(request, context) }
         router.get("/v1/jobs/:id") { request, context in try await handlers.get(request, context) }
@@ -124,14 +125,18 @@ public enum API {
     }
 }
 
-/// Checks `Authorization: Bearer TOKEN` in constant time on every route but /healthz.
+/// Checks `Authorization: Bearer TOKEN` in constant time on every route but /healthz and the
+/// operator's pages (/ui/, which take the token once at their login form).
 struct BearerAuth<Context: RequestContext>: RouterMiddleware {
     let token: [UInt8]
 
     init(token: String) { self.token = Array(token.utf8) }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if request.uri.path == "/healthz" { return try await next(request, context) }
+        // The operator's pages have their own sessions (Dashboard).
+        if request.uri.path == "/healthz" || request.uri.path == "/ui" || request.uri.path.hasPrefix("/ui/") {
+            return try await next(request, context)
+        }
         let given = request.headers[.authorization].flatMap { h in h.hasPrefix("Bearer ") ? Array(h.utf8.dropFirst(7)) : nil } ?? []
         var diff = UInt8(given.count == token.count ? 0 : 1)
         for i in 0..<token.count { diff |= token[i] ^ (i < given.count ? given[i] : 0) }

@@ -57,6 +57,8 @@ public struct ServerConfig: Codable, Sendable {
     public var timeoutSeconds = 14_400.0
     public var stallTimeoutSeconds = 300.0
     public var memoryLimitMB = 3000
+    /// The operator's pages (/ui/): a session ends after this many seconds without a request.
+    public var uiSessionIdleSeconds = 1800.0
 
     public init() {}
 
@@ -94,6 +96,7 @@ public struct ServerConfig: Codable, Sendable {
         timeoutSeconds = try v("timeoutSeconds", d.timeoutSeconds)
         stallTimeoutSeconds = try v("stallTimeoutSeconds", d.stallTimeoutSeconds)
         memoryLimitMB = try v("memoryLimitMB", d.memoryLimitMB)
+        uiSessionIdleSeconds = try v("uiSessionIdleSeconds", d.uiSessionIdleSeconds)
     }
 
     /// Reads and checks a config file; errors name the file and the field.
@@ -140,6 +143,7 @@ public struct ServerConfig: Codable, Sendable {
             throw fail("workers", database == nil ? "must be 1-64 (0 only with a database: jobs would never run)" : "must be 0-64")
         }
         guard pollSeconds >= 0.05 else { throw fail("pollSeconds", "must be at least 0.05") }
+        guard uiSessionIdleSeconds >= 1, uiSessionIdleSeconds <= 7 * 86400 else { throw fail("uiSessionIdleSeconds", "must be between 1 and 604800") }
         if let database { _ = try DatabaseURL(database) }
         guard queueLimit >= 1, maxUploadBytes >= 1, maxRequestBytes >= 1024 else { throw fail("queueLimit", "limits must be positive") }
         guard !presets.isEmpty else { throw fail("presets", "name at least one preset") }

@@ -98,4 +98,56 @@ import Testing
         try await Task.sleep(for: .milliseconds(3500))
         #expect(try Self.curl(s, "GET", "/ui/workers", cookie: idle).status == 303, "idle past uiSessionIdleSeconds")
     }
+
+    /// The pages in Chromium on a PostgreSQL server with a worker: log in, the failure first with its
+    /// reason, markup in a title as text, a retry after fixing the source watched to success without
+    /// a reload, the finished lecture playing, a running job cancelled and its worker letting go,
+    /// and a worker killed with SIGKILL marked lost while its job runs again on another. The
+    /// screenshots go to docs/ui/ (docs/SERVER.md shows them).
+    @Test func dashboardInChromium() async throws {
+        let cluster = try PostgresCluster.get()
+        let url = try cluster.createDatabase("dashboard")
+        let s = try ServerHarness(store: .postgres, database: url, config: ["workers": 0])
+        try s.start()
+        let w1 = try WorkerHarness(database: url, name: "w1", folder: s.dir, environment: ["COURSEPACK_TEST_FAULT": "hang:stuck"])
+        let good = try BatchTests.clip(seconds: 8, size: "320x180")
+        let bad = s.inputs.appendingPathComponent("broken.mp4").path
+        try Data((0..<20_000).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: URL(fileURLWithPath: bad))
+        let stuck = try ["stuck1.mp4", "stuck2.mp4"].map { try s.input($0) }
+        let badID = try #require(try await s.submit(["source": bad, "courseId": "c1", "lectureId": "broken", "title": "Broken upload",
+                                                     "preset": "minimal"]).json["id"] as? String)
+        let xssID = try #require(try await s.submit(["source": try s.input("intro.mp4"), "courseId": "c1", "lectureId": "intro",
+                                                     "title": "<script>alert(1)</script>", "preset": "minimal"]).json["id"] as? String)
+        #expect(try await s.waitForState(badID, ["failed", "succeeded"])["state"] as? String == "failed")
+        #expect(try await s.waitForState(xssID, ["failed", "succeeded"])["state"] as? String == "succeeded")
+
+        let params: [String: Any] = [
+            "base": "http://127.0.0.1:\(s.port)", "token": s.token, "bad": bad, "good": good, "stuck": stuck,
+            "ids": ["bad": badID, "xss": xssID], "w1": Int(w1.process.pid),
+            "second": [Support.binary, "worker", "--database", url, "--name", "w2", "--workers", "1", "--scratch",
+                       s.dir.appendingPathComponent("scratch-w2").path, "--lease-seconds", "3", "--poll-seconds", "1", "--grace", "2"],
+            "shots": Support.repoRoot.appendingPathComponent("docs/ui").path,
+        ]
+        let file = s.dir.appendingPathComponent("dashboard.json")
+        try JSONSerialization.data(withJSONObject: params).write(to: file)
+        let r = try Support.run("python3", [Support.repoRoot.appendingPathComponent("Tests/browser/dashboard.py").path, file.path], timeout: 600)
+        try #require(r.status == 0, "\(r.stdout)\n\(r.stderr.suffix(3000))\n\(s.logText.suffix(2000))")
+        let seen = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n").last!.utf8)) as? [String: Any])
+        let first = seen["first"] as? [String: Any]
+        #expect(first?["id"] as? String == badID && first?["state"] as? String == "failed", "\(seen)")
+        #expect((first?["text"] as? String)?.contains("badInput") == true, "the reason shows with the failure: \(seen)")
+        #expect(seen["titleAsText"] as? Bool == true && seen["alert"] as? Bool == false, "\(seen)")
+        let retry = seen["retry"] as? [String: Any]
+        #expect(retry?["noReload"] as? Bool == true && (retry?["states"] as? [String])?.contains("succeeded") == true, "\(seen)")
+        #expect(retry?["runs"] as? Int == 2, "both runs are listed: \(seen)")
+        let lecture = seen["lecture"] as? [String: Any]
+        #expect((lecture?["played"] as? Double ?? 0) > 1 && (lecture?["renditions"] as? Int ?? 0) >= 2 && (lecture?["masters"] as? Int ?? 0) >= 1, "\(seen)")
+        let cancel = seen["cancel"] as? [String: Any]
+        #expect(cancel?["noReload"] as? Bool == true && cancel?["workerFree"] as? Bool == true, "\(seen)")
+        let killed = seen["kill"] as? [String: Any]
+        #expect(killed?["state"] as? String == "succeeded" && killed?["attempts"] as? Int == 2, "\(seen)")
+        for page in ["login", "jobs", "job", "lecture", "workers"] {
+            #expect(FileManager.default.fileExists(atPath: Support.repoRoot.appendingPathComponent("docs/ui/\(page).png").path))
+        }
+    }
 }

@@ -80,20 +80,30 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
     public func run() async throws {
         let scratch = try Scratch.claim(root: settings.scratch)
         lock.withLock { folder = scratch }
-        let heartbeat = Task { await self.beat() }
+        let (shutdown, shutdownStarted) = AsyncStream<Void>.makeStream()
+        let grace = settings.shutdownGraceSeconds
         await withGracefulShutdownHandler {
+            // The heartbeat and the grace timer live as long as the loops, as tasks of one group.
             await withTaskGroup(of: Void.self) { group in
-                for _ in 0..<settings.workers { group.addTask { await self.loop() } }
+                group.addTask { await self.beat() }
+                group.addTask {
+                    // From the shutdown on, runs get `grace` seconds before they are stopped.
+                    for await _ in shutdown {
+                        try? await Task.sleep(for: .seconds(grace))
+                        if !Task.isCancelled { self.lock.withLock { self.graceOver = true } }
+                        return
+                    }
+                }
+                await withTaskGroup(of: Void.self) { loops in
+                    for _ in 0..<settings.workers { loops.addTask { await self.loop() } }
+                }
+                group.cancelAll()
             }
         } onGracefulShutdown: {
             self.lock.withLock { self.shuttingDown = true }
-            let grace = self.settings.shutdownGraceSeconds
-            Thread.detachNewThread {
-                Thread.sleep(forTimeInterval: grace)
-                self.lock.withLock { self.graceOver = true }
-            }
+            shutdownStarted.yield()
+            shutdownStarted.finish()
         }
-        heartbeat.cancel()
         try? await store.workerBeat(record.value, stopped: true)
         hashes.save()
         try? FileManager.default.removeItem(at: scratch)

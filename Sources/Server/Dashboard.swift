@@ -7,7 +7,7 @@ import Synchronization
 /// The operator's pages under /ui/: jobs (failures first), one job with its runs, workers, and a
 /// finished lecture as a learner gets it; retry and cancel. Rendered on the server from Mustache
 /// templates (`DashboardTemplates`), which escape everything a job carries; no asset from outside
-/// the server. A page keeps itself current by fetching its own fragment every 2 s.
+/// the server. A page keeps itself current by fetching its own fragment every 1.5 s.
 ///
 /// Access: the API token, given once to the login form, opens a session: an HttpOnly,
 /// SameSite=Strict cookie, ended by logout or `uiSessionIdleSeconds` without a request. Every form

@@ -140,6 +140,7 @@ import Testing
         #expect(first?["id"] as? String == badID && first?["state"] as? String == "failed", "\(seen)")
         #expect((first?["text"] as? String)?.contains("badInput") == true, "the reason shows with the failure: \(seen)")
         #expect(seen["titleAsText"] as? Bool == true && seen["alert"] as? Bool == false, "\(seen)")
+        #expect(seen["phoneFits"] as? Bool == true, "the jobs page is wider than a phone's screen")
         let retry = seen["retry"] as? [String: Any]
         #expect(retry?["noReload"] as? Bool == true && (retry?["states"] as? [String])?.contains("succeeded") == true, "\(seen)")
         #expect(retry?["runs"] as? Int == 2, "both runs are listed: \(seen)")

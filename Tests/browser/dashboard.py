@@ -81,6 +81,12 @@ try:
     except NoAlertPresentException:
         seen["alert"] = False
     shot("jobs")
+    # On a phone: the page fits the screen's width.
+    d.set_window_size(390, 844)
+    time.sleep(0.5)
+    seen["phoneFits"] = d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    shot("jobs-phone")
+    d.set_window_size(1000, 860)
 
     # Fix the source, retry, and watch the job succeed on the page without a reload.
     shutil.copyfile(p["good"], p["bad"])

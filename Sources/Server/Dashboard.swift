@@ -164,14 +164,14 @@ struct Dashboard: Sendable {
     func jobsValues(_ request: Request) async throws -> [String: Any] {
         let course = request.uri.queryParameters.get("course").map { String($0) } ?? ""
         let state = request.uri.queryParameters.get("state").flatMap { Job.State(rawValue: String($0)) }
+        // The latest 1000 failures, running and queued jobs (at most 1000 each, oldest first: the
+        // queue's order), and the latest 200 others.
+        let active: [Job.State] = [.failed, .running, .queued]
         var jobs: [Job] = []
-        var after: String?
-        while jobs.count < 5000 {
-            let page = try await store.list(state: state, after: after, limit: 500)
-            jobs += page
-            guard page.count == 500 else { break }
-            after = page.last?.id
-        }
+        if state == nil || state == .failed { jobs += try await store.recent(states: [.failed], limit: 1000) }
+        for s in [Job.State.running, .queued] where state == nil || state == s { jobs += try await store.list(state: s, after: nil, limit: 1000) }
+        let done = Job.State.allCases.filter { !active.contains($0) && (state == nil || state == $0) }
+        if !done.isEmpty { jobs += try await store.recent(states: done, limit: 200) }
         let queued = jobs.filter { $0.state == .queued }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
         let position = Dictionary(uniqueKeysWithValues: queued.enumerated().map { ($1.id, $0 + 1) })
         let holders = try await self.holders()

@@ -186,6 +186,8 @@ public protocol JobStore: Sendable {
     /// A page of jobs in submission order, optionally of one state, after the job `after`.
     func list(state: Job.State?, after: String?, limit: Int) async throws -> [Job]
     func counts() async throws -> [Job.State: Int]
+    /// The jobs in `states` last changed most recently, newest first (the operator's pages).
+    func recent(states: [Job.State], limit: Int) async throws -> [Job]
 
     /// Claims the oldest runnable job: a queued one whose retry time has come, or a running one whose
     /// lease ran out (its worker was lost). A job lost more often than its spec allows fails instead.

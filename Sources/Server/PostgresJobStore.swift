@@ -210,6 +210,17 @@ public final class PostgresJobStore: JobStore {
         return jobs
     }
 
+    public func recent(states: [Job.State], limit: Int) async throws -> [Job] {
+        let names = states.map(\.rawValue)
+        var jobs: [Job] = []
+        for try await row in try await client.query("""
+            SELECT * FROM job WHERE state = ANY(\(names)) ORDER BY updated DESC, id DESC LIMIT \(limit)
+            """, logger: logger) {
+            jobs.append(try Self.job(row, withLecture: false))
+        }
+        return jobs
+    }
+
     public func counts() async throws -> [Job.State: Int] {
         var out = Dictionary(uniqueKeysWithValues: Job.State.allCases.map { ($0, 0) })
         for try await (state, n) in try await client.query("SELECT state, count(*) FROM job GROUP BY state", logger: logger)

@@ -114,6 +114,16 @@ public final class SQLiteJobStore: JobStore {
         try await db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]).map { Self.job($0, withLecture: withLecture) } }
     }
 
+    public func recent(states: [Job.State], limit: Int) async throws -> [Job] {
+        try await db.read { db in
+            // SQLite binds no arrays: one placeholder per state.
+            let marks = Array(repeating: "?", count: states.count).joined(separator: ", ")
+            let args = StatementArguments(states.map(\.rawValue)) + [limit]
+            return try Row.fetchAll(db, sql: "SELECT * FROM job WHERE state IN (\(marks)) ORDER BY updated DESC, id DESC LIMIT ?", arguments: args)
+                .map { Self.job($0, withLecture: false) }
+        }
+    }
+
     public func list(state: Job.State?, after: String?, limit: Int) async throws -> [Job] {
         try await db.read { db in
             var sql = "SELECT * FROM job WHERE 1"

@@ -257,4 +257,23 @@ import Testing
         #expect(runs.last?.failure == nil && runs.allSatisfy { $0.ended != nil && $0.ended! >= $0.started })
         #expect(try await store.claimWebhooks(limit: 10, lease: 30).map(\.id) == ["j1"], "the new end owes its own webhook")
     }
+
+    /// The latest changed jobs of some states, newest first.
+    @Test(arguments: StoreKind.allCases)
+    func recentJobsComeNewestFirst(store kind: StoreKind) async throws {
+        let store = try await Self.store(kind)
+        defer { Self.close(store) }
+        let t0 = Date().addingTimeInterval(-10)
+        for (i, id) in ["a", "b", "c"].enumerated() { _ = try await store.insert(Self.job(id, created: t0.addingTimeInterval(Double(i))), queueLimit: 10) }
+        for id in ["a", "b"] {
+            let c = try #require(try await store.claim(worker: "w1", lease: 30))
+            #expect(c.job.id == id)
+            try await Task.sleep(for: .milliseconds(20))
+            #expect(try await store.finish(id, token: c.token, id == "a" ? .succeeded(package: "/p", lecture: Self.lecture)
+                                                                  : .failed(.init(category: .badInput, reason: "x"))))
+        }
+        #expect(try await store.recent(states: [.succeeded, .failed], limit: 10).map(\.id) == ["b", "a"])
+        #expect(try await store.recent(states: [.succeeded], limit: 10).map(\.id) == ["a"])
+        #expect(try await store.recent(states: [.queued, .failed], limit: 2).map(\.id) == ["b", "c"], "b ended after c was submitted")
+    }
 }

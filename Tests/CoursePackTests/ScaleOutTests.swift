@@ -1,4 +1,5 @@
 import Foundation
+@testable import Server
 import Testing
 
 /// A real `coursepack worker` with its own scratch folder, in a process group of its own (so are the
@@ -68,7 +69,7 @@ final class WorkerHarness: @unchecked Sendable {
 /// API servers and workers as separate processes sharing one PostgreSQL job store (issue: many
 /// machines, one queue). Each test has a database of its own in the tests' cluster.
 /// The PostgreSQL store's schema versions (PostgresJobStore.migrations).
-enum PostgresJobStoreVersions { static let count = 2 }
+enum PostgresJobStoreVersions { static let count = PostgresJobStore.migrations.count }
 
 @Suite(.serialized) struct ScaleOutTests {
     /// Two servers (API only) on one database and one set of shared folders.

@@ -321,6 +321,54 @@ final class ServerHarness: @unchecked Sendable {
         #expect(try await s.request("DELETE", "/v1/jobs/\(done["id"] as! String)").status == 409)
     }
 
+    /// Schemathesis drives every route of docs/openapi.json with generated requests (bounded: 15
+    /// examples an operation, a fixed seed): no 5xx, responses as documented, 405 for methods a path
+    /// does not take. Requests the schema allows but the server refuses for what they mean (a preset
+    /// it does not offer, a source that does not exist) are not failures, so that check is off.
+    @Test func schemathesisFindsNothing() async throws {
+        let s = try ServerHarness()
+        try s.start()
+        let r = try Support.run("schemathesis", [
+            "--no-color", "run", Support.repoRoot.appendingPathComponent("docs/openapi.json").path, "-u", "http://127.0.0.1:\(s.port)",
+            "-H", "Authorization: Bearer \(s.token)", "-n", "15", "--seed", "20261130", "--checks", "all",
+            "--exclude-checks", "positive_data_acceptance",
+        ])
+        #expect(r.status == 0, "\(r.stdout.suffix(3000)) \(r.stderr.suffix(500))")
+        #expect(r.stdout.contains(" passed"), "\(r.stdout.suffix(500))")
+    }
+
+    @Test func openAPIDocumentsExactlyTheRoutes() async throws {
+        let spec = try JSONSerialization.jsonObject(with: Data(contentsOf: Support.repoRoot.appendingPathComponent("docs/openapi.json"))) as! [String: Any]
+        let paths = spec["paths"] as! [String: [String: Any]]
+        var documented: [String] = []
+        for (path, ops) in paths {
+            for method in ops.keys where ["get", "post", "put", "delete", "patch"].contains(method) { documented.append("\(method.uppercased()) \(path)") }
+        }
+        #expect(Set(documented) == Set(API.routes.map { "\($0.method) \($0.path)" }))
+
+        // Every documented operation answers on the real server with a documented status.
+        let s = try ServerHarness()
+        try s.start()
+        let source = try s.input("doc.mp4")
+        for (path, ops) in paths {
+            for (method, op) in ops where ["get", "post", "put", "delete"].contains(method) {
+                let concrete = path.replacingOccurrences(of: "{id}", with: path.hasPrefix("/v1/uploads") ? "doc-upload" : "job_00000000000000000000")
+                let r: ServerHarness.Reply
+                switch (method, path) {
+                case ("post", _): r = try await s.submit(["source": source, "courseId": "doc", "lectureId": "doc"])
+                case ("put", _): r = try await s.request("PUT", concrete, body: Data("bytes".utf8))
+                default: r = try await s.request(method.uppercased(), concrete)
+                }
+                let responses = ((op as! [String: Any])["responses"] as! [String: Any]).keys
+                #expect(responses.contains("\(r.status)"), "\(method) \(path) answered \(r.status), documented \(responses.sorted())")
+            }
+        }
+    }
+}
+
+/// The server's recovery and load cases: a suite of its own, so that it runs beside `ServerTests`
+/// (each suite runs its cases one at a time).
+@Suite(.serialized) struct ServerRecoveryTests {
     @Test(arguments: StoreKind.allCases) func killedServerResumesItsJobAfterRestart(store: StoreKind) async throws {
         // The first run hangs (fault switch), so the server is surely killed in the middle of it.
         let s = try ServerHarness(store: store, config: ["workers": 1], environment: ["COURSEPACK_TEST_FAULT": "hang:long"])
@@ -477,50 +525,6 @@ final class ServerHarness: @unchecked Sendable {
             let job = try await s.waitForState(id, ["succeeded", "failed"])
             #expect(job["state"] as? String == "succeeded", "\(job)")
             #expect(job["attempts"] as? Int == 1, "a run stopped by shutdown is not counted: \(job)")
-        }
-    }
-
-    /// Schemathesis drives every route of docs/openapi.json with generated requests (bounded: 15
-    /// examples an operation, a fixed seed): no 5xx, responses as documented, 405 for methods a path
-    /// does not take. Requests the schema allows but the server refuses for what they mean (a preset
-    /// it does not offer, a source that does not exist) are not failures, so that check is off.
-    @Test func schemathesisFindsNothing() async throws {
-        let s = try ServerHarness()
-        try s.start()
-        let r = try Support.run("schemathesis", [
-            "--no-color", "run", Support.repoRoot.appendingPathComponent("docs/openapi.json").path, "-u", "http://127.0.0.1:\(s.port)",
-            "-H", "Authorization: Bearer \(s.token)", "-n", "15", "--seed", "20261130", "--checks", "all",
-            "--exclude-checks", "positive_data_acceptance",
-        ])
-        #expect(r.status == 0, "\(r.stdout.suffix(3000)) \(r.stderr.suffix(500))")
-        #expect(r.stdout.contains(" passed"), "\(r.stdout.suffix(500))")
-    }
-
-    @Test func openAPIDocumentsExactlyTheRoutes() async throws {
-        let spec = try JSONSerialization.jsonObject(with: Data(contentsOf: Support.repoRoot.appendingPathComponent("docs/openapi.json"))) as! [String: Any]
-        let paths = spec["paths"] as! [String: [String: Any]]
-        var documented: [String] = []
-        for (path, ops) in paths {
-            for method in ops.keys where ["get", "post", "put", "delete", "patch"].contains(method) { documented.append("\(method.uppercased()) \(path)") }
-        }
-        #expect(Set(documented) == Set(API.routes.map { "\($0.method) \($0.path)" }))
-
-        // Every documented operation answers on the real server with a documented status.
-        let s = try ServerHarness()
-        try s.start()
-        let source = try s.input("doc.mp4")
-        for (path, ops) in paths {
-            for (method, op) in ops where ["get", "post", "put", "delete"].contains(method) {
-                let concrete = path.replacingOccurrences(of: "{id}", with: path.hasPrefix("/v1/uploads") ? "doc-upload" : "job_00000000000000000000")
-                let r: ServerHarness.Reply
-                switch (method, path) {
-                case ("post", _): r = try await s.submit(["source": source, "courseId": "doc", "lectureId": "doc"])
-                case ("put", _): r = try await s.request("PUT", concrete, body: Data("bytes".utf8))
-                default: r = try await s.request(method.uppercased(), concrete)
-                }
-                let responses = ((op as! [String: Any])["responses"] as! [String: Any]).keys
-                #expect(responses.contains("\(r.status)"), "\(method) \(path) answered \(r.status), documented \(responses.sorted())")
-            }
         }
     }
 }

@@ -122,8 +122,8 @@ import Testing
     /// The pages in Chromium on a server of each store (PostgreSQL with a worker process): log in, the failure first with its
     /// reason, markup in a title as text, a retry after fixing the source watched to success without
     /// a reload, the finished lecture playing, a running job cancelled and its worker letting go,
-    /// and a worker killed with SIGKILL marked lost while its job runs again on another. The
-    /// screenshots go to docs/ui/ (docs/SERVER.md shows them).
+    /// and a worker killed with SIGKILL marked lost while its job runs again on another. Every page
+    /// is photographed (COURSEPACK_UI_SHOTS=docs/ui keeps the PostgreSQL run's for docs/SERVER.md).
     /// On SQLite the server runs the jobs itself, so there is no worker process to kill.
     @Test(arguments: StoreKind.allCases)
     func dashboardInChromium(store: StoreKind) async throws {
@@ -144,12 +144,15 @@ import Testing
         #expect(try await s.waitForState(badID, ["failed", "succeeded"])["state"] as? String == "failed")
         #expect(try await s.waitForState(xssID, ["failed", "succeeded"])["state"] as? String == "succeeded")
 
+        // The screenshots go to a scratch folder; COURSEPACK_UI_SHOTS=docs/ui (PostgreSQL run) renews docs/SERVER.md's.
+        let wanted = ProcessInfo.processInfo.environment["COURSEPACK_UI_SHOTS"].flatMap { $0.isEmpty || store != .postgres ? nil : $0 }
+        let shots = wanted.map { URL(fileURLWithPath: $0, relativeTo: Support.repoRoot) } ?? s.dir.appendingPathComponent("shots")
         let params: [String: Any] = [
             "base": "http://127.0.0.1:\(s.port)", "token": s.token, "bad": bad, "good": good, "stuck": stuck,
             "ids": ["bad": badID, "xss": xssID], "w1": w1.map { Int($0.process.pid) } ?? 0, "worker": store == .postgres ? "w1" : "",
             "second": [Support.binary, "worker", "--database", url, "--name", "w2", "--workers", "1", "--scratch",
                        s.dir.appendingPathComponent("scratch-w2").path, "--lease-seconds", "3", "--poll-seconds", "1", "--grace", "2"],
-            "shots": store == .postgres ? Support.repoRoot.appendingPathComponent("docs/ui").path : s.dir.appendingPathComponent("shots").path,
+            "shots": shots.path,
         ]
         let file = s.dir.appendingPathComponent("dashboard.json")
         try JSONSerialization.data(withJSONObject: params).write(to: file)
@@ -171,9 +174,9 @@ import Testing
         if store == .postgres {
             let killed = seen["kill"] as? [String: Any]
             #expect(killed?["state"] as? String == "succeeded" && killed?["attempts"] as? Int == 2, "\(seen)")
-            for page in ["login", "jobs", "job", "lecture", "workers"] {
-                #expect(FileManager.default.fileExists(atPath: Support.repoRoot.appendingPathComponent("docs/ui/\(page).png").path))
-            }
+        }
+        for page in ["login", "jobs", "jobs-phone", "job", "lecture", "workers"] {
+            #expect(FileManager.default.fileExists(atPath: shots.appendingPathComponent("\(page).png").path), "\(page).png")
         }
     }
 }

@@ -234,8 +234,7 @@ extension JobStore {
     func job(_ id: String) async throws -> Job? { try await job(id, withLecture: true) }
 }
 
-/// SQL both stores share, written once. Each dialect's own SQL stays in its store, with every place
-/// it differs from the other commented there.
+/// SQL both stores share, written once; each dialect's own SQL stays in its store.
 enum StoreSQL {
     /// A job that has just ended owes its webhook when it has a callback: due at `now` (a bound value,
     /// a literal, or PostgreSQL's `cp_now()`).

@@ -138,12 +138,17 @@ struct BearerAuth<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         }
         let given = request.headers[.authorization].flatMap { h in h.hasPrefix("Bearer ") ? Array(h.utf8.dropFirst(7)) : nil } ?? []
-        var diff = UInt8(given.count == token.count ? 0 : 1)
-        for i in 0..<token.count { diff |= token[i] ^ (i < given.count ? given[i] : 0) }
-        guard diff == 0 else {
+        guard Self.matches(given, token) else {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing or wrong bearer token")
         }
         return try await next(request, context)
+    }
+
+    /// Whether `given` is the token, in time that depends on the token's length only.
+    static func matches(_ given: [UInt8], _ token: [UInt8]) -> Bool {
+        var diff = UInt8(given.count == token.count ? 0 : 1)
+        for i in 0..<token.count { diff |= token[i] ^ (i < given.count ? given[i] : 0) }
+        return diff == 0
     }
 }
 

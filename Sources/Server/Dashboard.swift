@@ -75,10 +75,7 @@ struct Dashboard: Sendable {
 
     func login(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let form = try await Self.form(request)
-        let given = Array((form["token"] ?? "").utf8)
-        var diff = UInt8(given.count == token.count ? 0 : 1)
-        for i in 0..<token.count { diff |= token[i] ^ (i < given.count ? given[i] : 0) }
-        guard diff == 0 else {
+        guard BearerAuth<BasicRequestContext>.matches(Array((form["token"] ?? "").utf8), token) else {
             var r = try page("login", ["title": "Sign in", "error": "That is not this server's API token."])
             r.status = .unauthorized
             return r
@@ -285,8 +282,8 @@ struct Dashboard: Sendable {
         }
         values["captions"] = manifest.captions.map { ["language": $0.language ?? "und", "name": $0.name] }
         values["hasCaptions"] = !manifest.captions.isEmpty
-        if let t = manifest.transcript, let words = try? PackageFiles(root: URL(fileURLWithPath: job.package ?? "/nonexistent"))
-            .read(t.text, limit: 4 << 20) {
+        if let t = manifest.transcript, let package = job.package,
+           case let .success(words) = await Self.read(t.text, in: package, limit: 4 << 20) {
             values["transcript"] = String(decoding: words, as: UTF8.self)
         }
         if let sb = manifest.storyboard { values["storyboard"] = base + (sb.sprites.first ?? "") }
@@ -303,14 +300,19 @@ struct Dashboard: Sendable {
         guard !path.isEmpty, !parts.contains(where: { $0 == ".." || $0 == "." || $0.hasPrefix(".") }) else {
             throw HTTPError(.notFound, message: "no such file")
         }
-        let files = PackageFiles(root: URL(fileURLWithPath: package))
-        let data: Data
-        do { data = try files.read(path, limit: PackageFiles.Limit.segment) } catch { throw HTTPError(.notFound, message: "no such file") }
+        guard case let .success(data) = await Self.read(path, in: package, limit: PackageFiles.Limit.segment) else {
+            throw HTTPError(.notFound, message: "no such file")
+        }
         let types = ["m3u8": "application/vnd.apple.mpegurl", "mp4": "video/mp4", "m4s": "video/iso.segment", "vtt": "text/vtt; charset=utf-8",
                      "jpg": "image/jpeg", "webp": "image/webp", "json": "application/json", "txt": "text/plain; charset=utf-8", "m4a": "audio/mp4"]
         let ext = (path as NSString).pathExtension.lowercased()
         return Response(status: .ok, headers: [.contentType: types[ext] ?? "application/octet-stream", .cacheControl: "no-store"],
                         body: .init(byteBuffer: .init(bytes: data)))
+    }
+
+    /// A package's file, read on a thread of its own (the reads block), never outside the package.
+    static func read(_ path: String, in package: String, limit: Int) async -> Result<Data, any Error> {
+        await onOwnThread { Result { try PackageFiles(root: URL(fileURLWithPath: package)).read(path, limit: limit) } }
     }
 
     static func clock(_ d: Date) -> String {

@@ -332,23 +332,19 @@ public final class PostgresJobStore: JobStore {
                 """, logger: logger).decode(Int.self).reduce(0) { $0 + $1 } == 1
             guard owned else { return false }
             let ended = PostgresQuery(unsafeSQL: "finished = cp_now(), updated = cp_now(), lease_owner = NULL, lease_token = NULL, placing_until = NULL, \(Self.webhookDue)")
-            let outcome: String
             switch finish {
             case let .succeeded(package, lecture):
-                outcome = "succeeded"
                 try await c.query("""
                     UPDATE job SET state = 'succeeded', package = \(package), lecture = \(String(decoding: lecture, as: UTF8.self)),
                       progress = 100, error_category = NULL, error_reason = NULL, \(unescaped: ended.sql)
                     WHERE id = \(id)
                     """, logger: logger)
             case let .failed(f):
-                outcome = "failed"
                 try await c.query("""
                     UPDATE job SET state = 'failed', error_category = \(f.category.rawValue), error_reason = \(f.reason), \(unescaped: ended.sql)
                     WHERE id = \(id)
                     """, logger: logger)
             case let .retry(f, delay, countAttempt):
-                outcome = "retry"
                 try await c.query("""
                     UPDATE job SET state = 'queued', not_before = cp_now() + \(delay), updated = cp_now(), lease_owner = NULL,
                       lease_token = NULL, lease_expires = NULL, placing_until = NULL, progress = 0, attempts = attempts - \(countAttempt ? 0 : 1),
@@ -357,17 +353,15 @@ public final class PostgresJobStore: JobStore {
                     """, logger: logger)
                 if delay <= 0 { try await c.query("SELECT pg_notify(\(Self.channel), \(id))", logger: logger) }
             case .cancelled:
-                outcome = "cancelled"
                 try await c.query("UPDATE job SET state = 'cancelled', \(unescaped: ended.sql) WHERE id = \(id)", logger: logger)
             case let .superseded(newer):
-                outcome = "superseded"
                 let reason = Finish.supersededReason(newer)
                 try await c.query("""
                     UPDATE job SET state = 'superseded', error_category = 'interrupted', error_reason = \(reason), \(unescaped: ended.sql)
                     WHERE id = \(id)
                     """, logger: logger)
             }
-            let failure = finish.outcome.failure
+            let (outcome, failure) = finish.outcome
             try await c.query("""
                 UPDATE run SET ended = cp_now(), outcome = \(outcome), error_category = \(failure?.category.rawValue),
                   error_reason = \(failure?.reason)

@@ -242,21 +242,17 @@ public final class SQLiteJobStore: JobStore {
                 SELECT 1 FROM job WHERE id = ? AND lease_token = ? AND state = 'running' AND lease_expires >= ?
                 """, arguments: [id, token, now]) == true else { return false }
             let ended = "finished = \(now), updated = \(now), lease_owner = NULL, lease_token = NULL, placing_until = NULL, \(Self.webhookDue(now))"
-            let outcome: String
             switch finish {
             case let .succeeded(package, lecture):
-                outcome = "succeeded"
                 try db.execute(sql: """
                     UPDATE job SET state = 'succeeded', package = ?, lecture = ?, progress = 100, error_category = NULL,
                       error_reason = NULL, \(ended)
                     WHERE id = ?
                     """, arguments: [package, String(decoding: lecture, as: UTF8.self), id])
             case let .failed(f):
-                outcome = "failed"
                 try db.execute(sql: "UPDATE job SET state = 'failed', error_category = ?, error_reason = ?, \(ended) WHERE id = ?",
                                arguments: [f.category.rawValue, f.reason, id])
             case let .retry(f, delay, countAttempt):
-                outcome = "retry"
                 try db.execute(sql: """
                     UPDATE job SET state = 'queued', not_before = ?, updated = ?, lease_owner = NULL, lease_token = NULL,
                       lease_expires = NULL, placing_until = NULL, progress = 0, attempts = attempts - ?,
@@ -264,14 +260,12 @@ public final class SQLiteJobStore: JobStore {
                     WHERE id = ?
                     """, arguments: [now + delay, now, countAttempt ? 0 : 1, f?.category.rawValue, f?.reason, id])
             case .cancelled:
-                outcome = "cancelled"
                 try db.execute(sql: "UPDATE job SET state = 'cancelled', \(ended) WHERE id = ?", arguments: [id])
             case let .superseded(newer):
-                outcome = "superseded"
                 try db.execute(sql: "UPDATE job SET state = 'superseded', error_category = 'interrupted', error_reason = ?, \(ended) WHERE id = ?",
                                arguments: [Finish.supersededReason(newer), id])
             }
-            let failure = finish.outcome.failure
+            let (outcome, failure) = finish.outcome
             try db.execute(sql: "UPDATE run SET ended = ?, outcome = ?, error_category = ?, error_reason = ? WHERE token = ?",
                            arguments: [now, outcome, failure?.category.rawValue, failure?.reason, token])
             return true

@@ -1,4 +1,5 @@
 import Foundation
+@testable import Server
 import Testing
 
 /// The operator's pages (/ui/) on a real `coursepack serve`, through curl: sessions, CSRF, escaping.
@@ -12,13 +13,15 @@ import Testing
 
     /// One request with curl (redirects not followed), with the session cookie when given.
     static func curl(_ s: ServerHarness, _ method: String, _ path: String, cookie: String? = nil, form: [String: String]? = nil,
-                     bearer: Bool = false) throws -> Answer {
+                     bearer: Bool = false) async throws -> Answer {
         var args = ["-s", "-i", "-X", method, "http://127.0.0.1:\(s.port)\(path)"]
         if let cookie { args += ["-H", "Cookie: coursepack_ui=\(cookie)"] }
         if bearer { args += ["-H", "Authorization: Bearer \(s.token)"] }
         for (k, v) in form ?? [:] { args += ["--data-urlencode", "\(k)=\(v)"] }
         if method == "POST", form == nil { args += ["-d", ""] }
-        let r = try Support.run("curl", args, timeout: 60)
+        // The wait for the process blocks: on a thread of its own, not one the other tests' tasks need.
+        let arguments = args
+        let r = try await onOwnThread { Result { try Support.run("curl", arguments, timeout: 60) } }.get()
         let text = r.stdout.replacingOccurrences(of: "\r\n", with: "\n")
         let parts = text.components(separatedBy: "\n\n")
         let head = parts.first ?? ""
@@ -31,11 +34,11 @@ import Testing
         return Answer(status: status, headers: headers, body: parts.dropFirst().joined(separator: "\n\n"))
     }
 
-    static func login(_ s: ServerHarness) throws -> (cookie: String, csrf: String) {
-        let r = try curl(s, "POST", "/ui/login", form: ["token": s.token])
+    static func login(_ s: ServerHarness) async throws -> (cookie: String, csrf: String) {
+        let r = try await curl(s, "POST", "/ui/login", form: ["token": s.token])
         let set = try #require(r.headers["set-cookie"], "\(r)")
         let cookie = String(set.split(separator: ";")[0].dropFirst("coursepack_ui=".count))
-        let page = try curl(s, "GET", "/ui/", cookie: cookie)
+        let page = try await curl(s, "GET", "/ui/", cookie: cookie)
         let csrf = try #require(page.body.range(of: #"name="csrf" value="([0-9a-f]+)""#, options: .regularExpression).map {
             String(page.body[$0].split(separator: "\"")[3])
         })
@@ -50,53 +53,53 @@ import Testing
         try s.start()
         let source = try s.input("xss.mp4")
         // No session: a page sends the browser to the login form; fragments, files and forms are refused.
-        let anonymous = try Self.curl(s, "GET", "/ui/")
+        let anonymous = try await Self.curl(s, "GET", "/ui/")
         #expect(anonymous.status == 303 && anonymous.headers["location"] == "/ui/login", "\(anonymous)")
-        #expect(try Self.curl(s, "GET", "/ui/", bearer: true).status == 303, "the API token header is not a session")
-        #expect(try Self.curl(s, "GET", "/ui/fragments/jobs").status == 401)
-        #expect(try Self.curl(s, "POST", "/ui/jobs/job_x/cancel", form: ["csrf": "x"]).status == 401)
-        #expect(try Self.curl(s, "GET", "/ui/login").status == 200)
-        let wrong = try Self.curl(s, "POST", "/ui/login", form: ["token": "not-the-token"])
+        #expect(try await Self.curl(s, "GET", "/ui/", bearer: true).status == 303, "the API token header is not a session")
+        #expect(try await Self.curl(s, "GET", "/ui/fragments/jobs").status == 401)
+        #expect(try await Self.curl(s, "POST", "/ui/jobs/job_x/cancel", form: ["csrf": "x"]).status == 401)
+        #expect(try await Self.curl(s, "GET", "/ui/login").status == 200)
+        let wrong = try await Self.curl(s, "POST", "/ui/login", form: ["token": "not-the-token"])
         #expect(wrong.status == 401 && wrong.headers["set-cookie"] == nil && wrong.body.contains("not this server"), "\(wrong)")
 
-        let ok = try Self.curl(s, "POST", "/ui/login", form: ["token": s.token])
+        let ok = try await Self.curl(s, "POST", "/ui/login", form: ["token": s.token])
         #expect(ok.status == 303 && ok.headers["location"] == "/ui/")
         let set = try #require(ok.headers["set-cookie"])
         for attribute in ["HttpOnly", "SameSite=Strict", "Path=/ui"] { #expect(set.contains(attribute), "\(set)") }
-        let (cookie, csrf) = try Self.login(s)
+        let (cookie, csrf) = try await Self.login(s)
 
         // Everything a job carries is shown as text.
         let hostile = "<script>alert(1)</script>"
         let r = try await s.submit(["source": source, "courseId": "c1", "lectureId": "xss", "title": hostile, "preset": "minimal"])
         let id = try #require(r.json["id"] as? String)
-        let page = try Self.curl(s, "GET", "/ui/", cookie: cookie)
+        let page = try await Self.curl(s, "GET", "/ui/", cookie: cookie)
         #expect(page.status == 200 && page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !page.body.contains(hostile))
         #expect(page.body.utf8.count < 50_000, "the jobs page is \(page.body.utf8.count) bytes")
         #expect(page.headers["content-security-policy"]?.contains("default-src 'self'") == true)
-        let detail = try Self.curl(s, "GET", "/ui/jobs/\(id)", cookie: cookie)
+        let detail = try await Self.curl(s, "GET", "/ui/jobs/\(id)", cookie: cookie)
         #expect(detail.status == 200 && !detail.body.contains(hostile))
 
         // A form needs the session's CSRF token.
-        let forged = try Self.curl(s, "POST", "/ui/jobs/\(id)/cancel", cookie: cookie, form: ["csrf": String(csrf.reversed())])
+        let forged = try await Self.curl(s, "POST", "/ui/jobs/\(id)/cancel", cookie: cookie, form: ["csrf": String(csrf.reversed())])
         #expect(forged.status == 403, "\(forged)")
-        #expect(try Self.curl(s, "POST", "/ui/jobs/\(id)/cancel", cookie: cookie).status == 403)
+        #expect(try await Self.curl(s, "POST", "/ui/jobs/\(id)/cancel", cookie: cookie).status == 403)
         let before = try await s.request("GET", "/v1/jobs/\(id)").json["state"] as? String
         #expect(before == "queued" || before == "running", "\(before ?? "")")
-        let cancel = try Self.curl(s, "POST", "/ui/jobs/\(id)/cancel", cookie: cookie, form: ["csrf": csrf])
+        let cancel = try await Self.curl(s, "POST", "/ui/jobs/\(id)/cancel", cookie: cookie, form: ["csrf": csrf])
         #expect(cancel.status == 303 && cancel.headers["location"] == "/ui/jobs/\(id)", "\(cancel)")
         let state = try await s.waitForState(id, ["cancelled", "succeeded"])["state"] as? String
         #expect(state == "cancelled", "\(state ?? "")")
         // A new session after that wait, which may be longer than the idle limit on a loaded machine.
-        let (cookie2, csrf2) = try Self.login(s)
+        let (cookie2, csrf2) = try await Self.login(s)
 
         // Files are served from a finished package only, never outside it.
         for path in ["/ui/files/\(id)/master.m3u8", "/ui/files/\(id)/../../etc/passwd", "/ui/files/\(id)/%2e%2e/x"] {
-            #expect(try Self.curl(s, "GET", path, cookie: cookie2).status == 404, "\(path)")
+            #expect(try await Self.curl(s, "GET", path, cookie: cookie2).status == 404, "\(path)")
         }
 
         // Logout ends the session; an idle session ends by itself.
-        #expect(try Self.curl(s, "POST", "/ui/logout", cookie: cookie2, form: ["csrf": csrf2]).status == 303)
-        #expect(try Self.curl(s, "GET", "/ui/", cookie: cookie2).status == 303)
+        #expect(try await Self.curl(s, "POST", "/ui/logout", cookie: cookie2, form: ["csrf": csrf2]).status == 303)
+        #expect(try await Self.curl(s, "GET", "/ui/", cookie: cookie2).status == 303)
     }
 
     /// A session ends after `uiSessionIdleSeconds` without a request, and a request renews it.
@@ -104,19 +107,19 @@ import Testing
         let idle = 4.0
         let s = try ServerHarness(config: ["uiSessionIdleSeconds": idle])
         try s.start()
-        let login = try Self.curl(s, "POST", "/ui/login", form: ["token": s.token])
+        let login = try await Self.curl(s, "POST", "/ui/login", form: ["token": s.token])
         let cookie = String(try #require(login.headers["set-cookie"]).split(separator: ";")[0].dropFirst("coursepack_ui=".count))
         var last = Date()
         // Requests closer together than the limit keep the session (when this machine keeps up).
         for _ in 0..<3 {
             try await Task.sleep(for: .seconds(idle / 2))
             let gap = Date().timeIntervalSince(last)
-            let status = try Self.curl(s, "GET", "/ui/workers", cookie: cookie).status
+            let status = try await Self.curl(s, "GET", "/ui/workers", cookie: cookie).status
             if gap < idle - 1 { #expect(status == 200, "a request \(gap) s after the last one") }
             last = Date()
         }
         try await Task.sleep(for: .seconds(idle + 0.5))
-        #expect(try Self.curl(s, "GET", "/ui/workers", cookie: cookie).status == 303, "idle past uiSessionIdleSeconds")
+        #expect(try await Self.curl(s, "GET", "/ui/workers", cookie: cookie).status == 303, "idle past uiSessionIdleSeconds")
     }
 
     /// The pages in Chromium on a server of each store (PostgreSQL with a worker process): log in, the failure first with its
@@ -156,7 +159,8 @@ import Testing
         ]
         let file = s.dir.appendingPathComponent("dashboard.json")
         try JSONSerialization.data(withJSONObject: params).write(to: file)
-        let r = try Support.run("python3", [Support.repoRoot.appendingPathComponent("Tests/browser/dashboard.py").path, file.path], timeout: 600)
+        let script = Support.repoRoot.appendingPathComponent("Tests/browser/dashboard.py").path
+        let r = try await onOwnThread { Result { try Support.run("python3", [script, file.path], timeout: 600) } }.get()
         try #require(r.status == 0, "\(r.stdout)\n\(r.stderr.suffix(3000))\n\(s.logText.suffix(2000))")
         let seen = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n").last!.utf8)) as? [String: Any])
         let first = seen["first"] as? [String: Any]

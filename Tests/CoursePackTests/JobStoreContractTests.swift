@@ -20,7 +20,10 @@ import Testing
         case .postgres:
             var logger = Logger(label: "contract")
             logger.logLevel = .warning
-            return try await PostgresJobStore.open(url: try PostgresCluster.get().createDatabase(name), logger: logger, timeout: 120)
+            // psql blocks while it makes the database: on a thread of its own, not one of the pool's
+            // (a starved pool stalls the store's own tasks past their deadline).
+            let url = try await onOwnThread { Result { try PostgresCluster.get().createDatabase(name) } }.get()
+            return try await PostgresJobStore.open(url: url, logger: logger, timeout: 120)
         }
     }
 

@@ -118,7 +118,9 @@ import Testing
             // The server saw the last request after it was sent and this one before its answer came:
             // the gap it saw is at most this.
             let gap = Date().timeIntervalSince(lastSent)
-            if gap < idle - 0.5 { #expect(status == 200, "a request at most \(gap) s after the last one") }
+            // A slower gap may have ended the session rightly, and with it what the next ones can show.
+            guard gap < idle - 0.5 else { break }
+            #expect(status == 200, "a request at most \(gap) s after the last one")
             lastSent = sent
         }
         try await Task.sleep(for: .seconds(idle + 0.5))

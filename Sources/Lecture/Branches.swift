@@ -72,6 +72,14 @@ final class BranchRunner: @unchecked Sendable {
 /// `hls_init_time` ends the first segment at `lead`, the second at twice the lead, and later ones
 /// every `segmentSeconds` from the lead, each at the first keyframe at or past that time (the
 /// keyframe plan puts segment starts there: `KeyframePlanner.startsSegment`).
+///
+/// With lead segments, every segment after them is also cut inside into movie fragments
+/// (`moof`+`mdat`) of `fragmentSeconds`: a player's MP4 parser hands on a fragment's samples only
+/// when the whole fragment has arrived, so on a slow link a 6-s segment held the first picture after
+/// the leads until all of it was in (GStreamer's hlsdemux2 counts nothing buffered until then).
+/// Segments still start at keyframes; fragments inside may not. libavformat's HLS muxer writes all it
+/// has before its first cut into `init.mp4`, so fragments are only cut when the first segment (a
+/// lead) is shorter than one. `skip_sidx`: no `sidx` boxes, which HLS does not read.
 func hlsOptions(directory: URL, segmentSeconds: Double, lead: Double?) -> [String: String] {
     var options = [
         "hls_time": String(segmentSeconds),
@@ -80,10 +88,19 @@ func hlsOptions(directory: URL, segmentSeconds: Double, lead: Double?) -> [Strin
         "hls_fmp4_init_filename": "init.mp4",
         "hls_segment_filename": directory.appendingPathComponent("seg_%05d.m4s").path,
         "hls_flags": "independent_segments",
+        "hls_segment_options": "movflags=+skip_sidx",
     ]
-    if let lead { options["hls_init_time"] = String(lead) }
+    if let lead {
+        options["hls_init_time"] = String(lead)
+        if lead < fragmentSeconds {
+            options["hls_segment_options"] = "movflags=+skip_sidx:frag_duration=\(Int(fragmentSeconds * 1_000_000))"
+        }
+    }
     return options
 }
+
+/// Longest movie fragment inside a segment (see `hlsOptions`).
+let fragmentSeconds = 1.0
 
 /// One HLS rendition folder (`index.m3u8`, `init.mp4`, segments) and the muxer that writes it, with
 /// one stream per encoder. A video variant with its sound muxed in is written by two branches, each

@@ -3,6 +3,8 @@ public import Foundation
 /// Reads the fragment structure of a CMAF/fMP4 media segment: where each movie fragment starts,
 /// where its first sample lies, and whether that sample is a sync sample (keyframe).
 public struct FragmentInfo: Sendable {
+    /// Track of the fragment's first `traf`, which the other fields describe.
+    public var trackID: UInt32
     /// Offset of the `moof` box in the file.
     public var moofOffset: Int
     /// Offset of the first sample's data in the file.
@@ -147,7 +149,10 @@ public enum MP4Fragments {
 
     /// Sum of the sample durations of every fragment of a media segment, in track timescale units.
     public static func duration(ofSegment data: Data, defaultDuration: UInt32) throws -> UInt64 {
-        try fragments(of: data, defaultDuration: defaultDuration).reduce(0) { $0 + $1.duration }
+        // A segment may hold several fragments, and a fragment in which the first track has no
+        // sample starts with another track's traf: only the first track's fragments count.
+        let frags = try fragments(of: data, defaultDuration: defaultDuration)
+        return frags.filter { $0.trackID == frags.first?.trackID }.reduce(0) { $0 + $1.duration }
     }
 
     struct Box {
@@ -191,6 +196,7 @@ public enum MP4Fragments {
         }
         // tfhd: version/flags, track_ID, then optional fields in flag order.
         let hf = Int(be32(b, tfhd.payload)) & 0xFFFFFF
+        let trackID = be32(b, tfhd.payload + 4)
         var p = tfhd.payload + 8
         var base = moof.start  // default-base-is-moof, and the rule for the first traf without a base
         if hf & 0x1 != 0 {
@@ -228,7 +234,7 @@ public enum MP4Fragments {
         }
         if let firstFlags { flags = firstFlags }
         let isSync = flags & 0x0001_0000 == 0  // sample_is_non_sync_sample clear
-        return FragmentInfo(moofOffset: moof.start, firstSampleOffset: base + dataOffset, firstSampleSize: size,
+        return FragmentInfo(trackID: trackID, moofOffset: moof.start, firstSampleOffset: base + dataOffset, firstSampleSize: size,
                             firstSampleIsSync: isSync, sampleCount: count, duration: duration)
     }
 

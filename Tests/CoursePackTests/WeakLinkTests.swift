@@ -1,4 +1,5 @@
 import Foundation
+import LectureModel
 import Testing
 
 /// The default ladder's weak-link end: the 216p rung under 64 kb/s, the Opus and AAC audio-only
@@ -88,6 +89,16 @@ import Testing
             let d = try Self.extinfs(pkg.appendingPathComponent("\(r)/index.m3u8"))
             let expected: [Double] = r.hasPrefix("v") ? [0.5, 0.5, 6, 6, 6, 5] : [0.5, 0.5, 5.5, 6, 6, 5.5]
             #expect(d.count == expected.count && zip(d, expected).allSatisfy { abs($0 - $1) < 0.07 }, "\(r): \(d)")
+        }
+        // Segments after the leads are cut inside into fragments of at most 1 s (a player's MP4
+        // parser hands on a fragment's samples once the fragment is in); the leads are one fragment
+        // each, and the init segment holds none.
+        for r in ["v216", "a24"] {
+            let dir = pkg.appendingPathComponent(r)
+            let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".m4s") }.sorted()
+            let counts = try names.map { try MP4Fragments.fragments(of: Data(contentsOf: dir.appendingPathComponent($0))).count }
+            #expect(counts.count == 6 && counts[0] == 1 && counts[1] == 1 && counts[2...4].allSatisfy { $0 >= 6 }, "\(r): \(counts)")
+            #expect(try MP4Fragments.fragments(of: Data(contentsOf: dir.appendingPathComponent("init.mp4"))).isEmpty, "\(r)/init.mp4")
         }
         // The package validates, and the outside checker agrees.
         let v = try Support.coursepack("validate", pkg.path)

@@ -71,15 +71,13 @@ final class BranchRunner: @unchecked Sendable {
 /// written from the segment files when the rendition is done (`VODPlaylist`). With lead segments,
 /// `hls_init_time` ends the first segment at `lead`, the second at twice the lead, and later ones
 /// every `segmentSeconds` from the lead, each at the first keyframe at or past that time (the
-/// keyframe plan puts segment starts there: `KeyframePlanner.startsSegment`).
+/// keyframe plan puts segment starts there: `KeyframePlanner.startsSegment`). `skip_sidx`: no
+/// `sidx` boxes, which HLS does not read.
 ///
-/// With lead segments, every segment after them is also cut inside into movie fragments
-/// (`moof`+`mdat`) of `fragmentSeconds`: a player's MP4 parser hands on a fragment's samples only
-/// when the whole fragment has arrived, so on a slow link a 6-s segment held the first picture after
-/// the leads until all of it was in (GStreamer's hlsdemux2 counts nothing buffered until then).
-/// Segments still start at keyframes; fragments inside may not. libavformat's HLS muxer writes all it
-/// has before its first cut into `init.mp4`, so fragments are only cut when the first segment (a
-/// lead) is shorter than one. `skip_sidx`: no `sidx` boxes, which HLS does not read.
+/// Segments are one movie fragment each. Cut inside into 1-s fragments (`frag_duration`), a
+/// variable-rate source's 216p rung had a decoding time that went back at a fragment boundary: the
+/// packet durations are set for fragments that start at keyframes (`VideoBranch.writeGOP`), and
+/// movenc starts each fragment where the last one's pictures end (BENCHMARKS.md, 2026-12-06 23:00).
 func hlsOptions(directory: URL, segmentSeconds: Double, lead: Double?) -> [String: String] {
     var options = [
         "hls_time": String(segmentSeconds),
@@ -90,17 +88,9 @@ func hlsOptions(directory: URL, segmentSeconds: Double, lead: Double?) -> [Strin
         "hls_flags": "independent_segments",
         "hls_segment_options": "movflags=+skip_sidx",
     ]
-    if let lead {
-        options["hls_init_time"] = String(lead)
-        if lead < fragmentSeconds {
-            options["hls_segment_options"] = "movflags=+skip_sidx:frag_duration=\(Int(fragmentSeconds * 1_000_000))"
-        }
-    }
+    if let lead { options["hls_init_time"] = String(lead) }
     return options
 }
-
-/// Longest movie fragment inside a segment (see `hlsOptions`).
-let fragmentSeconds = 1.0
 
 /// One HLS rendition folder (`index.m3u8`, `init.mp4`, segments) and the muxer that writes it, with
 /// one stream per encoder. A video variant with its sound muxed in is written by two branches, each

@@ -254,6 +254,7 @@ final class VideoBranch: Branch {
         var options = ["preset": plan.x264Preset, "crf": String(plan.crf), "forced-idr": "1", "profile": "high"]
         var params = ["open-gop=0"]
         if let p = x264Params, !p.isEmpty { params.append(p) }
+        if let p = plan.x264Params, !p.isEmpty { params.append(p) }
         if let lead {
             // The two lead segments hold two extra IDR pictures in the window that sets the variant's
             // declared peak (0 to 2 * lead + segmentSeconds); at full quality they raised 240p-720p

@@ -14,6 +14,8 @@ public struct VideoRenditionPlan: Codable, Sendable {
     public var bufferKbps: Int
     public var audio: String
     public var x264Preset: String
+    /// The rung's own x264 options (`Preset.Rung.x264Params`), after the preset-wide ones.
+    public var x264Params: String? = nil
     /// x264 threads for this rendition.
     public var threads: Int
     /// The rendition whose picture this one is scaled from; nil for the decoded picture.
@@ -100,7 +102,7 @@ public struct LadderPlan: Codable, Sendable {
                 return VideoRenditionPlan(
                     name: r.name, width: w, height: h, frameRate: (fps * 1000).rounded() / 1000, frameRateCap: cap,
                     crf: r.crf, maxKbps: r.maxKbps, bufferKbps: bufferKbps(r, segmentRatio: segmentRatio), audio: r.audio,
-                    x264Preset: r.x264Preset ?? preset.x264Preset, threads: threads)
+                    x264Preset: r.x264Preset ?? preset.x264Preset, x264Params: r.x264Params, threads: threads)
             }
             chainScaling(&video)
         }

@@ -20,6 +20,8 @@ public struct Preset: Codable, Sendable {
         public var audio: String
         /// x264 preset for this rung; defaults to the preset-wide one.
         public var x264Preset: String?
+        /// x264 options for this rung, after the preset-wide `x264Params` (a later value wins).
+        public var x264Params: String?
     }
 
     public struct Audio: Codable, Sendable {

@@ -83,6 +83,8 @@ import FFmpeg
         #expect(plan.audio.contains { $0.audioOnly && $0.kbps <= 64 })
         // The shipped preset's quantiser search per AAC rendition reaches the plan; Opus has none.
         #expect(plan.audio.map(\.aacCoder) == ["fast", "fast", "twoloop", nil])
+        // And each rung's own x264 options.
+        #expect(plan.video.map(\.x264Params) == ["subme=1", "subme=1", nil, nil, nil])
     }
 
     @Test func ladderFor1080pTopsAt720UnlessHD() throws {

@@ -29,7 +29,8 @@ CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "coursepack-
 CP = ROOT / ".build" / "release" / "coursepack"
 REF_LADDER = [(720, 2500), (480, 1000), (360, 600), (240, 300)]
 SOURCES = [("lecture720", "2-min 720p slide lecture, PiP speaker, speech"),
-           ("screencast1080", "1-min 1080p screencast, small text")]
+           ("screencast1080", "1-min 1080p screencast, small text"),
+           ("camera720", "2-min 720p full-camera talk, camera noise, slow zoom")]
 
 
 def ffmpeg9():

@@ -7,8 +7,11 @@
 #   dense720.mp4      2 min, 1280x720 30 fps: 8 denser slides (15 s each), seven 28 px bullet lines in dark
 #                      grey under a 44 px title, the same picture-in-picture speaker and speech: the small-text
 #                      case for the weak-link rungs' legibility (bench/lowband.py)
+#   camera720.mp4     2 min, 1280x720 30 fps: a full-frame camera shot of a speaker before a panning
+#                      backdrop, light camera noise over the whole picture and a slow zoom, the same speech
+#                      (CRF 18, about 3 Mb/s)
 #   lecture720-30min.mp4  lecture720.mp4 repeated to 30 min (stream copy), for memory and time scaling
-# Sources are encoded at high quality (CRF 16) so they are a fair reference for VMAF.
+# Sources are encoded at high quality (CRF 16; the camera shot CRF 18) so they are a fair reference for VMAF.
 set -euo pipefail
 cache=${BENCH_CACHE:-$HOME/.cache/coursepack-bench}
 mkdir -p "$cache"
@@ -96,6 +99,21 @@ drawbox=x=300+600*sin(t/3):y=400+250*sin(t/5):w=12:h=18:color=white:t=fill[v]" \
     -map "[v]" -map 1:a -t 60 -c:v libx264 -preset medium -crf 16 -pix_fmt yuv420p -g 60 \
     -c:a aac -b:a 128k -movflags +faststart screencast1080.tmp.mp4
   mv screencast1080.tmp.mp4 screencast1080.mp4
+fi
+
+if [ ! -f camera720.mp4 ]; then
+  # The speaker of the slide lectures filling the frame (head and shoulders, swaying; its matte drawn
+  # at 320x180 and scaled up), before a backdrop of moving gradients and a lit panel that pans; light
+  # camera noise everywhere and a slow zoom in and out. CRF 18: about 3 Mb/s, a phone's upload.
+  ffmpeg -v error -y \
+    -f lavfi -i "gradients=s=1280x720:r=30:c0=0x3a4a5a:c1=0x8a7a6a:c2=0x506070:n=3:speed=0.004:d=120,format=yuv420p" \
+    -f lavfi -i "color=c=0xd8a070:s=320x180:r=30:d=120,format=yuva420p,geq=lum='lum(X,Y)':cb='cb(X,Y)':cr='cr(X,Y)':a='255*lt(hypot((X-160-18*sin(T*1.7))/43,(Y-83-5*sin(T*3.1))/55),1)+255*lt(hypot((X-160)/105,(Y-225)/75),1)',scale=1280:720" \
+    -i speech120.wav \
+    -filter_complex "[0:v]drawbox=x=mod(40*t\,1600)-320:y=120:w=260:h=160:color=0xe0e0d0:t=fill[bg];[bg][1:v]overlay,noise=alls=3:allf=t,\
+scale=iw*(1.06+0.04*sin(t/9)):-2:eval=frame,crop=1280:720,setsar=1[v]" \
+    -map "[v]" -map 2:a -t 120 -c:v libx264 -preset medium -crf 18 -pix_fmt yuv420p -g 60 \
+    -c:a aac -b:a 128k -movflags +faststart camera720.tmp.mp4
+  mv camera720.tmp.mp4 camera720.mp4
 fi
 
 if [ ! -f lecture720-30min.mp4 ]; then

@@ -84,7 +84,7 @@ import FFmpeg
         // The shipped preset's quantiser search per AAC rendition reaches the plan; Opus has none.
         #expect(plan.audio.map(\.aacCoder) == ["fast", "fast", "twoloop", nil])
         // And each rung's own x264 options.
-        #expect(plan.video.map(\.x264Params) == ["subme=1", "subme=1", nil, nil, nil])
+        #expect(plan.video.map(\.x264Params) == ["subme=1:aq-mode=2", "subme=1:aq-mode=2", "aq-mode=2", nil, nil])
     }
 
     @Test func ladderFor1080pTopsAt720UnlessHD() throws {

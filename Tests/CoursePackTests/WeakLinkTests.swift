@@ -114,12 +114,14 @@ import Testing
             #expect(top == ["styp", "moof", "mdat"], "\(r)/\(names[2]): \(top)")
         }
         // Each rung's x264 options reach its encoder (x264 writes them into the first picture's SEI):
-        // the 720p and 480p rungs' own subme=1 after the preset-wide options, veryfast's subme=2 below.
-        for (r, subme) in [("v720", 1), ("v480", 1), ("v360", 2), ("v216", 2)] {
+        // the 720p and 480p rungs' own subme=1 after the preset-wide options (veryfast's subme=2 below),
+        // and variance AQ (aq-mode 2) from 360p up, x264's default mode 1 below.
+        for (r, subme, aq) in [("v720", 1, 2), ("v480", 1, 2), ("v360", 2, 2), ("v216", 2, 1)] {
             let first = try Data(contentsOf: pkg.appendingPathComponent("\(r)/seg_00000.m4s"))
             let text = String(decoding: first, as: UTF8.self)
             let options = try #require(text.range(of: "x264 - core").map { String(text[$0.lowerBound...].prefix(1500)) }, "\(r): no x264 SEI")
-            #expect(options.contains(" subme=\(subme) ") && options.contains(" trellis=1 "), "\(r): \(options.prefix(400))")
+            #expect(options.contains(" subme=\(subme) ") && options.contains(" trellis=1 ") && options.contains(" aq=\(aq):"),
+                    "\(r): \(options.prefix(600))")
         }
         // The package validates, and the outside checker agrees.
         let v = try Support.coursepack("validate", pkg.path)

@@ -77,7 +77,8 @@ final class BranchRunner: @unchecked Sendable {
 /// Segments are one movie fragment each. Cut inside into 1-s fragments (`frag_duration`), a
 /// variable-rate source's 216p rung had a decoding time that went back at a fragment boundary: the
 /// packet durations are set for fragments that start at keyframes (`VideoBranch.writeGOP`), and
-/// movenc starts each fragment where the last one's pictures end (BENCHMARKS.md, 2026-12-06 23:00).
+/// movenc starts each fragment where the last one's pictures end (BENCHMARKS.md, 2026-12-06
+/// 22:35-23:10).
 func hlsOptions(directory: URL, segmentSeconds: Double, lead: Double?) -> [String: String] {
     var options = [
         "hls_time": String(segmentSeconds),

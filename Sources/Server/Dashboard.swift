@@ -199,10 +199,9 @@ struct Dashboard: Sendable {
         let names = Dictionary(try await store.workers().map { ($0.id, $0.name) }) { a, _ in a }
         var byJob: [String: String] = [:]
         var byWorker: [String: [String]] = [:]
-        for job in try await store.list(state: .running, after: nil, limit: 1000) {
-            guard let run = try await store.runs(of: job.id).last, run.ended == nil else { continue }
-            byJob[job.id] = names[run.worker] ?? run.worker
-            byWorker[run.worker, default: []].append(job.id)
+        for (job, worker) in try await store.holders().sorted(by: { $0.key < $1.key }) {
+            byJob[job] = names[worker] ?? worker
+            byWorker[worker, default: []].append(job)
         }
         return (byJob, byWorker)
     }

@@ -212,6 +212,9 @@ public protocol JobStore: Sendable {
     func retry(_ id: String) async throws -> Job.State?
     /// The job's runs, oldest first.
     func runs(of id: String) async throws -> [RunRecord]
+    /// The worker in hand of each running job: the worker of its latest run, while that run is open.
+    /// One query, for pages that show every running job.
+    func holders() async throws -> [String: String]
 
     /// Takes up to `limit` webhooks that are due, each held for `lease` seconds so that no other
     /// server sends it meanwhile.
@@ -247,6 +250,14 @@ enum StoreSQL {
         state = 'queued', attempts = 0, progress = 0, cancel_requested = false, finished = NULL, started = NULL, package = NULL,
         lecture = NULL, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, placing_until = NULL,
         webhook_state = NULL, webhook_attempts = 0, webhook_next = NULL, webhook_error = NULL
+        """
+
+    /// (job_id, worker) of every running job whose latest run (by start, then token, as `runs(of:)`
+    /// orders them) has not ended.
+    static let holders = """
+        SELECT r.job_id, r.worker FROM run r JOIN job j ON j.id = r.job_id
+        WHERE j.state = 'running' AND r.ended IS NULL AND NOT EXISTS (
+            SELECT 1 FROM run l WHERE l.job_id = r.job_id AND (l.started > r.started OR (l.started = r.started AND l.token > r.token)))
         """
 
     /// The states a job row may hold: `Job.State`, the one list. Both schemas refuse any other

@@ -420,6 +420,15 @@ public final class PostgresJobStore: JobStore {
         return runs
     }
 
+    public func holders() async throws -> [String: String] {
+        var out: [String: String] = [:]
+        for try await (job, worker) in try await client.query(PostgresQuery(unsafeSQL: StoreSQL.holders), logger: logger)
+            .decode((String, String).self) {
+            out[job] = worker
+        }
+        return out
+    }
+
     // MARK: webhooks
 
     public func claimWebhooks(limit: Int, lease: Double) async throws -> [Job] {

@@ -319,6 +319,14 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    public func holders() async throws -> [String: String] {
+        try await db.read { db in
+            var out: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: StoreSQL.holders) { out[row[0]] = row[1] }
+            return out
+        }
+    }
+
     // MARK: webhooks
 
     public func claimWebhooks(limit: Int, lease: Double) async throws -> [Job] {

@@ -314,10 +314,9 @@ struct Dashboard: Sendable {
         await onOwnThread { Result { try PackageFiles(root: URL(fileURLWithPath: package)).read(path, limit: limit) } }
     }
 
+    /// A time as RFC 3339 in UTC, e.g. 2026-12-07T00:41:03Z (a value format: no formatter made per row).
     static func clock(_ d: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: d)
+        d.formatted(.iso8601)
     }
 
     static func duration(_ s: Double) -> String {

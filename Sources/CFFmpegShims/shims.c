@@ -19,7 +19,19 @@ static atomic_int log_max_level = AV_LOG_WARNING;
 // The last error-level message logged on this thread, so a failed call can report FFmpeg's own words.
 static _Thread_local char last_error[512];
 
+// The last encoder option an encoder's own option parser refused on this thread: libx264 in this
+// FFmpeg (5.1) only warns "Error parsing option 'KEY = VALUE'." and opens without it.
+static _Thread_local char rejected_option[256];
+
 static void log_trampoline(void *avcl, int level, const char *fmt, va_list vl) {
+    if (level <= AV_LOG_WARNING && fmt && strncmp(fmt, "Error parsing option", 20) == 0) {
+        va_list copy;
+        va_copy(copy, vl);
+        vsnprintf(rejected_option, sizeof rejected_option, fmt, copy);
+        va_end(copy);
+        size_t r = strlen(rejected_option);
+        while (r > 0 && (rejected_option[r - 1] == '\n' || rejected_option[r - 1] == ' ')) rejected_option[--r] = 0;
+    }
     // Filter by level before any formatting work.
     cp_log_sink sink = atomic_load(&log_sink);
     int wanted = sink && level <= atomic_load(&log_max_level);
@@ -35,6 +47,8 @@ static void log_trampoline(void *avcl, int level, const char *fmt, va_list vl) {
 }
 
 const char *cp_last_error(void) { return last_error; }
+const char *cp_rejected_option(void) { return rejected_option; }
+void cp_clear_rejected_option(void) { rejected_option[0] = 0; }
 void cp_clear_last_error(void) { last_error[0] = 0; }
 
 void cp_log_install(int max_level, cp_log_sink sink) {

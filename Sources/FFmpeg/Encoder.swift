@@ -1,4 +1,5 @@
 internal import CFFmpeg
+internal import CFFmpegShims
 import Foundation
 
 /// Settings for a video encoder.
@@ -140,7 +141,12 @@ public final class Encoder {
         var dict: OpaquePointer?
         defer { av_dict_free(&dict) }
         for (k, v) in options { av_dict_set(&dict, k, v, 0) }
+        cp_clear_rejected_option()
         try check(avcodec_open2(ctx, codec, &dict), "opening \(codecName) encoder")
+        // libx264 opens without an x264-params option it cannot parse, saying so in a warning only.
+        if let refused = cp_rejected_option(), refused.pointee != 0 {
+            throw MediaError(kind: .refusedOption, operation: "opening \(codecName) encoder", message: String(cString: refused))
+        }
         if let left = av_dict_get(dict, "", nil, AV_DICT_IGNORE_SUFFIX) {
             throw MediaError(kind: .unsupported, operation: "opening \(codecName) encoder",
                              message: "unknown option \(String(cString: left.pointee.key))")

@@ -11,6 +11,8 @@ public struct MediaError: Error, CustomStringConvertible, Sendable {
         case interrupted
         /// A codec, format or option is not available in this FFmpeg build.
         case unsupported
+        /// An encoder refused an option the caller gave it (a preset's x264 options).
+        case refusedOption
         /// Anything else FFmpeg reported.
         case other
     }

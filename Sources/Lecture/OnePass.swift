@@ -123,6 +123,8 @@ final class OnePass {
                 thumbnailBranch = nil
                 chapterBranch = nil
             }
+        } catch let e as MediaError where e.kind == .refusedOption {
+            throw CoursePackError(.usage, path: directory.path, "preset \"\(preset.name)\": \(e.message)")
         } catch let e as MediaError {
             throw CoursePackError(e.kind == .io ? .output : .internal, path: directory.path, e.description)
         } catch let e as CoursePackError {

@@ -130,6 +130,19 @@ import Testing
         #expect(r2.stderr.contains("no such preset"))
     }
 
+    @Test func anX264OptionTheEncoderRefusesIsABadPreset() throws {
+        // libx264 opens without an x264-params option it cannot parse and only warns: the run must
+        // stop with that option named (exit 64, a bad preset), not encode without it.
+        let src = try Support.fixture("silent.mp4", ["-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=7", "-c:v", "libx264"])
+        for (params, named) in [("trellis=1:subme=1:nonsense=1", "nonsense = 1"), ("me=nosuchsearch", "me = nosuchsearch")] {
+            let dir = try Support.scratch()
+            let preset = dir.appendingPathComponent("bad.json")
+            try #"{"name":"x","segmentSeconds":6,"keyframeSeconds":2,"x264Preset":"veryfast","rungs":[{"name":"v1","height":240,"crf":23,"maxKbps":100,"audio":"a","x264Params":"\#(params)"}],"audio":[{"name":"a","kbps":48,"channels":1,"audioOnly":true}]}"#
+                .write(to: preset, atomically: true, encoding: .utf8)
+            try expectRefused(src, code: 64, reason: named, output: dir.appendingPathComponent("pkg"), extra: ["--preset", preset.path])
+        }
+    }
+
     @Test func usageErrorsExit64() throws {
         let r = try Support.run(Support.binary, ["transcode"])
         #expect(r.status == 64)

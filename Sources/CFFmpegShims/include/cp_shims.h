@@ -12,6 +12,10 @@ void cp_log_install(int max_level, cp_log_sink sink);
 // The last error-level line FFmpeg logged on the calling thread ("" if none since the last clear).
 const char *cp_last_error(void);
 void cp_clear_last_error(void);
+// The last encoder option an encoder refused on the calling thread with only a warning ("" if none
+// since the last clear): "Error parsing option 'KEY = VALUE'."
+const char *cp_rejected_option(void);
+void cp_clear_rejected_option(void);
 
 // Interrupt state for AVIOInterruptCB: cancelled by flag, by deadline, or by a process signal.
 typedef struct cp_interrupt cp_interrupt;

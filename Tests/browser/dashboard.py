@@ -92,8 +92,10 @@ try:
     shutil.copyfile(p["good"], p["bad"])
     d.find_element(By.CSS_SELECTOR, f'#jobs tr[data-id="{p["ids"]["bad"]}"] a').click()
     wait(lambda: d.find_elements(By.ID, "retry"), "the retry button")
+    d.execute_script("window.oldPage = 1")
     d.find_element(By.ID, "retry").click()
-    wait(lambda: "succeeded" not in d.find_element(By.ID, "state").text and d.find_elements(By.ID, "runs"), "the job page after retry")
+    # The form's answer is a new page: wait for it (not the old one still on screen) before marking it.
+    wait(lambda: d.execute_script("return window.oldPage") is None and d.find_elements(By.ID, "runs"), "the job page after retry")
     d.execute_script("window.stayed = 1")
     states = set()
     wait(lambda: states.add(d.find_element(By.ID, "state").text.split(" ")[0]) or "succeeded" in states, "the retried job to succeed", 120)
@@ -116,8 +118,9 @@ try:
     stuck1 = api("POST", "/v1/jobs", {"source": p["stuck"][0], "courseId": "c1", "lectureId": "stuck-one", "preset": "minimal"})["id"]
     d.get(p["base"] + "/ui/jobs/" + stuck1)
     wait(lambda: "running" in d.find_element(By.ID, "state").text, "the job to run")
+    d.execute_script("window.oldPage = 1")
     d.find_element(By.ID, "cancel").click()
-    wait(lambda: d.find_elements(By.ID, "state"), "the job page after cancel")
+    wait(lambda: d.execute_script("return window.oldPage") is None and d.find_elements(By.ID, "state"), "the job page after cancel")
     d.execute_script("window.stayed = 1")
     wait(lambda: "cancelled" in d.find_element(By.ID, "state").text, "the job to be cancelled")
     seen["cancel"] = {"noReload": d.execute_script("return window.stayed") == 1}

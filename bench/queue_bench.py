@@ -210,7 +210,7 @@ def main():
         d = Deployment(work, cluster, "ceiling", 0, inputs)  # migrates the schema
         d.stop()
         cluster.sql("""INSERT INTO job (id, state, course_id, lecture_id, source, preset, captions, not_before, created, updated)
-                       SELECT 'job_' || g, 'queued', 'c', 'l' || g, '/x', 'minimal', '[]', 0, g, g
+                       SELECT 'job_' || g, 'queued', 'c', 'l' || g, '/x', 'minimal', '[]', to_timestamp(0), to_timestamp(g), to_timestamp(g)
                        FROM generate_series(1, 50000) g""", "ceiling")
         life = Path(work) / "life.sql"
         life.write_text("""BEGIN;
@@ -218,12 +218,12 @@ WITH lost AS (SELECT id FROM job WHERE state = 'running' AND lease_expires < cp_
 UPDATE job SET state = 'failed' WHERE id IN (SELECT id FROM lost) AND attempts >= max_attempts;
 WITH next AS (SELECT id FROM job WHERE (state = 'queued' AND not_before <= cp_now()) OR (state = 'running' AND lease_expires < cp_now())
               ORDER BY created, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-UPDATE job SET state = 'running', lease_owner = 'bench', lease_token = (random() * 1e15)::bigint::text, lease_expires = cp_now() + 60,
+UPDATE job SET state = 'running', lease_owner = 'bench', lease_token = (random() * 1e15)::bigint::text, lease_expires = cp_after(60),
   attempts = attempts + 1, started = cp_now(), updated = cp_now(), progress = 0, cancel_requested = false
 FROM next WHERE job.id = next.id RETURNING substr(job.id, 5)::int AS n, job.lease_token::bigint AS token \\gset
 INSERT INTO run (job_id, worker, token, started) VALUES ('job_' || :n, 'bench', :token::text, cp_now());
 COMMIT;
-UPDATE job SET lease_expires = cp_now() + 60, progress = 50, updated = cp_now()
+UPDATE job SET lease_expires = cp_after(60), progress = 50, updated = cp_now()
 WHERE id = 'job_' || :n AND lease_token = :token::text AND state = 'running' AND lease_expires >= cp_now() RETURNING cancel_requested;
 BEGIN;
 SELECT 1 FROM job WHERE id = 'job_' || :n AND lease_token = :token::text AND state = 'running' AND lease_expires >= cp_now() FOR UPDATE;
@@ -234,7 +234,7 @@ COMMIT;
 """)
         beat = Path(work) / "beat.sql"
         beat.write_text("""\\set n random(1, 50000)
-UPDATE job SET lease_expires = cp_now() + 60, progress = 50, updated = cp_now() WHERE id = 'job_' || :n;
+UPDATE job SET lease_expires = cp_after(60), progress = 50, updated = cp_now() WHERE id = 'job_' || :n;
 """)
         def pgbench(script, seconds):
             r = subprocess.run([f"{cluster.bin}/pgbench", "-n", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "coursepack",

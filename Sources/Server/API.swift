@@ -22,10 +22,8 @@ public enum API {
             try createFolder(dir)
         }
         let store: any JobStore
-        var postgres: PostgresJobStore?
         if let url = config.database {
-            postgres = try await PostgresJobStore.open(url: url, logger: logger)
-            store = postgres!
+            store = try await PostgresJobStore.open(url: url, logger: logger)
         } else {
             store = try SQLiteJobStore(path: URL(fileURLWithPath: config.dataDirectory).appendingPathComponent("jobs.sqlite").path)
         }
@@ -33,7 +31,6 @@ public enum API {
         // by Publishing's rule: this host's dead processes' folders, other hosts' old ones.
         let root = URL(fileURLWithPath: config.outputRoot)
         await onOwnThread { Publishing.removeLeftovers(under: root) }
-        defer { postgres?.close() }
         try await buildApplication(config: config, store: store, executable: executable, presets: presets, logger: logger).runService()
     }
 
@@ -91,6 +88,9 @@ public enum API {
         configuration.reuseAddress = true
         var services: [any Service] = [webhooks]
         if let runner { services.insert(runner, at: 0) }
+        // A store with work of its own (PostgreSQL's connection pool and listener) runs in the same
+        // group, first, so that a graceful shutdown stops it after the runner and webhooks.
+        if let service = store as? any Service { services.insert(service, at: 0) }
         return Application(router: router, configuration: configuration, services: services,
                            onServerRunning: { channel in
                                logger.notice("coursepack serve listening on \(channel.localAddress?.description ?? "?")")

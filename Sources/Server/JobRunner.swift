@@ -319,34 +319,46 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
         var destination: URL?
     }
 
-    /// Makes the job's package in the scratch folder and says how the run ended.
+    /// Makes the job's package in the scratch folder and says how the run ended, renewing the lease
+    /// from the start (hashing an hours-long source takes a while too) in a child task that ends
+    /// with the run.
     private func execute(_ job: Job, token: String, control: RunControl, folder: URL) async -> Result {
-        func failed(_ category: FailureCategory, _ reason: String) -> Result { Result(finish: .failed(.init(category: category, reason: reason))) }
         guard let spec = job.spec ?? legacySpec?(job) else {
-            return failed(.usage, "the job carries no destination and preset (queued by an older version); submit it again")
+            return Result(finish: .failed(.init(category: .usage,
+                                                reason: "the job carries no destination and preset (queued by an older version); submit it again")))
         }
+        return await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.renewLease(job, token: token, control: control) }
+            let result = await make(job, spec: spec, control: control, folder: folder)
+            group.cancelAll()
+            return result
+        }
+    }
+
+    /// Renews the run's lease and reports its progress until cancelled; stops the run when the job
+    /// is cancelled, the lease is lost or the shutdown's grace is over.
+    private func renewLease(_ job: Job, token: String, control: RunControl) async {
+        while !Task.isCancelled {
+            // Every 2 s (fresh progress in the API), or every third of a shorter lease.
+            try? await Task.sleep(for: .seconds(max(0.2, min(2, settings.leaseSeconds / 3))))
+            if Task.isCancelled { break }
+            do {
+                let state = try await store.heartbeat(job.id, token: token, lease: settings.leaseSeconds, progress: control.progress)
+                if state.cancel { control.stop(.cancel) }
+                if !state.owned { control.stop(.leaseLost) }
+            } catch {
+                // The store is out of reach: keep the run going; the fence decides at the end.
+                logger.warning("job \(job.id): lease renewal: \(error)")
+            }
+            if lock.withLock({ cancels.contains(job.id) }) { control.stop(.cancel) }
+            if lock.withLock({ graceOver }) { control.stop(.shutdown) }
+        }
+    }
+
+    private func make(_ job: Job, spec: JobSpec, control: RunControl, folder: URL) async -> Result {
+        func failed(_ category: FailureCategory, _ reason: String) -> Result { Result(finish: .failed(.init(category: category, reason: reason))) }
         let destination = URL(fileURLWithPath: spec.destination)
         let captions = job.captions.map { CaptionInput(path: $0.path, language: $0.language) }
-
-        // The lease is renewed from the start: hashing an hours-long source takes a while too.
-        let heartbeat = Task {
-            while !Task.isCancelled {
-                // Every 2 s (fresh progress in the API), or every third of a shorter lease.
-                try? await Task.sleep(for: .seconds(max(0.2, min(2, settings.leaseSeconds / 3))))
-                if Task.isCancelled { break }
-                do {
-                    let state = try await store.heartbeat(job.id, token: token, lease: settings.leaseSeconds, progress: control.progress)
-                    if state.cancel { control.stop(.cancel) }
-                    if !state.owned { control.stop(.leaseLost) }
-                } catch {
-                    // The store is out of reach: keep the run going; the fence decides at the end.
-                    logger.warning("job \(job.id): lease renewal: \(error)")
-                }
-                if lock.withLock({ cancels.contains(job.id) }) { control.stop(.cancel) }
-                if lock.withLock({ graceOver }) { control.stop(.shutdown) }
-            }
-        }
-        defer { heartbeat.cancel() }
 
         // Blocking work (hashing, waiting for the worker process) runs on threads of its own, off
         // Swift's cooperative pool, which serves the HTTP requests.

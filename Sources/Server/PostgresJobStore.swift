@@ -3,13 +3,19 @@ import LectureModel
 public import Logging
 import NIOCore
 import PostgresNIO
+public import ServiceLifecycle
 import Synchronization
 
 /// The job queue in PostgreSQL, shared by API servers and workers on many machines, the way River,
 /// Oban and graphile-worker keep theirs: a worker claims the oldest runnable job with
 /// `FOR UPDATE SKIP LOCKED` in a short transaction, holds it by a lease it renews, and a submission
 /// wakes idle workers with NOTIFY. Times come from the database's clock (`cp_now()`).
-public final class PostgresJobStore: JobStore {
+///
+/// The store is a service: its connection pool and the listener that wakes idle workers run in
+/// `run()`, in the service group of the server or worker that uses it, listed before the services
+/// that use it so that a graceful shutdown stops them first and the store last. Queries wait while
+/// it is not running.
+public final class PostgresJobStore: JobStore, Service {
     /// The channel a submission notifies.
     static let channel = "coursepack_jobs"
     /// The advisory lock keys, by what each serialises. `placing` is the seed of a lecture's own key
@@ -23,14 +29,22 @@ public final class PostgresJobStore: JobStore {
         static let placing: Int64 = 0x436F_7572_7365_5063
     }
 
-    let client: PostgresClient
+    private let pool: PostgresClient
+    /// Opened when `run()` starts the pool: a query made before waits here, not in the pool (which
+    /// logs a warning for each such lease).
+    private let poolRunning = Gate()
+    /// The connection pool, once `run()` runs it.
+    var client: PostgresClient {
+        get async {
+            await poolRunning.wait()
+            return pool
+        }
+    }
     let connection: PostgresConnection.Configuration
     let logger: Logger
     /// The URL without its password, for messages.
     public let displayURL: String
-    private let running: Task<Void, Never>
     private let bell = Doorbell()
-    private let listening = Once()
 
     /// Connects, applies the schema migrations that are missing, and returns the store. Throws a
     /// usage error naming the database when it cannot be reached within `timeout` seconds.
@@ -49,7 +63,6 @@ public final class PostgresJobStore: JobStore {
                     try? await Task.sleep(for: .milliseconds(500))
                     continue
                 }
-                store.close()
                 throw CoursePackError(.usage, path: target.display, "cannot use the database: \(DatabaseURL.describe(error))")
             }
         }
@@ -62,18 +75,22 @@ public final class PostgresJobStore: JobStore {
         // The pool logs each failed connection at info level; one line per outage is ours to write.
         var background = logger
         background.logLevel = max(logger.logLevel, .warning)
-        client = PostgresClient(configuration: config, backgroundLogger: background)
+        pool = PostgresClient(configuration: config, backgroundLogger: background)
         connection = target.connectionConfiguration
         self.logger = logger
         displayURL = target.display
-        let client = self.client
-        running = Task { await client.run() }
     }
 
-    /// Stops the connection pool and the listener.
-    public func close() {
-        running.cancel()
-        listening.task?.cancel()
+    /// Runs the connection pool and the listener until the task is cancelled or the service group
+    /// shuts down gracefully.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                self.poolRunning.open()
+                await self.pool.run()
+            }
+            group.addTask { await cancelWhenGracefulShutdown { await self.listen() } }
+        }
     }
 
     // MARK: schema
@@ -141,14 +158,41 @@ public final class PostgresJobStore: JobStore {
         (3, ["ALTER TABLE job ADD CONSTRAINT job_state_known CHECK (\(StoreSQL.knownState))"]),
         // Each run's failure, for a job's history of attempts.
         (4, ["ALTER TABLE run ADD COLUMN error_category text", "ALTER TABLE run ADD COLUMN error_reason text"]),
+        // Real timestamps: every time is a timestamptz (the epoch seconds of versions 1-4 converted in
+        // place), `cp_now()` the database's clock as one, and `cp_after(s)` that clock plus s seconds.
+        // (SQLite has no time type: its store keeps epoch seconds in REAL columns.)
+        (5, [
+            "DROP FUNCTION cp_now()",
+            "CREATE FUNCTION cp_now() RETURNS timestamptz LANGUAGE sql VOLATILE AS $$ SELECT clock_timestamp() $$",
+            """
+            CREATE FUNCTION cp_after(seconds float8) RETURNS timestamptz LANGUAGE sql VOLATILE
+              AS $$ SELECT clock_timestamp() + make_interval(secs => seconds) $$
+            """,
+            timestamps("job", ["not_before", "lease_expires", "created", "updated", "started", "finished", "webhook_next",
+                                      "placing_until"]),
+            timestamps("upload", ["created"]),
+            timestamps("run", ["started", "ended"]),
+            timestamps("worker", ["started", "last_seen"]),
+            // Made by `migrate` itself: float8 in a database made before version 5, timestamptz after.
+            """
+            DO $$ BEGIN
+              IF (SELECT data_type FROM information_schema.columns
+                  WHERE table_schema = current_schema() AND table_name = 'coursepack_migration' AND column_name = 'applied') = 'double precision'
+              THEN \(timestamps("coursepack_migration", ["applied"]));
+              END IF;
+            END $$
+            """,
+        ]),
     ]
+
+
 
     func migrate() async throws {
         let conn = try await PostgresConnection.connect(configuration: connection, id: 0, logger: logger)
         do {
             try await conn.query("SELECT pg_advisory_lock(\(AdvisoryKey.migrations))", logger: logger)
             try await conn.query("""
-                CREATE TABLE IF NOT EXISTS coursepack_migration (version bigint PRIMARY KEY, applied float8 NOT NULL)
+                CREATE TABLE IF NOT EXISTS coursepack_migration (version bigint PRIMARY KEY, applied timestamptz NOT NULL)
                 """, logger: logger)
             var applied: Set<Int> = []
             for try await v in try await conn.query("SELECT version FROM coursepack_migration", logger: logger).decode(Int.self) {
@@ -157,7 +201,7 @@ public final class PostgresJobStore: JobStore {
             for m in Self.migrations where !applied.contains(m.version) {
                 try await conn.withTransaction(logger: logger) { c in
                     for statement in m.sql { try await c.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
-                    try await c.query("INSERT INTO coursepack_migration VALUES (\(m.version), extract(epoch FROM now()))", logger: logger)
+                    try await c.query("INSERT INTO coursepack_migration VALUES (\(m.version), now())", logger: logger)
                 }
                 logger.info("database \(displayURL): schema version \(m.version) applied")
             }
@@ -173,7 +217,7 @@ public final class PostgresJobStore: JobStore {
 
     public func insert(_ job: Job, queueLimit: Int) async throws -> InsertResult {
         let captions = String(decoding: try JSONEncoder().encode(job.captions), as: UTF8.self)
-        let created = job.createdAt.timeIntervalSince1970
+        let created = job.createdAt
         return try await client.withTransaction(logger: logger) { c in
             // One submitter at a time counts the queue, so the limit holds across servers.
             try await c.query("SELECT pg_advisory_xact_lock(\(AdvisoryKey.queueCount))", logger: logger)
@@ -262,7 +306,7 @@ public final class PostgresJobStore: JobStore {
                   WHERE (state = 'queued' AND not_before <= cp_now()) OR (state = 'running' AND lease_expires < cp_now())
                   ORDER BY created, id LIMIT 1 FOR UPDATE SKIP LOCKED)
                 UPDATE job SET state = 'running', lease_owner = \(worker), lease_token = \(token),
-                  lease_expires = cp_now() + \(lease), attempts = attempts + 1, started = cp_now(), updated = cp_now(),
+                  lease_expires = cp_after(\(lease)), attempts = attempts + 1, started = cp_now(), updated = cp_now(),
                   progress = 0, cancel_requested = false
                 FROM next WHERE job.id = next.id
                 RETURNING job.*
@@ -277,7 +321,7 @@ public final class PostgresJobStore: JobStore {
 
     public func heartbeat(_ id: String, token: String, lease: Double, progress: Double) async throws -> (owned: Bool, cancel: Bool) {
         let rows = try await client.query("""
-            UPDATE job SET lease_expires = cp_now() + \(lease), progress = \(progress), updated = cp_now()
+            UPDATE job SET lease_expires = cp_after(\(lease)), progress = \(progress), updated = cp_now()
             WHERE id = \(id) AND lease_token = \(token) AND state = 'running' AND lease_expires >= cp_now()
             RETURNING cancel_requested
             """, logger: logger)
@@ -290,12 +334,12 @@ public final class PostgresJobStore: JobStore {
 
     public func fence(_ id: String, token: String, lease: Double, window: Double) async throws -> Fence {
         try await client.withTransaction(logger: logger) { c -> Fence in
-            var mine: (course: String, lecture: String, created: Double, cancel: Bool)?
+            var mine: (course: String, lecture: String, created: Date, cancel: Bool)?
             for try await row in try await c.query("""
                 SELECT course_id, lecture_id, created, cancel_requested FROM job
                 WHERE id = \(id) AND lease_token = \(token) AND state = 'running' AND lease_expires >= cp_now()
                 FOR UPDATE
-                """, logger: logger).decode((String, String, Double, Bool).self) {
+                """, logger: logger).decode((String, String, Date, Bool).self) {
                 mine = (row.0, row.1, row.2, row.3)
             }
             guard let mine else { return .lost }
@@ -316,7 +360,7 @@ public final class PostgresJobStore: JobStore {
                 """, logger: logger).decode(Int.self).reduce(0) { $0 + $1 }
             if placing > 0 { return .busy }
             try await c.query("""
-                UPDATE job SET lease_expires = cp_now() + \(lease), placing_until = cp_now() + \(window), updated = cp_now()
+                UPDATE job SET lease_expires = cp_after(\(lease)), placing_until = cp_after(\(window)), updated = cp_now()
                 WHERE id = \(id)
                 """, logger: logger)
             return .owned
@@ -346,7 +390,7 @@ public final class PostgresJobStore: JobStore {
                     """, logger: logger)
             case let .retry(f, delay, countAttempt):
                 try await c.query("""
-                    UPDATE job SET state = 'queued', not_before = cp_now() + \(delay), updated = cp_now(), lease_owner = NULL,
+                    UPDATE job SET state = 'queued', not_before = cp_after(\(delay)), updated = cp_now(), lease_owner = NULL,
                       lease_token = NULL, lease_expires = NULL, placing_until = NULL, progress = 0, attempts = attempts - \(countAttempt ? 0 : 1),
                       error_category = COALESCE(\(f?.category.rawValue), error_category), error_reason = COALESCE(\(f?.reason), error_reason)
                     WHERE id = \(id)
@@ -413,8 +457,8 @@ public final class PostgresJobStore: JobStore {
         var runs: [RunRecord] = []
         for try await (worker, started, ended, outcome, category, reason) in try await client.query("""
             SELECT worker, started, ended, outcome, error_category, error_reason FROM run WHERE job_id = \(id) ORDER BY started, token
-            """, logger: logger).decode((String, Double, Double?, String?, String?, String?).self) {
-            runs.append(RunRecord(worker: worker, started: Date(timeIntervalSince1970: started), ended: ended.map(Date.init(timeIntervalSince1970:)),
+            """, logger: logger).decode((String, Date, Date?, String?, String?, String?).self) {
+            runs.append(RunRecord(worker: worker, started: started, ended: ended,
                                   outcome: outcome, failure: category.flatMap(FailureCategory.init).map { Job.Failure(category: $0, reason: reason ?? "") }))
         }
         return runs
@@ -433,7 +477,7 @@ public final class PostgresJobStore: JobStore {
 
     public func claimWebhooks(limit: Int, lease: Double) async throws -> [Job] {
         let rows = try await client.query("""
-            UPDATE job SET webhook_next = cp_now() + \(lease)
+            UPDATE job SET webhook_next = cp_after(\(lease))
             WHERE id IN (SELECT id FROM job WHERE webhook_state = 'pending' AND webhook_next <= cp_now()
                          ORDER BY webhook_next LIMIT \(limit) FOR UPDATE SKIP LOCKED)
             RETURNING *
@@ -447,7 +491,7 @@ public final class PostgresJobStore: JobStore {
         let state = delivered ? "delivered" : (retryAfter == nil ? "failed" : "pending")
         try await client.query("""
             UPDATE job SET webhook_state = \(state), webhook_attempts = webhook_attempts + 1, webhook_error = \(error),
-              webhook_next = cp_now() + \(retryAfter ?? 0)
+              webhook_next = cp_after(\(retryAfter ?? 0))
             WHERE id = \(id)
             """, logger: logger)
     }
@@ -474,7 +518,7 @@ public final class PostgresJobStore: JobStore {
     public func workerBeat(_ w: WorkerRecord, stopped: Bool) async throws {
         try await client.query("""
             INSERT INTO worker (id, name, host, version, started, last_seen, running, finished, lease_seconds, stopped)
-            VALUES (\(w.id), \(w.name), \(w.host), \(w.version), \(w.startedAt.timeIntervalSince1970), cp_now(), \(w.running),
+            VALUES (\(w.id), \(w.name), \(w.host), \(w.version), \(w.startedAt), cp_now(), \(w.running),
                     \(w.finished), \(w.leaseSeconds), \(stopped))
             ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, running = excluded.running,
               finished = excluded.finished, stopped = excluded.stopped
@@ -484,44 +528,47 @@ public final class PostgresJobStore: JobStore {
     public func workers() async throws -> [WorkerRecord] {
         let rows = try await client.query("""
             SELECT id, name, host, version, started, last_seen, running, finished, lease_seconds, stopped, cp_now()
-            FROM worker WHERE last_seen > cp_now() - 86400 ORDER BY name, id
+            FROM worker WHERE last_seen > cp_now() - interval '1 day' ORDER BY name, id
             """, logger: logger)
         var out: [WorkerRecord] = []
         for try await (id, name, host, version, started, last, running, finished, lease, stopped, now) in rows
-            .decode((String, String, String, String, Double, Double, Int, Int, Double, Bool, Double).self) {
-            out.append(WorkerRecord(id: id, name: name, host: host, version: version, startedAt: Date(timeIntervalSince1970: started),
-                                    lastHeartbeat: Date(timeIntervalSince1970: last), running: running, finished: finished,
-                                    leaseSeconds: lease, state: stopped ? .stopped : (now - last > lease ? .lost : .active)))
+            .decode((String, String, String, String, Date, Date, Int, Int, Double, Bool, Date).self) {
+            out.append(WorkerRecord(id: id, name: name, host: host, version: version, startedAt: started,
+                                    lastHeartbeat: last, running: running, finished: finished,
+                                    leaseSeconds: lease, state: stopped ? .stopped : (now.timeIntervalSince(last) > lease ? .lost : .active)))
         }
         return out
     }
 
     // MARK: waking idle workers
 
-    /// The first call starts a listener on its own connection (LISTEN coursepack_jobs), which
-    /// reconnects after a failure; a notification ends every wait at once.
+    /// Ends at a notification on `coursepack_jobs` (a submission), or after `seconds`.
     public func waitForWork(seconds: Double) async {
-        listening.start { [connection, logger, bell] in
-            while !Task.isCancelled {
+        await bell.wait(seconds: seconds)
+    }
+
+    /// Listens on a connection of its own (LISTEN coursepack_jobs) until cancelled, reconnecting
+    /// after a failure; each notification rings the bell that ends every wait.
+    private func listen() async {
+        while !Task.isCancelled {
+            do {
+                let conn = try await PostgresConnection.connect(configuration: connection, id: 1, logger: logger)
                 do {
-                    let conn = try await PostgresConnection.connect(configuration: connection, id: 1, logger: logger)
-                    do {
-                        try await conn.listen(on: Self.channel) { notifications in
-                            bell.ring()  // a job may have come while there was no listener
-                            for try await _ in notifications { bell.ring() }
-                        }
-                    } catch {
-                        try? await conn.close()
-                        throw error
+                    try await conn.listen(on: Self.channel) { notifications in
+                        bell.ring()  // a job may have come while there was no listener
+                        for try await _ in notifications { bell.ring() }
                     }
-                    try? await conn.close()
                 } catch {
-                    logger.debug("listening for jobs: \(error); reconnecting")
-                    try? await Task.sleep(for: .seconds(1))
+                    try? await conn.close()
+                    throw error
                 }
+                try? await conn.close()
+            } catch {
+                if Task.isCancelled { break }
+                logger.debug("listening for jobs: \(error); reconnecting")
+                try? await Task.sleep(for: .seconds(1))
             }
         }
-        await bell.wait(seconds: seconds)
     }
 
     // MARK: rows
@@ -534,7 +581,7 @@ public final class PostgresJobStore: JobStore {
     static func job(_ row: PostgresRow, withLecture: Bool) throws -> Job {
         let r = row.makeRandomAccess()
         func v<T: PostgresDecodable>(_ column: String, _: T.Type = T.self) throws -> T { try r[column].decode(T.self) }
-        func date(_ column: String) throws -> Date? { try v(column, Double?.self).map(Date.init(timeIntervalSince1970:)) }
+        func date(_ column: String) throws -> Date? { try v(column, Date?.self) }
         let captions = try v("captions", String.self)
         let category = try v("error_category", String?.self)
         let webhookState = try v("webhook_state", String?.self)
@@ -640,13 +687,33 @@ final class Doorbell: Sendable {
     }
 }
 
-/// Starts one background task, the first time only.
-final class Once: Sendable {
-    private let started = Mutex<Task<Void, Never>?>(nil)
+/// SQL that turns epoch-second columns into timestamptz ones, in place (migration 5).
+private func timestamps(_ table: String, _ columns: [String]) -> String {
+    "ALTER TABLE \(table) " + columns.map { "ALTER COLUMN \($0) TYPE timestamptz USING to_timestamp(\($0))" }.joined(separator: ", ")
+}
 
-    var task: Task<Void, Never>? { started.withLock { $0 } }
+/// Waiters wait until it is opened, once; from then on nobody waits.
+final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
-    func start(_ body: @escaping @Sendable () async -> Void) {
-        started.withLock { if $0 == nil { $0 = Task { await body() } } }
+    func open() {
+        let waiters = state.withLock { s in
+            s.open = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    func wait() async {
+        if state.withLock({ $0.open }) { return }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s in
+                if s.open { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
     }
 }

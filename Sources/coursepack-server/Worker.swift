@@ -53,14 +53,14 @@ struct WorkerCommand: AsyncParsableCommand {
             }
             let executable = try LectureProgram.path()
             let store = try await PostgresJobStore.open(url: url, logger: logger)
-            defer { store.close() }
             let settings = RunnerSettings(workers: workers, leaseSeconds: leaseSeconds, shutdownGraceSeconds: grace,
                                           pollSeconds: pollSeconds,
                                           scratch: URL(fileURLWithPath: scratch).standardizedFileURL,
                                           name: name ?? ProcessInfo.processInfo.hostName)
             let runner = JobRunner(store: store, settings: settings, executable: executable, logger: logger)
             logger.notice("coursepack worker \(settings.name) running \(workers) at once from \(store.displayURL)")
-            let group = ServiceGroup(configuration: .init(services: [runner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            // The store first: a graceful shutdown stops the runner (which requeues what it holds) before it.
+            let group = ServiceGroup(configuration: .init(services: [store, runner], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch let e as CoursePackError {
             Output.stderr("coursepack: \(e.description)")

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import LectureModel
 import Logging
+import Synchronization
 import PostgresNIO
 @testable import Server
 import Testing
@@ -23,11 +24,20 @@ import Testing
             // psql blocks while it makes the database: on a thread of its own, not one of the pool's
             // (a starved pool stalls the store's own tasks past their deadline).
             let url = try await onOwnThread { Result { try PostgresCluster.get().createDatabase(name) } }.get()
-            return try await PostgresJobStore.open(url: url, logger: logger, timeout: 120)
+            let store = try await PostgresJobStore.open(url: url, logger: logger, timeout: 120)
+            running.withLock { $0[ObjectIdentifier(store)] = Task { await store.run() } }
+            return store
         }
     }
 
-    static func close(_ store: any JobStore) { (store as? PostgresJobStore)?.close() }
+    /// The PostgreSQL stores' `run()`, by store: a server or worker runs it in its service group;
+    /// here each case's store runs until the case closes it.
+    static let running = Mutex<[ObjectIdentifier: Task<Void, Never>]>([:])
+
+    static func close(_ store: any JobStore) {
+        guard let store = store as? PostgresJobStore else { return }
+        running.withLock { $0.removeValue(forKey: ObjectIdentifier(store)) }?.cancel()
+    }
 
     static func job(_ id: String, lecture: String? = nil, maxAttempts: Int = 3, callback: String? = nil, created: Date = Date()) -> Job {
         var job = Job(id: id, state: .queued, courseId: "c1", lectureId: lecture ?? id, title: nil, source: "/in/\(id).mp4", upload: nil,

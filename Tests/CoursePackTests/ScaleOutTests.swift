@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 @testable import Server
 import Testing
 
@@ -85,7 +86,7 @@ enum PostgresJobStoreVersions { static let count = PostgresJobStore.migrations.c
     static func overlappingRuns(_ cluster: PostgresCluster, _ db: String) throws -> Int {
         Int(try cluster.sql("""
             SELECT count(*) FROM run a JOIN run b ON a.job_id = b.job_id AND a.token < b.token
-            WHERE a.started < COALESCE(b.ended, 'infinity'::float8) AND b.started < COALESCE(a.ended, 'infinity'::float8)
+            WHERE a.started < COALESCE(b.ended, 'infinity'::timestamptz) AND b.started < COALESCE(a.ended, 'infinity'::timestamptz)
             """, database: db).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
 
@@ -254,6 +255,50 @@ enum PostgresJobStoreVersions { static let count = PostgresJobStore.migrations.c
         }
         for w in workers { w.signalGroup(SIGTERM) }
         for w in workers { w.process.wait() }
+    }
+
+    /// A database made by versions 1-4 (times as float8 epoch seconds) keeps every time through
+    /// version 5's conversion to timestamptz: the store then reads the same instants back.
+    @Test func aVersionFourDatabaseKeepsItsTimesThroughTheUpgrade() async throws {
+        let cluster = try PostgresCluster.get()
+        let url = try cluster.createDatabase("upgrade")
+        let db = Self.databaseName(url)
+        try cluster.sql("CREATE TABLE coursepack_migration (version bigint PRIMARY KEY, applied float8 NOT NULL)", database: db)
+        for m in PostgresJobStore.migrations where m.version <= 4 {
+            for statement in m.sql { try cluster.sql(statement, database: db) }
+            try cluster.sql("INSERT INTO coursepack_migration VALUES (\(m.version), 1700000000)", database: db)
+        }
+        let created = 1_700_000_000.25, started = 1_700_000_100.5, ended = 1_700_000_160.75
+        try cluster.sql("""
+            INSERT INTO job (id, state, course_id, lecture_id, source, preset, captions, not_before, created, updated, started, finished)
+            VALUES ('j1', 'succeeded', 'c1', 'l1', '/in/a.mp4', 'lecture', '[]', \(created), \(created), \(ended), \(started), \(ended));
+            INSERT INTO run (job_id, worker, token, started, ended, outcome) VALUES ('j1', 'w1', 't1', \(started), \(ended), 'succeeded');
+            """, database: db)
+        var logger = Logger(label: "upgrade")
+        logger.logLevel = .warning
+        let store = try await PostgresJobStore.open(url: url, logger: logger, timeout: 60)
+        let running = Task { await store.run() }
+        defer { running.cancel() }
+        let job = try #require(try await store.job("j1"))
+        #expect(job.createdAt == Date(timeIntervalSince1970: created) && job.startedAt == Date(timeIntervalSince1970: started)
+                && job.finishedAt == Date(timeIntervalSince1970: ended), "\(job)")
+        let runs = try await store.runs(of: "j1")
+        #expect(runs.count == 1 && runs.first?.started == Date(timeIntervalSince1970: started)
+                && runs.first?.ended == Date(timeIntervalSince1970: ended), "\(runs)")
+        let types = try cluster.sql("""
+            SELECT DISTINCT data_type FROM information_schema.columns
+            WHERE table_name IN ('job', 'run', 'upload', 'worker', 'coursepack_migration')
+              AND column_name IN ('not_before', 'lease_expires', 'created', 'updated', 'started', 'finished', 'webhook_next',
+                                  'placing_until', 'ended', 'last_seen', 'applied')
+              AND NOT (table_name = 'worker' AND column_name = 'finished')  -- a count
+            """, database: db)
+        #expect(types.trimmingCharacters(in: .whitespacesAndNewlines) == "timestamp with time zone", "\(types)")
+        // The upgraded schema still works: a job submitted now is claimed now.
+        var fresh = JobStoreContractTests.job("j2")
+        fresh.createdAt = Date()
+        #expect(try await store.insert(fresh, queueLimit: 10) == .inserted)
+        let claim = try #require(try await store.claim(worker: "w2", lease: 30))
+        #expect(claim.job.id == "j2" && abs(claim.job.startedAt?.timeIntervalSinceNow ?? 99) < 30)
     }
 
     @Test func unreachableDatabaseIsOneLineAndAnExit() async throws {

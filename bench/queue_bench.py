@@ -2,7 +2,7 @@
 """The PostgreSQL job store under load: queue overhead and course throughput through the API.
 
 Starts a throwaway PostgreSQL cluster (as the postgres user when run as root), one API server
-(`coursepack serve`, workers 0) and `coursepack worker` processes, all from the release build, and
+(`coursepack-server serve`, workers 0) and `coursepack-server worker` processes, all from the release build, and
 measures:
 
 1. wake-up latency: jobs submitted one at a time to idle workers; time from submission (created)
@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / ".build/release/coursepack"
+BIN = ROOT / ".build/release/coursepack-server"  # serve and worker; each lecture runs in the coursepack beside it
 CACHE = Path.home() / ".cache/coursepack-bench"
 TOKEN = "bench-token-0123456789abcdef"
 
@@ -128,7 +128,7 @@ class Deployment:
 
     def latencies(self):
         """created-to-started seconds of each job's first run, from the store."""
-        rows = self.cluster.sql("SELECT r.started - j.created FROM job j JOIN run r ON r.job_id = j.id "
+        rows = self.cluster.sql("SELECT extract(epoch FROM r.started - j.created) FROM job j JOIN run r ON r.job_id = j.id "
                                 "WHERE r.started = (SELECT min(started) FROM run WHERE job_id = j.id)", self.db)
         return sorted(float(x) for x in rows.split())
 
@@ -185,7 +185,7 @@ def main():
         submitted = time.time() - t0
         d.wait_all(args.tiny)
         wall = time.time() - t0
-        runs = [float(x) for x in cluster.sql("SELECT ended - started FROM run WHERE outcome = 'succeeded'", "tiny").split()]
+        runs = [float(x) for x in cluster.sql("SELECT extract(epoch FROM ended - started) FROM run WHERE outcome = 'succeeded'", "tiny").split()]
         ok = int(cluster.sql("SELECT count(*) FROM job WHERE state = 'succeeded'", "tiny"))
         d.stop()
         lines.append(f"- {args.tiny} tiny jobs (1-s 160x90 clip, preset minimal) submitted at once to 4 workers: {ok} succeeded, "

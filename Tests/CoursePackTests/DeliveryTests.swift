@@ -84,7 +84,8 @@ import Testing
     }
 
     @Test func audioOnlyLecturePlaysFromEveryMaster() throws {
-        let src = try Support.fixture("lecture-audio.mp3", ["-f", "lavfi", "-i", "sine=f=440:d=20", "-c:a", "libmp3lame", "-b:a", "64k"])
+        // 10 s: two full segments after the leads, played to the end six times.
+        let src = try Support.fixture("lecture-audio-10s.mp3", ["-f", "lavfi", "-i", "sine=f=440:d=10", "-c:a", "libmp3lame", "-b:a", "64k"])
         let pkg = try Support.scratch().appendingPathComponent("pkg")
         let t = try Support.coursepack("transcode", src, "-o", pkg.path)
         try #require(t.status == 0, "\(t.stderr)")

@@ -8,8 +8,8 @@ For each benchmark source (bench/make_sources.sh), in one invocation and alterna
   - CoursePack's default `lecture` preset.
 Measures wall time, CPU time and peak RSS (GNU time), and per rung bytes, average bitrate, and VMAF
 (vmaf_v0.6.1) and SSIM against the source, each rung scaled back to the source size (FFmpeg 9's
-libvmaf). Then the lecture-hd preset (1080p on top) on the screencast for context, and CoursePack alone
-on a 30-minute lecture for memory and time scaling.
+libvmaf). Then the lecture-hd preset (1080p on top) on the screencast for context, and a 30-minute
+lecture (lecture720 repeated) through both, for time, bytes, quality and memory at length.
 Prints a table and appends it to BENCHMARKS.md.
 """
 import argparse
@@ -139,6 +139,28 @@ def quality(ff9, distorted, src, info, subsample):
     return pooled["vmaf"]["mean"], pooled["float_ssim"]["mean"]
 
 
+def rung_table(cp_vars, ref_vars):
+    """Markdown rows comparing CoursePack's rungs with FFmpeg 9's by height; the worst VMAF delta."""
+    rows = ["| rung | CoursePack kb/s (avg / peak incl. audio) | VMAF | SSIM | FFmpeg 9 kb/s (avg, muxed audio) | VMAF | SSIM | ΔVMAF |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    heights = sorted({v["height"] for v in cp_vars + ref_vars if v["height"]}, reverse=True)
+    worst_delta = None
+    for h in heights:
+        c = next((v for v in cp_vars if v["height"] == h), None)
+        f = next((v for v in ref_vars if v["height"] == h), None)
+        delta = c["vmaf"] - f["vmaf"] if c and f else None
+        if delta is not None:
+            worst_delta = delta if worst_delta is None else min(worst_delta, delta)
+        left = f"{c['avg_kbps']:.0f} / {c['bandwidth'] / 1000:.0f} | {c['vmaf']:.1f} | {c['ssim']:.4f}" if c else "— | — | —"
+        right = f"{f['avg_kbps']:.0f} | {f['vmaf']:.1f} | {f['ssim']:.4f}" if f else "— | — | —"
+        d = f"{delta:+.1f}" if delta is not None else "—"
+        rows.append(f"| {h}p | {left} | {right} | {d} |")
+    for v in cp_vars:
+        if not v["height"]:
+            rows.append(f"| audio-only | {v['avg_kbps']:.0f} / {v['bandwidth'] / 1000:.0f} | | | | | | |")
+    return rows, worst_delta
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=2)
@@ -209,23 +231,8 @@ def main():
             ratio = med["coursepack"]["wall"] / m["wall"]
             report.append(f"| {t} | {m['wall']:.1f} | {m['cpu']:.1f} | {m['rss']:.0f} | {ratio:.2f} |")
         report.append("")
-        report.append("| rung | CoursePack kb/s (avg / peak incl. audio) | VMAF | SSIM | FFmpeg 9 kb/s (avg, muxed audio) | VMAF | SSIM | ΔVMAF |")
-        report.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        heights = sorted({v["height"] for v in cp_vars + ref_vars if v["height"]}, reverse=True)
-        worst_delta = None
-        for h in heights:
-            c = next((v for v in cp_vars if v["height"] == h), None)
-            f = next((v for v in ref_vars if v["height"] == h), None)
-            delta = c["vmaf"] - f["vmaf"] if c and f else None
-            if delta is not None:
-                worst_delta = delta if worst_delta is None else min(worst_delta, delta)
-            left = f"{c['avg_kbps']:.0f} / {c['bandwidth'] / 1000:.0f} | {c['vmaf']:.1f} | {c['ssim']:.4f}" if c else "— | — | —"
-            right = f"{f['avg_kbps']:.0f} | {f['vmaf']:.1f} | {f['ssim']:.4f}" if f else "— | — | —"
-            d = f"{delta:+.1f}" if delta is not None else "—"
-            report.append(f"| {h}p | {left} | {right} | {d} |")
-        for v in audio_only:
-            report.append(f"| audio-only | {v['avg_kbps']:.0f} / {v['bandwidth'] / 1000:.0f} | | | | | | |")
-        s["worst_vmaf_delta"] = worst_delta
+        lines, s["worst_vmaf_delta"] = rung_table(cp_vars, ref_vars)
+        report += lines
         report.append("")
         report.append(f"Delivered bytes: CoursePack {cp_total / 1e6:.2f} MB ({s['cp_mb_per_min']:.2f} MB/min), "
                       f"FFmpeg 9 {ref_total / 1e6:.2f} MB ({s['ref_mb_per_min']:.2f} MB/min): ratio {s['bytes_ratio']:.3f}.")
@@ -270,17 +277,42 @@ def main():
         src = CACHE / "lecture720-30min.mp4"
         out = work / "long" / "coursepack"
         out.parent.mkdir(parents=True, exist_ok=True)
-        long = timed([str(CP), "transcode", str(src), "-o", str(out)])
-        short = summary["lecture720"]
         info, base = probe(src), probe(CACHE / "lecture720.mp4")
+        # FFmpeg 9's ladder on the same 30 minutes, once each (FFmpeg first), then every rung's VMAF
+        # over the whole recording, every 30th frame at least.
+        ref_out = work / "long" / "ffmpeg9"
+        shutil.rmtree(ref_out, ignore_errors=True)
+        ref_out.mkdir(parents=True)
+        ref_long = timed(reference_cmd(ff9, src, ref_out, info["fps"]))
+        print(f"  30-min ffmpeg9: {ref_long}", file=sys.stderr)
+        long = timed([str(CP), "transcode", str(src), "-o", str(out)])
+        print(f"  30-min coursepack: {long}", file=sys.stderr)
+        short = summary["lecture720"]
+        cp_vars, cp_total = package(out)
+        ref_vars, ref_total = package(ref_out)
+        every = max(args.subsample, 30)
+        for v in cp_vars + ref_vars:
+            if v["height"]:
+                v["vmaf"], v["ssim"] = quality(ff9, (out if v in cp_vars else ref_out) / v["uri"], src, info, every)
         # Linear time means the same wall seconds per media second at both lengths.
         linearity = (long["wall"] / info["duration"]) / (short["cp_wall"] / base["duration"])
-        report.append("\n### Scaling: CoursePack on lecture720 repeated to 30 min\n")
+        report.append("\n### 30-minute lecture: lecture720 repeated to 30 min, against FFmpeg 9 (one run each)\n")
+        report.append("| run | wall s | CPU s | peak RSS MB | wall ratio CoursePack/this |")
+        report.append("| --- | ---: | ---: | ---: | ---: |")
+        for t, m in (("coursepack", long), ("ffmpeg9", ref_long)):
+            report.append(f"| {t} | {m['wall']:.1f} | {m['cpu']:.1f} | {m['rss']:.0f} | {long['wall'] / m['wall']:.2f} |")
+        report.append("")
+        lines, worst = rung_table(cp_vars, ref_vars)
+        report += lines
+        report.append("")
+        report.append(f"VMAF on every {every}th frame. Delivered bytes: CoursePack {cp_total / 1e6:.1f} MB, FFmpeg 9 {ref_total / 1e6:.1f} MB: "
+                      f"ratio {cp_total / ref_total:.3f}.")
         report.append(f"Wall {long['wall']:.1f} s for {info['duration']:.0f} s of media ({info['duration'] / long['wall']:.1f}x real time); "
                       f"wall per media second {linearity:.2f}x the 2-min run's. Peak RSS {long['rss']:.0f} MB vs "
                       f"{short['cp_rss']:.0f} MB for 2 min (ratio {long['rss'] / short['cp_rss']:.2f}).")
         summary["long"] = {"wall": long["wall"], "rss": long["rss"], "rss_ratio": long["rss"] / short["cp_rss"],
-                           "linearity": linearity}
+                           "linearity": linearity, "wall_ratio_vs_ffmpeg9": long["wall"] / ref_long["wall"],
+                           "bytes_ratio": cp_total / ref_total, "worst_vmaf_delta": worst}
 
     report.append("\n### Targets\n")
     for name, s in summary.items():
@@ -291,8 +323,10 @@ def main():
                       f"peak RSS {s['cp_rss']:.0f} MB, lowest rung peak {s['lowest_peak_kbps']:.0f} kb/s incl. audio (target ≤ 128), "
                       f"audio-only peak {s['audio_only_peak_kbps']:.0f} kb/s (target ≤ 48)")
     if "long" in summary:
-        report.append(f"- 30-min lecture: peak RSS {summary['long']['rss']:.0f} MB, {summary['long']['rss_ratio']:.2f}x the 2-min run (target ≤ 1.10); "
-                      f"wall per media second {summary['long']['linearity']:.2f}x the 2-min run's (linear = 1.00)")
+        lg = summary["long"]
+        report.append(f"- 30-min lecture: wall {lg['wall_ratio_vs_ffmpeg9']:.2f}x FFmpeg 9, bytes {lg['bytes_ratio']:.3f}x, worst VMAF delta "
+                      f"{lg['worst_vmaf_delta']:+.1f}, peak RSS {lg['rss']:.0f} MB, {lg['rss_ratio']:.2f}x the 2-min run (target ≤ 1.10); "
+                      f"wall per media second {lg['linearity']:.2f}x the 2-min run's (linear = 1.00)")
 
     text = "\n".join(report)
     print(text)

@@ -5,6 +5,7 @@
 #define COURSEPACK_CFFMPEG_SHIM_H
 
 #include <errno.h>
+#include <string.h>
 #include <libavformat/avformat.h>
 #include <libavcodec/avcodec.h>
 #include <libavfilter/avfilter.h>
@@ -56,6 +57,27 @@ static inline int cp_frame_interlaced(const AVFrame *f) { return f->interlaced_f
 // Flag macros: a frame the decoder concealed errors in, or marked corrupt.
 static inline int cp_frame_damaged(const AVFrame *f) {
     return f->decode_error_flags != 0 || (f->flags & AV_FRAME_FLAG_CORRUPT) != 0;
+}
+
+// Whether two frames hold the same picture: the same size and format and every visible byte of
+// every plane equal, compared row by row so that padding is ignored. AV_CEIL_RSHIFT and the
+// AV_PIX_FMT_FLAG_* values are macros. Hardware, palette and bitstream formats never compare equal.
+static inline int cp_frame_same_picture(const AVFrame *a, const AVFrame *b) {
+    if (a->width != b->width || a->height != b->height || a->format != b->format) return 0;
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get((enum AVPixelFormat)a->format);
+    if (!d || (d->flags & (AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BITSTREAM))) return 0;
+    int planes = av_pix_fmt_count_planes((enum AVPixelFormat)a->format);
+    if (planes <= 0) return 0;
+    for (int i = 0; i < planes; i++) {
+        int bytes = av_image_get_linesize((enum AVPixelFormat)a->format, a->width, i);
+        int rows = (i == 1 || i == 2) ? AV_CEIL_RSHIFT(a->height, d->log2_chroma_h) : a->height;
+        if (bytes <= 0 || !a->data[i] || !b->data[i]) return 0;
+        if (a->data[i] == b->data[i] && a->linesize[i] == b->linesize[i]) continue;
+        for (int r = 0; r < rows; r++) {
+            if (memcmp(a->data[i] + (ptrdiff_t)r * a->linesize[i], b->data[i] + (ptrdiff_t)r * b->linesize[i], (size_t)bytes) != 0) return 0;
+        }
+    }
+    return 1;
 }
 
 #endif

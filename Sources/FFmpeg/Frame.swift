@@ -23,7 +23,25 @@ public final class Frame {
     public func reference() -> Frame {
         let f = Frame(timeBase: timeBase)
         if av_frame_ref(f.pointer, pointer) < 0 { fatalError("av_frame_ref: out of memory") }
+        f.pictureID = pictureID
         return f
+    }
+
+    /// Frames with the same nonzero id hold the same pixels: the pipeline gives a decoded picture
+    /// identical to the one before it (a still screen) that one's id, so whoever derived a picture
+    /// from it may reuse that. 0: not known. Carried by `reference()`.
+    public var pictureID = 0
+
+    /// Whether `other` holds the same picture: size, format and every visible byte of every plane.
+    public func hasSamePicture(as other: Frame) -> Bool { cp_frame_same_picture(pointer, other.pointer) != 0 }
+
+    /// Takes `source`'s timestamp, time base and picture type (a keyframe mark), as a picture made
+    /// from it carries them.
+    public func takeTiming(of source: Frame) {
+        timeBase = source.timeBase
+        pointer.pointee.pts = source.pointer.pointee.pts
+        pointer.pointee.pict_type = source.pointer.pointee.pict_type
+        pointer.pointee.key_frame = source.pointer.pointee.key_frame
     }
 
     /// Presentation timestamp in `timeBase`. Decoded frames carry the decoder's best-effort timestamp here.

@@ -207,6 +207,8 @@ final class VideoBranch: Branch {
     /// audio branch's (`AudioBranch.addOutput`).
     let output: RenditionOutput
     private var scaler: Scaler?
+    /// The last picture this branch scaled, for a frame with the same picture (`Frame.pictureID`).
+    private var lastScaled: Frame?
     private let timeBase = Rational(1, 90_000)
     private var keyframeOwed = false
     private var nextDue = -Double.infinity
@@ -330,15 +332,26 @@ final class VideoBranch: Branch {
     }
 
     /// The frame at this rendition's size and format, with the frame's timestamp and time base: the
-    /// frame itself when it already fits (this branch's own reference, no copy), else scaled.
+    /// frame itself when it already fits (this branch's own reference, no copy), else scaled. A frame
+    /// with the picture of the last one scaled (a still screen: the same `Frame.pictureID`) gets a
+    /// reference to that scaled picture instead: the same pixels without the scaler's work.
     private func picture(of frame: Frame) throws -> Frame {
         if frame.width == plan.width, frame.height == plan.height, frame.pixelFormat == .yuv420p { return frame }
+        if frame.pictureID != 0, let last = lastScaled, last.pictureID == frame.pictureID {
+            let picture = last.reference()
+            picture.takeTiming(of: frame)
+            stats.scalesReused += 1
+            return picture
+        }
         if let s = scaler, s.sourceMatches(frame) == false { scaler = nil }
         if scaler == nil {
             scaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
                                 width: plan.width, height: plan.height)
         }
-        return try scaler!.scale(frame)
+        let picture = try scaler!.scale(frame)
+        picture.pictureID = frame.pictureID
+        lastScaled = picture.reference()
+        return picture
     }
 
     func finish() throws {

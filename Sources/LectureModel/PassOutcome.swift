@@ -22,6 +22,8 @@ package struct PassOutcome {
 package struct BranchStats: Sendable {
     package var framesIn = 0
     package var framesEncoded = 0
+    /// Pictures taken from the last scaled one because the source picture repeated it.
+    package var scalesReused = 0
     package var bytes = 0
     package var extradata: [UInt8] = []
 

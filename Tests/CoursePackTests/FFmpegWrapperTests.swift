@@ -1,10 +1,27 @@
-import FFmpeg
+@testable import FFmpeg
 import Foundation
 import Testing
 
 /// The FFmpeg wrapper's results as values: what a codec hands back, and which errors blame the input.
 @Suite struct FFmpegWrapperTests {
     static let sample = Support.repoRoot.appendingPathComponent("Samples/lecture.mp4").path
+
+    /// Two pictures are the same when every visible byte of every plane is: padding past the width
+    /// does not count, the last byte of the last chroma row does.
+    @Test func samePictureComparesEveryVisibleByte() throws {
+        let a = try Frame.picture(width: 65, height: 33, format: .yuv420p, luma: 40)
+        let b = try Frame.picture(width: 65, height: 33, format: .yuv420p, luma: 40)
+        #expect(a.hasSamePicture(as: b) && a.hasSamePicture(as: a.reference()))
+        #expect(!a.hasSamePicture(as: try Frame.picture(width: 64, height: 33, format: .yuv420p, luma: 40)))
+        #expect(!a.hasSamePicture(as: try Frame.picture(width: 65, height: 33, format: .yuv420p, luma: 41)))
+        if b.lineSize(0) > 65 {
+            try #require(b.plane(0))[b.lineSize(0) - 1] = 7  // padding of the first row
+            #expect(a.hasSamePicture(as: b))
+        }
+        // Chroma of 65x33 is 33x17: row 16, byte 32.
+        try #require(b.plane(2))[16 * b.lineSize(2) + 32] = 129
+        #expect(!a.hasSamePicture(as: b))
+    }
 
     @Test func receiveTellsNeedsInputFromEndOfStream() throws {
         let demuxer = try Demuxer(path: Self.sample)

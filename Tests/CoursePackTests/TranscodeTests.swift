@@ -132,6 +132,42 @@ import Testing
         #expect(variants.count == 1)  // only 144p fits a 150-line source
     }
 
+    /// A still screen: a picture equal to the one before it is not scaled again, each scaled rung
+    /// takes its last picture instead (the debug log counts them), and what the rungs show is still
+    /// every picture of the source in its place: each frame of the 360p rung against the source
+    /// frame at its time, scaled by FFmpeg, by PSNR. (A rung showing the picture before, one frame
+    /// in three, scores some 10 dB less on those frames.)
+    @Test func repeatedPicturesAreScaledOnce() throws {
+        // Ten pictures a second, each held three frames at 30 fps, losslessly coded so that the
+        // three decode equal.
+        let src = try Support.fixture("held-10of30-480p.mkv", [
+            "-f", "lavfi", "-i", "testsrc2=s=854x480:r=10:d=6", "-vf", "fps=30", "-c:v", "libx264", "-preset", "ultrafast",
+            "-qp", "0"])
+        let pkg = try Support.scratch().appendingPathComponent("pkg")
+        let r = try Support.coursepack("transcode", src, "-o", pkg.path, "--renditions-only", "--verbose")
+        try #require(r.status == 0, "\(r.stderr)")
+        let line = try #require(r.stderr.split(separator: "\n").first { $0.contains("scaled pictures reused") }, "\(r.stderr)")
+        #expect(line.contains("pictures: 60 different of 180"), "\(line)")
+        // v480 is the source's own size (no scaling); the rungs below are scaled, 360p at 30 fps.
+        let reused = Dictionary(uniqueKeysWithValues: line.split(separator: ":").last!.split(separator: ",").compactMap { item -> (String, Int)? in
+            let words = item.split(separator: " ")
+            return words.count == 2 ? (String(words[0]), Int(words[1]) ?? -1) : nil
+        })
+        #expect(reused["v480"] == 0 && (reused["v360"] ?? 0) >= 110, "\(line)")
+        let stats = try Support.scratch().appendingPathComponent("psnr.log")
+        let p = try Support.run("ffmpeg", ["-v", "error", "-i", pkg.appendingPathComponent("v360/index.m3u8").path, "-i", src,
+                                           "-lavfi", "[0:v]setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS,scale=640:360:flags=lanczos[r];"
+                                               + "[d][r]psnr=stats_file=\(stats.path)", "-f", "null", "-"])
+        try #require(p.status == 0, "\(p.stderr)")
+        let frames = try String(contentsOf: stats, encoding: .utf8).split(separator: "\n").compactMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("psnr_avg:") }.flatMap { Double($0.dropFirst("psnr_avg:".count)) }
+        }
+        #expect(frames.count >= 170, "\(frames.count) frames compared")
+        let sorted = frames.sorted()
+        let median = sorted[sorted.count / 2]
+        #expect(sorted.first! > median - 5, "worst frame \(sorted.first!) dB, median \(median) dB")
+    }
+
     @Test func variableFrameRateWithLateStart() throws {
         let src = try Support.fixture("vfr-offset.ts", [
             "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=9", "-f", "lavfi", "-i", "sine=d=9",
@@ -258,7 +294,7 @@ import Testing
         #expect(master.contains(#"#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a48""#), "\(master)")
         let video = try PackageProbe(dir: pkg).variants().filter { $0.attributes.contains("RESOLUTION=") }
         #expect(video.count == 2 && video.allSatisfy { $0.attributes.contains(#"AUDIO="a48""#) }, "\(video.map(\.attributes))")
-        let streams = try Support.ffprobe(["-show_streams", pkg.appendingPathComponent("v240/index.m3u8").path])["streams"] as? [[String: Any]] ?? []
+        let streams = try Support.ffprobe(["-show_streams", pkg.appendingPathComponent("v360/index.m3u8").path])["streams"] as? [[String: Any]] ?? []
         #expect(streams.compactMap { $0["codec_type"] as? String } == ["video"])
     }
 

@@ -294,7 +294,7 @@ import Testing
         #expect(master.contains(#"#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a48""#), "\(master)")
         let video = try PackageProbe(dir: pkg).variants().filter { $0.attributes.contains("RESOLUTION=") }
         #expect(video.count == 2 && video.allSatisfy { $0.attributes.contains(#"AUDIO="a48""#) }, "\(video.map(\.attributes))")
-        let streams = try Support.ffprobe(["-show_streams", pkg.appendingPathComponent("v360/index.m3u8").path])["streams"] as? [[String: Any]] ?? []
+        let streams = try Support.ffprobe(["-show_streams", pkg.appendingPathComponent("v240/index.m3u8").path])["streams"] as? [[String: Any]] ?? []
         #expect(streams.compactMap { $0["codec_type"] as? String } == ["video"])
     }
 

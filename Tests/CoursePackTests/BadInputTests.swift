@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Bad and hostile inputs: one line naming the file and the reason, the documented exit code, no output.
-@Suite struct BadInputTests {
+@Suite(.blockingThreads) struct BadInputTests {
     func expectRefused(_ input: String, code: Int32, reason: String, output: URL? = nil, extra: [String] = []) throws {
         let out = try output ?? Support.scratch().appendingPathComponent("pkg")
         let r = try Support.run(Support.binary, ["transcode", input, "-o", out.path] + extra)

@@ -4,7 +4,7 @@ import Testing
 
 /// `coursepack batch` end to end: real worker processes, real encodes, faults injected through the
 /// documented COURSEPACK_TEST_FAULT switch, the manifest checked against its JSON Schema.
-@Suite(.serialized) struct BatchTests {
+@Suite(.serialized, .blockingThreads) struct BatchTests {
     /// A 6 s 320x180 lecture with a tone; `seconds` makes longer ones.
     static func clip(seconds: Int = 6, size: String = "320x180") throws -> String {
         try Support.fixture("clip-\(seconds)s-\(size).mp4", [
@@ -281,7 +281,7 @@ import Testing
     }
 }
 
-@Suite struct CourseNamingTests {
+@Suite(.blockingThreads) struct CourseNamingTests {
     @Test func naturalOrderComparesNumbersAsNumbers() {
         let names = ["Lecture 10.mp4", "lecture 2.mp4", "Lecture 1.mp4", "week 2/b.mp4", "week 10/a.mp4", "Lecture 02.mp4", "intro.mp4"]
         #expect(names.sorted(by: NaturalOrder.less) ==
@@ -320,7 +320,7 @@ import Testing
     }
 }
 
-@Suite struct ProcessIdentityTests {
+@Suite(.blockingThreads) struct ProcessIdentityTests {
     @Test func aSignalReachesOnlyTheProcessThePidNamedAtStart() throws {
         let sleeper = try Child("/bin/sleep", ["30"])
         defer { sleeper.send(SIGKILL); sleeper.wait() }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// A real player: headless Chromium plays the master playlist natively, then seeks.
-@Suite struct BrowserTests {
+@Suite(.blockingThreads) struct BrowserTests {
     @Test func chromiumPlaysAndSeeks() throws {
         let sample = Support.repoRoot.appendingPathComponent("Samples/lecture.mp4").path
         let out = try Support.scratch().appendingPathComponent("pkg")

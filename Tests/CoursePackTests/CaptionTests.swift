@@ -3,7 +3,7 @@ import Testing
 @testable import Lecture
 @testable import LectureModel
 
-@Suite struct CaptionTests {
+@Suite(.blockingThreads) struct CaptionTests {
     @Test func sidecarAndCommandLineCaptionsBecomeASubtitlesGroup() throws {
         let dir = try Support.scratch()
         let src = dir.appendingPathComponent("talk.mp4")

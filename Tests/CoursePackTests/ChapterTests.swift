@@ -5,7 +5,7 @@ import Testing
 import OCR
 
 /// Slide-change chapters, measured on a generated lecture with known change times.
-@Suite struct ChapterTests {
+@Suite(.blockingThreads) struct ChapterTests {
     static let changes: [Double] = [12, 25, 40, 53, 68]
 
     /// 80 s of slides (one change by a 1 s cross-fade), a busy picture-in-picture corner, camera noise.

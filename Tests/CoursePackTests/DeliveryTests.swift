@@ -4,7 +4,7 @@ import Testing
 /// Delivery as learners meet it: packages served by nginx (Tests/browser/testbed.py: a network
 /// namespace of the test's own, nginx with its default static-file headers, a delayed and
 /// rate-limited loopback link) and played by real players (Tests/browser/delivery.py).
-@Suite(.serialized) struct DeliveryTests {
+@Suite(.serialized, .blockingThreads) struct DeliveryTests {
     static let delivery = Support.repoRoot.appendingPathComponent("Tests/browser/delivery.py").path
 
     /// One run of `player` on `master` of `package` through the testbed; the player's JSON.

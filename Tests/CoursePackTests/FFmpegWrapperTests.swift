@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// The FFmpeg wrapper's results as values: what a codec hands back, and which errors blame the input.
-@Suite struct FFmpegWrapperTests {
+@Suite(.blockingThreads) struct FFmpegWrapperTests {
     static let sample = Support.repoRoot.appendingPathComponent("Samples/lecture.mp4").path
 
     /// Two pictures are the same when every visible byte of every plane is: padding past the width
@@ -83,7 +83,7 @@ import Testing
 }
 
 /// Wrappers called out of order or with indices they do not have throw; they do not crash.
-@Suite struct FFmpegMisuseTests {
+@Suite(.blockingThreads) struct FFmpegMisuseTests {
     @Test func writingBeforeTheHeaderThrows() throws {
         let demuxer = try Demuxer(path: FFmpegWrapperTests.sample)
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("misuse-\(UUID().uuidString).mp4")

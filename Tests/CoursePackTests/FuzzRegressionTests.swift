@@ -6,7 +6,7 @@ import Testing
 
 /// Replays the fuzzing seeds and every input `make fuzz` kept (Tests/fuzz/crashers) through the
 /// parsers the fuzz targets drive: each must come back with a value or a thrown error, never a trap.
-@Suite struct FuzzRegressionTests {
+@Suite(.blockingThreads) struct FuzzRegressionTests {
     static let root = Support.repoRoot.appendingPathComponent("Tests/fuzz")
 
     static func inputs(_ target: String) throws -> [URL] {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Where renditions place keyframes, read back with ffprobe from the packages' playlists.
-@Suite(.serialized) struct KeyframeTests {
+@Suite(.serialized, .blockingThreads) struct KeyframeTests {
     /// The test ladder (240p and 144p at 15 fps) with `keyframeMinChange` set.
     func preset(minChange: Double) throws -> String {
         let url = try Support.scratch().appendingPathComponent("ladder.json")

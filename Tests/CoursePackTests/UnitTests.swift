@@ -4,7 +4,7 @@ import FFmpeg
 @testable import Lecture
 @testable import LectureModel
 
-@Suite struct PlaylistParsingTests {
+@Suite(.blockingThreads) struct PlaylistParsingTests {
     @Test func attributeListKeepsQuotedCommas() throws {
         let a = try AttributeList(parsing: #"BANDWIDTH=1000,CODECS="avc1.64001f,mp4a.40.2",RESOLUTION=640x360"#)
         #expect(a["BANDWIDTH"] == "1000")
@@ -58,7 +58,7 @@ import FFmpeg
     }
 }
 
-@Suite struct PlanTests {
+@Suite(.blockingThreads) struct PlanTests {
     func source(_ w: Int, _ h: Int, sar: (Int, Int) = (1, 1), rotation: Int = 0, fps: Double = 30) -> SourceInfo {
         var dw = Int((Double(w) * Double(sar.0) / Double(sar.1)).rounded()), dh = h
         if rotation % 180 == 90 { swap(&dw, &dh) }
@@ -132,7 +132,7 @@ import FFmpeg
     }
 }
 
-@Suite struct PresetTests {
+@Suite(.blockingThreads) struct PresetTests {
     @Test func shippedPresetsAreValid() throws {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Presets")
@@ -239,7 +239,7 @@ import FFmpeg
     }
 }
 
-@Suite struct QueueTests {
+@Suite(.blockingThreads) struct QueueTests {
     final class Token: @unchecked Sendable {
         let onDeinit: @Sendable () -> Void
         init(_ onDeinit: @escaping @Sendable () -> Void) { self.onDeinit = onDeinit }
@@ -282,7 +282,7 @@ final class LockedBoxForTest: @unchecked Sendable {
     var value: Int { lock.withLock { v } }
 }
 
-@Suite struct LayerTests {
+@Suite(.blockingThreads) struct LayerTests {
     /// The manifest as SwiftPM reads it (`swift package dump-package`, which evaluates Package.swift
     /// alone, in a scratch folder of its own so it never waits for the build's lock).
     static func manifest() throws -> [String: Any] {
@@ -399,7 +399,7 @@ final class LockedBoxForTest: @unchecked Sendable {
 }
 
 /// The child-process contract: what the parent starts the child with and reads from it.
-@Suite struct WorkerProtocolTests {
+@Suite(.blockingThreads) struct WorkerProtocolTests {
     @Test func eventsRoundTripInTheDocumentedWireFormat() throws {
         let progress = TranscodeEvent.progress(position: 12.5, duration: 100, percent: 12.5, speed: 3.25, eta: nil)
         let line = progress.jsonLine { _ in 0 }
@@ -425,7 +425,7 @@ final class LockedBoxForTest: @unchecked Sendable {
 }
 
 /// A full disk is named where the write meets it, whichever file of the package it was.
-@Suite struct OutputFileTests {
+@Suite(.blockingThreads) struct OutputFileTests {
     @Test func writeToAFullDeviceSaysDiskFull() throws {
         // /dev/full answers every write with ENOSPC.
         let error = #expect(throws: CoursePackError.self) { try OutputFile.write("#EXTM3U\n", to: URL(fileURLWithPath: "/dev/full")) }
@@ -454,7 +454,7 @@ final class LockedBoxForTest: @unchecked Sendable {
 }
 
 /// One failure category, typed from the worker up to the server's JSON; the documents list exactly its cases.
-@Suite struct FailureCategoryTests {
+@Suite(.blockingThreads) struct FailureCategoryTests {
     static func enumValues(_ file: String, under key: String) throws -> [[String]] {
         // Every "category" object with an enum in the document.
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: Support.repoRoot.appendingPathComponent(file)))
@@ -487,7 +487,7 @@ final class LockedBoxForTest: @unchecked Sendable {
 
 /// The tests' own process runner: it must not wait for grandchildren, nor hand this process's
 /// descriptors to the processes it starts.
-@Suite struct ChildTests {
+@Suite(.blockingThreads) struct ChildTests {
     @Test func runReturnsWhileAGrandchildHoldsTheOutput() throws {
         let r = try Support.run("bash", ["-c", "sleep 120 & echo $!"])
         let sleeper = try #require(Int32(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
@@ -519,7 +519,7 @@ final class LockedBoxForTest: @unchecked Sendable {
 }
 
 /// The decode loop's guard against a decoder that fails on every call (OnePass.receiveAll).
-@Suite struct ReceiveLoopTests {
+@Suite(.blockingThreads) struct ReceiveLoopTests {
     static let bad = MediaError(kind: .invalidData, operation: "receiving a frame", message: "Invalid data found when processing input")
 
     @Test func aDecoderThatKeepsFailingStopsTheLoop() {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// `coursepack validate` passes good packages and fails broken ones.
-@Suite(.serialized) struct ValidateTests {
+@Suite(.serialized, .blockingThreads) struct ValidateTests {
     func freshPackage() throws -> URL {
         let src = try Support.fixture("validate-src.mp4", [
             "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=13", "-f", "lavfi", "-i", "sine=d=13",

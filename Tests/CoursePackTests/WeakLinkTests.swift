@@ -4,7 +4,7 @@ import Testing
 
 /// The default ladder's weak-link end: the 216p rung under 64 kb/s, the Opus and AAC audio-only
 /// variants, the slides + audio lecture, and what real players (Chromium, GStreamer) make of them.
-@Suite(.serialized) struct WeakLinkTests {
+@Suite(.serialized, .blockingThreads) struct WeakLinkTests {
     static let sample = Support.repoRoot.appendingPathComponent("Samples/lecture.mp4").path
     static let hlsCheck = Support.repoRoot.deletingLastPathComponent().appendingPathComponent("shared/tools/hls_check.py").path
 

@@ -10,8 +10,8 @@ import Testing
 /// minute and a half for a thread, and the run kept about one core busy. The blocking suites run
 /// here instead, two tests at a time as before, and the pool stays free for what only waits.
 final class BlockingThreads: TaskExecutor, @unchecked Sendable {  // `jobs` behind `condition`
-    /// Two threads: as many blocking tests at once as the pool ran before, one per core.
-    static let shared = BlockingThreads(count: 2)
+    /// Three threads: one more blocking test at once than the pool ran (most of them wait on a player or a child process).
+    static let shared = BlockingThreads(count: 3)
 
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []

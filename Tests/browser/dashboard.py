@@ -26,6 +26,12 @@ p = json.load(open(sys.argv[1]))
 seen = {}
 
 
+def click(find, what):
+    """Clicks what `find` returns, finding it again if the page's live fragment replaced it meanwhile
+    (a stale element is never clicked, so trying again cannot click twice)."""
+    wait(lambda: find().click() or True, what, 30)
+
+
 def wait(cond, what, seconds=60):
     end = time.time() + seconds
     while time.time() < end:
@@ -90,10 +96,10 @@ try:
 
     # Fix the source, retry, and watch the job succeed on the page without a reload.
     shutil.copyfile(p["good"], p["bad"])
-    d.find_element(By.CSS_SELECTOR, f'#jobs tr[data-id="{p["ids"]["bad"]}"] a').click()
+    click(lambda: d.find_element(By.CSS_SELECTOR, f'#jobs tr[data-id="{p["ids"]["bad"]}"] a'), "the failed job's link")
     wait(lambda: d.find_elements(By.ID, "retry"), "the retry button")
     d.execute_script("window.oldPage = 1")
-    d.find_element(By.ID, "retry").click()
+    click(lambda: d.find_element(By.ID, "retry"), "the retry button")
     # The form's answer is a new page: wait for it (not the old one still on screen) before marking it.
     wait(lambda: d.execute_script("return window.oldPage") is None and d.find_elements(By.ID, "runs"), "the job page after retry")
     d.execute_script("window.stayed = 1")
@@ -104,7 +110,7 @@ try:
     shot("job")
 
     # The finished lecture as a learner gets it.
-    d.find_element(By.ID, "preview").click()
+    click(lambda: d.find_element(By.ID, "preview"), "the preview link")
     wait(lambda: d.find_elements(By.ID, "player"), "the lecture page")
     played = wait(lambda: d.execute_script(
         "var v = document.getElementById('player'); v.muted = true; v.play(); return v.currentTime > 1 ? v.currentTime : 0"),
@@ -119,7 +125,7 @@ try:
     d.get(p["base"] + "/ui/jobs/" + stuck1)
     wait(lambda: "running" in d.find_element(By.ID, "state").text, "the job to run")
     d.execute_script("window.oldPage = 1")
-    d.find_element(By.ID, "cancel").click()
+    click(lambda: d.find_element(By.ID, "cancel"), "the cancel button")
     wait(lambda: d.execute_script("return window.oldPage") is None and d.find_elements(By.ID, "state"), "the job page after cancel")
     d.execute_script("window.stayed = 1")
     wait(lambda: "cancelled" in d.find_element(By.ID, "state").text, "the job to be cancelled")

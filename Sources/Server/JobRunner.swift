@@ -343,7 +343,12 @@ public final class JobRunner: Service, @unchecked Sendable {  // mutable state b
             try? await Task.sleep(for: .seconds(max(0.2, min(2, settings.leaseSeconds / 3))))
             if Task.isCancelled { break }
             do {
-                let state = try await store.heartbeat(job.id, token: token, lease: settings.leaseSeconds, progress: control.progress)
+                // Bounded by the lease (a renewal that takes longer has lost it anyway), so that a
+                // connection gone silent cannot hold up the end of the run, which waits for this task.
+                let (store, lease, progress) = (store, settings.leaseSeconds, control.progress)
+                let state = try await withDeadline(seconds: lease) {
+                    try await store.heartbeat(job.id, token: token, lease: lease, progress: progress)
+                }
                 if state.cancel { control.stop(.cancel) }
                 if !state.owned { control.stop(.leaseLost) }
             } catch {

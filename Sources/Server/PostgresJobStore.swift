@@ -169,7 +169,7 @@ public final class PostgresJobStore: JobStore, Service {
               AS $$ SELECT clock_timestamp() + make_interval(secs => seconds) $$
             """,
             timestamps("job", ["not_before", "lease_expires", "created", "updated", "started", "finished", "webhook_next",
-                                      "placing_until"]),
+                               "placing_until"]),
             timestamps("upload", ["created"]),
             timestamps("run", ["started", "ended"]),
             timestamps("worker", ["started", "last_seen"]),
@@ -184,8 +184,6 @@ public final class PostgresJobStore: JobStore, Service {
             """,
         ]),
     ]
-
-
 
     func migrate() async throws {
         let conn = try await PostgresConnection.connect(configuration: connection, id: 0, logger: logger)

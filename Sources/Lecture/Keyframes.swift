@@ -14,6 +14,7 @@ import LectureModel
 /// the benchmark screencast.
 struct KeyframePlanner {
     let keyframeSeconds: Double
+    let segmentSeconds: Double
     /// Keyframe times per segment.
     let perSegment: Int
     /// Two short segments open the lecture (`LadderPlan.leadSegmentSeconds`): keyframe times are 0,
@@ -33,6 +34,7 @@ struct KeyframePlanner {
 
     init(segmentSeconds: Double, keyframeSeconds: Double, minChange: Double, lead: Double? = nil) {
         self.keyframeSeconds = keyframeSeconds
+        self.segmentSeconds = segmentSeconds
         perSegment = max(1, Int((segmentSeconds / keyframeSeconds).rounded()))
         self.minChange = minChange
         self.lead = lead
@@ -51,14 +53,22 @@ struct KeyframePlanner {
         return 2 + Int(((time - 2 * lead + 1e-4) / keyframeSeconds).rounded(.down))
     }
 
-    /// Segments start at 0, `lead`, `2 * lead` and every `segmentSeconds` after it. libavformat's HLS
-    /// muxer (`hls_init_time` = lead) cuts at the first keyframe at or past `lead`, `2 * lead`, then
-    /// `lead + segmentSeconds`, `lead + 2 * segmentSeconds`, ...: each of those lands on a segment start
-    /// here, since no keyframe time falls between `lead + k * segmentSeconds` and the segment start
-    /// after it (`2 * lead` is at most `keyframeSeconds`), so keyframes for changes may go anywhere.
+    /// Segments start at 0, `lead`, `2 * lead`, then at the first keyframe time at or past `lead + k *
+    /// segmentSeconds` (k = 1, 2, ...): that is where libavformat's HLS muxer (`hls_init_time` = lead)
+    /// cuts, at the first keyframe at or past `lead`, `2 * lead`, then `lead + segmentSeconds`, `lead + 2 *
+    /// segmentSeconds`, ... No keyframe time falls between such a cut time and the segment start here,
+    /// so keyframes for changes may go anywhere. With 0.5-s leads the starts are 0, 0.5, 1, 7, 13, ...;
+    /// with 2-s leads on a 2-s keyframe grid 0, 2, 4, 8, 14, ... (segments of 2, 2, 4, then 6 s).
     func startsSegment(_ index: Int) -> Bool {
-        guard lead != nil else { return index % perSegment == 0 }
-        return index <= 2 || (index - 2) % perSegment == 0
+        guard let lead else { return index % perSegment == 0 }
+        if index <= 2 { return true }
+        return cutsPassed(by: time(of: index), lead: lead) > cutsPassed(by: time(of: index - 1), lead: lead)
+    }
+
+    /// How many of the muxer's cut times after the leads (`lead + k * segmentSeconds`, k >= 1) are at or
+    /// before `time`.
+    private func cutsPassed(by time: Double, lead: Double) -> Int {
+        max(0, Int(((time - lead + 1e-4) / segmentSeconds).rounded(.down)))
     }
 
     /// Marks `frame`, at `time` seconds from the lecture's start, as a keyframe or not.

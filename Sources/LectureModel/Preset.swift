@@ -52,8 +52,9 @@ public struct Preset: Codable, Sendable {
     public var segmentSeconds: Double
     /// Distance between keyframes, seconds.
     public var keyframeSeconds: Double
-    /// Length of each of the two short segments that open a lecture, seconds; full segments follow
-    /// from twice this. Nil: every segment is `segmentSeconds`. Chromium's player fetches the first
+    /// Length of each of the two short segments that open a lecture, seconds (at most
+    /// `keyframeSeconds`); later cuts fall at the first keyframe at or past the lead plus each multiple
+    /// of `segmentSeconds`. Nil: every segment is `segmentSeconds`. Chromium's player fetches the first
     /// segment twice and then waits for the second before it starts, so on a weak link these two
     /// short segments are what bring the first picture forward.
     public var leadSegmentSeconds: Double?
@@ -153,8 +154,8 @@ public struct Preset: Codable, Sendable {
         if !(0.5...10).contains(keyframeSeconds) { return "preset field keyframeSeconds must be between 0.5 and 10, is \(keyframeSeconds)" }
         let ratio = segmentSeconds / keyframeSeconds
         if abs(ratio - ratio.rounded()) > 1e-9 { return "preset field segmentSeconds (\(segmentSeconds)) must be a multiple of keyframeSeconds (\(keyframeSeconds))" }
-        if let l = leadSegmentSeconds, !(l >= 0.5 && 2 * l <= keyframeSeconds) {
-            return "preset field leadSegmentSeconds must be between 0.5 and half of keyframeSeconds (\(keyframeSeconds / 2)), is \(l)"
+        if let l = leadSegmentSeconds, !(l >= 0.5 && l <= keyframeSeconds) {
+            return "preset field leadSegmentSeconds must be between 0.5 and keyframeSeconds (\(keyframeSeconds)), is \(l)"
         }
         if let c = keyframeMinChange, !(0...1).contains(c) { return "preset field keyframeMinChange must be between 0 and 1, is \(c)" }
         if !x264Presets.contains(x264Preset) { return "preset field x264Preset must be one of \(x264Presets.joined(separator: ", ")), is \"\(x264Preset)\"" }

@@ -9,10 +9,11 @@ import Testing
 
     /// One run of `player` on `master` of `package` through the testbed; the player's JSON.
     static func play(_ package: URL, _ player: String, master: String = "master.m3u8", kbps: Int = 100_000, rtt: Int = 20,
-                     seconds: Int = 60, expectEnd: Bool = true) throws -> (ok: Bool, json: [String: Any], raw: String) {
+                     seconds: Int = 60, expectEnd: Bool = true, switchEvery: Double? = nil) throws -> (ok: Bool, json: [String: Any], raw: String) {
         var args = [delivery, package.path, "--player", player, "--master", master, "--kbps", "\(kbps)", "--rtt", "\(rtt)",
                     "--seconds", "\(seconds)"]
         if expectEnd { args += ["--expect-end", "--max-stalled", "0.5"] }
+        if let switchEvery { args += ["--switch-every", "\(switchEvery)"] }
         let r = try Support.run("python3", args, timeout: Double(seconds + 180))
         let line = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
         let json = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
@@ -75,16 +76,23 @@ import Testing
         #expect(v.status == 0, "\(v.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") })")
         let check = try Support.run("python3", [WeakLinkTests.hlsCheck, pkg.path, "--source", src])
         #expect(check.status == 0, "hls_check: \(check.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") })")
-        // Chromium plays a playlist that switches variant at every segment boundary (lowest, highest,
-        // next lowest, ...) to the end, served by nginx, without a stall.
+        // Chromium plays a playlist that switches variant at every segment boundary (highest, lowest,
+        // next highest, ...) to the end, served by nginx, without a stall.
         let run = try Self.play(pkg, "chromium", master: "zigzag", seconds: 40)
         #expect(run.ok, "\(name): \(run.raw)")
         let sizes = run.json["sizes"] as? [String] ?? []
         #expect(Set(sizes).count >= 3, "\(name): pictures shown \(sizes)")
+        // And the full master, with Chromium's own switches forced every 1.5 s (the element resized
+        // between 192x108 and 1280x720: it never picks a variant larger than the element).
+        let forced = try Self.play(pkg, "chromium", seconds: 40, switchEvery: 1.5)
+        #expect(forced.ok, "\(name) master.m3u8 with forced switches: \(forced.raw)")
+        let renditions = Set((forced.json["served"] as? [[Any]] ?? []).compactMap { ($0.last as? String)?.split(separator: "/").first }
+            .filter { $0.hasPrefix("v") })
+        #expect(renditions.count >= 2, "\(name): segments fetched from \(renditions.sorted()) only")
     }
 
     @Test func audioOnlyLecturePlaysFromEveryMaster() throws {
-        // 10 s: two full segments after the leads, played to the end six times.
+        // 10 s: a 6-s and a 4-s segment (no lead segments under two full ones), played to the end six times.
         let src = try Support.fixture("lecture-audio-10s.mp3", ["-f", "lavfi", "-i", "sine=f=440:d=10", "-c:a", "libmp3lame", "-b:a", "64k"])
         let pkg = try Support.scratch().appendingPathComponent("pkg")
         let t = try Support.coursepack("transcode", src, "-o", pkg.path)

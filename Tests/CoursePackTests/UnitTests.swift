@@ -205,13 +205,15 @@ import FFmpeg
     @Test func leadSegmentOnlyForLecturesOfMoreThanTwoSegments() throws {
         var p = try Preset.named("lecture", in: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Presets"))
-        #expect(p.leadSegmentSeconds == 0.5)
-        #expect(LadderPlan.leadSegmentSeconds(preset: p, duration: 600) == 0.5)
-        #expect(LadderPlan.leadSegmentSeconds(preset: p, duration: 12.5) == 0.5)
+        #expect(p.leadSegmentSeconds == 2)
+        #expect(LadderPlan.leadSegmentSeconds(preset: p, duration: 600) == 2)
+        #expect(LadderPlan.leadSegmentSeconds(preset: p, duration: 12.5) == 2)
         #expect(LadderPlan.leadSegmentSeconds(preset: p, duration: 12) == nil)
         #expect(LadderPlan.leadSegmentSeconds(preset: p, duration: 5) == nil)
-        p.leadSegmentSeconds = 1.5  // two of them longer than a keyframe interval
-        #expect(p.problem()?.contains("leadSegmentSeconds must be between 0.5 and half of keyframeSeconds") == true)
+        p.leadSegmentSeconds = 0.5  // shorter than a keyframe interval
+        #expect(p.problem() == nil)
+        p.leadSegmentSeconds = 2.5  // longer than a keyframe interval
+        #expect(p.problem()?.contains("leadSegmentSeconds must be between 0.5 and keyframeSeconds (2.0), is 2.5") == true)
         p.leadSegmentSeconds = 0.2
         #expect(p.problem()?.contains("leadSegmentSeconds") == true)
         p.leadSegmentSeconds = nil
@@ -231,6 +233,23 @@ import FFmpeg
         for cut in [0.5, 1, 6.5, 12.5, 18.5] {
             let first = (0..<20).first { k.time(of: $0) >= cut - 1e-9 }!
             #expect(k.startsSegment(first), "cut at \(cut) lands on keyframe time \(k.time(of: first))")
+        }
+        // Two 2-s leads on the 2-s grid: the muxer cuts at the first keyframe at or past 2, 4, 8, 14, ...,
+        // so segments last 2, 2, 4, then 6 s.
+        let long = KeyframePlanner(segmentSeconds: 6, keyframeSeconds: 2, minChange: 0.25, lead: 2)
+        #expect((0..<8).map { long.time(of: $0) } == [0, 2, 4, 6, 8, 10, 12, 14])
+        #expect((0..<12).filter { long.startsSegment($0) } == [0, 1, 2, 4, 7, 10])
+        // 1-s leads: cuts at 1, 2, then the first keyframe at or past 7 (8), 13 (14), ...
+        let one = KeyframePlanner(segmentSeconds: 6, keyframeSeconds: 2, minChange: 0.25, lead: 1)
+        #expect((0..<12).filter { one.startsSegment($0) }.map { one.time(of: $0) } == [0, 1, 2, 8, 14, 20])
+        for (planner, lead) in [(long, 2.0), (one, 1.0)] {
+            for cut in [lead, 2 * lead] + (1...4).map({ lead + Double($0) * 6 }) {
+                let first = (0..<30).first { planner.time(of: $0) >= cut - 1e-9 }!
+                #expect(planner.startsSegment(first), "lead \(lead): cut at \(cut) lands on keyframe time \(planner.time(of: first))")
+            }
+            // One segment start for each cut, none between two cuts.
+            let starts = (0..<30).filter { planner.startsSegment($0) }.map { planner.time(of: $0) }
+            #expect(starts.count == 2 + 1 + Int((planner.time(of: 29) - lead + 1e-4) / 6), "lead \(lead): \(starts)")
         }
         let plain = KeyframePlanner(segmentSeconds: 6, keyframeSeconds: 2, minChange: 0.25)
         #expect((0..<7).map { plain.time(of: $0) } == [0, 2, 4, 6, 8, 10, 12])

@@ -95,12 +95,12 @@ import Testing
         #expect(w["r_frame_rate"] as? String == "10/1", "\(w["r_frame_rate"] ?? "")")
         let weakStreams = try Support.ffprobe(["-show_streams", pkg.appendingPathComponent(weak.uri).path])["streams"] as? [[String: Any]] ?? []
         #expect(weakStreams.compactMap { $0["codec_name"] as? String }.sorted() == ["aac", "h264"], "\(weakStreams.count) streams")
-        // Two 0.5-s lead segments in every rendition, then full 6-s video segments from 1 s on (the
-        // 24-s sample: 0.5 + 0.5 + 6 + 6 + 6 + 5); audio-only renditions are cut at 0.5 s, 1 s and
-        // then every 6 s from 0.5 s, at the packet that crosses each.
+        // Two 2-s lead segments in every rendition, then cuts every 6 s from the first lead's end (the
+        // 24-s sample: 2 + 2 + 4 + 6 + 6 + 4); audio-only renditions are cut at the packet that
+        // crosses each of those times.
         for r in ["v216", "v720", "a24", "o16"] {
             let d = try Self.extinfs(pkg.appendingPathComponent("\(r)/index.m3u8"))
-            let expected: [Double] = r.hasPrefix("v") ? [0.5, 0.5, 6, 6, 6, 5] : [0.5, 0.5, 5.5, 6, 6, 5.5]
+            let expected: [Double] = [2, 2, 4, 6, 6, 4]
             #expect(d.count == expected.count && zip(d, expected).allSatisfy { abs($0 - $1) < 0.07 }, "\(r): \(d)")
         }
         // One movie fragment per segment, none in the init segment, and no sidx (HLS reads none).
@@ -134,8 +134,7 @@ import Testing
         // A player switching variant appends the next variant's segment where the last one ended:
         // segment k of every video rendition starts its picture and its sound at the same time
         // (rungs of 10, 15 and 30 fps, whose x264 reordering delays differ), within an audio frame.
-        // Segments 2 and 3 start at 1 s and 7 s, on every rung's frame grid (a 15-fps rung has no
-        // picture at 0.5 s, so its second lead segment starts a frame later).
+        // Segments 2 and 3 start at 4 s and 8 s, on every rung's frame grid.
         let pkg = try Self.package.get()
         let probe = PackageProbe(dir: pkg)
         for k in [2, 3] {

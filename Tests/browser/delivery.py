@@ -25,15 +25,21 @@ import players  # noqa: E402
 
 
 def zigzag(package):
-    """A media playlist that plays segment k from the k-th video rendition in turn (lowest, highest,
-    next lowest, ...), each with its own EXT-X-MAP: a switch of variant at every boundary, as a player
-    makes it, without depending on its adaptation logic. Segment URIs are under p/."""
+    """A media playlist that plays segment k from the k-th video rendition in turn (highest, lowest,
+    next highest, ...), each with its own EXT-X-MAP: a switch of variant at every boundary, as a player
+    makes it, without depending on its adaptation logic. Segment URIs are under p/.
+
+    It opens on the highest rung: Chromium, when its second segment comes from a much larger rung
+    before playback has begun, flushes and fetches the segment at the current time again, which
+    here is segment 0 with the lowest rung's map, then appends segment 2 without its own map, and
+    stalls for good. In a real master (one map per variant playlist) it fetches segment 0 of the
+    new variant instead, and plays (`--switch-every`, the odd sources' test)."""
     pkg = Path(package)
     rungs = sorted((d.name for d in pkg.iterdir() if d.is_dir() and d.name.startswith("v") and (d / "index.m3u8").exists()),
                    key=lambda n: int(n[1:]) if n[1:].isdigit() else 0)
     if not rungs:
         raise SystemExit(f"{package}: no video renditions")
-    order = [rungs[i // 2] if i % 2 == 0 else rungs[-1 - i // 2] for i in range(len(rungs))]
+    order = [rungs[-1 - i // 2] if i % 2 == 0 else rungs[i // 2] for i in range(len(rungs))]
     lists = {}
     for r in rungs:
         text = (pkg / r / "index.m3u8").read_text().splitlines()

@@ -259,10 +259,12 @@ final class VideoBranch: Branch {
         if let p = x264Params, !p.isEmpty { params.append(p) }
         if let p = plan.x264Params, !p.isEmpty { params.append(p) }
         if let lead {
-            // The two lead segments hold two extra IDR pictures in the window that sets the variant's
-            // declared peak (0 to 2 * lead + segmentSeconds); at full quality they raised 240p-720p
-            // peaks by 10-20% on the bench lecture. Encoded at half the rate factor the peaks are within 1-3%
-            // of those of a single 1-s lead segment, for 0.002-0.003 SSIM in the first second only.
+            // The two lead segments hold two extra IDR pictures in the first of the windows that set the
+            // variant's declared peak (runs of segments lasting 0.5-1.5 target durations); at full
+            // quality 0.5-s leads raised the 240p-720p peaks by 10-20% on the bench lecture. Encoded at
+            // half the rate factor the peaks stayed within 1-3% of those of a single 1-s lead segment
+            // (0.002-0.003 lower SSIM in the first second); with 2-s leads the 216p-360p peaks are 1-5%
+            // above those of 0.5-s leads (BENCHMARKS.md, 2026-12-07).
             let frames = max(1, Int((2 * lead * plan.frameRate).rounded(.up)))
             params.append("zones=0,\(frames - 1),b=\(VideoBranch.leadBitrateFactor)")
         }

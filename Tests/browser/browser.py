@@ -39,11 +39,18 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class Server(http.server.ThreadingHTTPServer):
+    # A player opens several connections at once; under a loaded test run the default backlog of 5
+    # is not always accepted in time.
+    request_queue_size = 64
+    daemon_threads = True
+
+
 def serve(directory, pages=None, delay=0.0):
     """Starts a server for `directory` on 127.0.0.1; returns (server, base URL). With `delay`, each
     response waits a random 0 to `delay` seconds first (a loaded server or a jittery link)."""
     handler = type("PageHandler", (Handler,), {"pages": pages or {}, "delay": delay})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=directory))
+    server = Server(("127.0.0.1", 0), functools.partial(handler, directory=directory))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 

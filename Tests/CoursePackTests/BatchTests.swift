@@ -56,7 +56,9 @@ import Testing
                                       "Lecture 3 - crashes.mp4", "Lecture 4 - hangs.mp4", "Lecture 5 - greedy.mp4"],
                                      bad: ["Lecture 6 - corrupt.mp4"])
         let out = try Support.scratch().appendingPathComponent("pkg")
-        let (r, events) = try Self.batch(course, out, ["--workers", "2", "--stall-timeout", "3", "--memory-limit", "300"],
+        // The stall timeout counts from the child's start: under a loaded test run a greedy child did
+        // not reach its first allocations within 3 s and was stopped as hung, so it is 8 s here.
+        let (r, events) = try Self.batch(course, out, ["--workers", "2", "--stall-timeout", "8", "--memory-limit", "300"],
                                          fault: "crash:crashes,hang:hangs,memory:greedy")
         #expect(r.status == 1, "a batch with failed lectures exits 1: \(r.stderr)")
 

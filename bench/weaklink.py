@@ -72,10 +72,12 @@ def main():
     ap.add_argument("--cells", default="", help="MASTER@KBPS,... to measure only these master/link pairs")
     ap.add_argument("--preset", default="lecture", help="preset name or JSON file to package with")
     ap.add_argument("--append", action="store_true")
-    ap.add_argument("--from-json", help="render the table of an earlier run's results file instead of measuring")
+    ap.add_argument("--from-json", help="render the table of earlier runs' results files (comma-separated) instead of measuring")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "weaklink.json"),
+                    help="results file (give each of several concurrent runs its own)")
     a = ap.parse_args()
     if a.from_json:
-        results = json.loads(Path(a.from_json).read_text())
+        results = [r for f in a.from_json.split(",") for r in json.loads(Path(f).read_text())]
         for r in results:
             if r.get("peak") is None:
                 lec = json.loads((CACHE / "weaklink" / r["source"] / "lecture.json").read_text())
@@ -114,9 +116,9 @@ def main():
                                    "detail": runs}
                             results.append(row)
                             print(json.dumps({k: v for k, v in row.items() if k != "detail"}), flush=True)
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "weaklink.json").write_text(json.dumps(results, indent=1))
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
     report(results, a)
 
 

@@ -193,7 +193,28 @@ final class RenditionOutput: @unchecked Sendable {
             try drain()
             guard ended.allSatisfy({ $0 }) else { return }
             try muxer.finish()
+            if queues.count > 1 { try fenceTrackData() }
             try VODPlaylist.write(directory: directory, independentSegments: independentSegments)
+        }
+    }
+}
+
+extension RenditionOutput {
+    /// In a rendition with its sound muxed in, each segment gets `MP4Fragments.trackDataFence` between
+    /// the pictures and the sound in its `mdat` (why: `MP4Fragments.trackDataFence`).
+    fileprivate func fenceTrackData() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("seg_") && $0.hasSuffix(".m4s") }
+        for name in names {
+            let url = directory.appendingPathComponent(name)
+            let bytes: Data
+            do { bytes = try Data(contentsOf: url) } catch {
+                throw CoursePackError(.output, path: url.path, "cannot read the segment back: \(error.localizedDescription)")
+            }
+            let fenced: Data?
+            do { fenced = try MP4Fragments.fencingTrackData(bytes) } catch {
+                throw CoursePackError(.output, path: url.path, "the muxer's segment does not parse: \(error)")
+            }
+            if let fenced { try OutputFile.write(fenced, to: url) }
         }
     }
 }

@@ -155,6 +155,78 @@ public enum MP4Fragments {
         return frags.filter { $0.trackID == frags.first?.trackID }.reduce(0) { $0 + $1.duration }
     }
 
+    /// Bytes put in a muxed segment's `mdat` between the first track's samples and the next track's:
+    /// read as a NAL unit's 4-byte length, they say 4 GiB, so a reader that walks the whole `mdat` as
+    /// the video track's NAL units stops there; the fifth byte is no SEI's NAL type. No `trun` points
+    /// at them, and ISO/IEC 14496-12 lets a media data box hold bytes that no sample uses.
+    ///
+    /// Why: video.js up to 7.7 (mux.js before 5.5.3, its issue 223) looks for caption SEI messages
+    /// by walking the first `traf`'s `mdat` from its start to its end as length-prefixed NAL units.
+    /// In a segment with the sound muxed in, that walk runs past the last picture into the AAC
+    /// frames; when the fifth byte of the first one reads as an SEI (one segment in 32, by chance)
+    /// it throws, and playback stops for good at that segment's start (BENCHMARKS.md, 2026-12-07,
+    /// "video.js and the muxed sound").
+    public static let trackDataFence: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF, 0x00]
+
+    /// A media segment with `trackDataFence` between the data of the track that opens its `mdat` and
+    /// the next track's, every later `trun` data offset and the `mdat` size moved to match; nil when
+    /// the segment is not one `moof` and one `mdat` holding two or more tracks' runs back to back,
+    /// with data offsets from the `moof` (what FFmpeg's HLS muxer writes).
+    public static func fencingTrackData(_ data: Data) throws -> Data? {
+        var b = [UInt8](data)
+        let top = try boxes(b, from: 0, to: b.count)
+        guard top.filter({ $0.type == "moof" }).count == 1, top.filter({ $0.type == "mdat" }).count == 1,
+              let m = top.firstIndex(where: { $0.type == "moof" }), m + 1 < top.count, top[m + 1].type == "mdat" else { return nil }
+        let moof = top[m], mdat = top[m + 1]
+        guard mdat.payload - mdat.start == 8 else { return nil }
+        struct Run { var track: UInt32; var offsetField: Int; var start: Int; var length: Int }
+        var runs: [Run] = []
+        for traf in try boxes(b, from: moof.payload, to: moof.end) where traf.type == "traf" {
+            let children = try boxes(b, from: traf.payload, to: traf.end)
+            guard let tfhd = children.first(where: { $0.type == "tfhd" }), tfhd.payload + 8 <= tfhd.end else { return nil }
+            let hf = Int(be32(b, tfhd.payload)) & 0xFFFFFF
+            guard hf & 0x1 == 0 else { return nil }  // an explicit base offset: not what the muxer writes
+            var p = tfhd.payload + 8
+            if hf & 0x2 != 0 { p += 4 }
+            if hf & 0x8 != 0 { p += 4 }
+            let defaultSize = hf & 0x10 != 0 ? Int(be32(b, p)) : 0
+            for trun in children where trun.type == "trun" {
+                let rf = Int(be32(b, trun.payload)) & 0xFFFFFF
+                guard rf & 0x1 != 0 else { return nil }
+                let count = Int(be32(b, trun.payload + 4))
+                var q = trun.payload + 12
+                if rf & 0x4 != 0 { q += 4 }
+                let fields = [0x100, 0x200, 0x400, 0x800].filter { rf & $0 != 0 }.count
+                guard count >= 0, q + count * fields * 4 <= trun.end else { throw ParseError(description: "trun at \(trun.start) is truncated") }
+                var length = count * defaultSize
+                if rf & 0x200 != 0 {
+                    let at = rf & 0x100 != 0 ? 4 : 0
+                    length = (0..<count).reduce(0) { $0 + Int(be32(b, q + $1 * fields * 4 + at)) }
+                }
+                let offset = Int(Int32(bitPattern: be32(b, trun.payload + 8)))
+                runs.append(Run(track: be32(b, tfhd.payload + 4), offsetField: trun.payload + 8, start: moof.start + offset, length: length))
+            }
+        }
+        guard let opening = runs.first(where: { $0.start == mdat.payload && $0.length > 0 }) else { return nil }
+        let own = runs.filter { $0.track == opening.track }
+        let cut = own.map { $0.start + $0.length }.max()!
+        let others = runs.filter { $0.track != opening.track && $0.length > 0 }
+        // The opening track's runs fill the mdat's start; every other run follows them, the first at once.
+        guard own.reduce(0, { $0 + $1.length }) == cut - mdat.payload, cut <= mdat.end, !others.isEmpty,
+              others.allSatisfy({ $0.start >= cut }), others.contains(where: { $0.start == cut }),
+              let newSize = UInt32(exactly: mdat.end - mdat.start + trackDataFence.count),
+              runs.allSatisfy({ $0.start < cut || Int32(exactly: $0.start - moof.start + trackDataFence.count) != nil }) else { return nil }
+        func put32(_ v: UInt32, at i: Int) {
+            b[i] = UInt8(v >> 24); b[i + 1] = UInt8(v >> 16 & 0xFF); b[i + 2] = UInt8(v >> 8 & 0xFF); b[i + 3] = UInt8(v & 0xFF)
+        }
+        for r in runs where r.start >= cut && r.track != opening.track {
+            put32(UInt32(bitPattern: Int32(r.start - moof.start + trackDataFence.count)), at: r.offsetField)
+        }
+        put32(newSize, at: mdat.start)
+        b.insert(contentsOf: trackDataFence, at: cut)
+        return Data(b)
+    }
+
     struct Box {
         var type: String
         var start: Int

@@ -72,11 +72,69 @@ import Testing
         #expect(variants.contains { !$0.attributes.contains("RESOLUTION") && $0.attributes.contains("mp4a.40.2") })
         let master = try String(contentsOf: pkg.appendingPathComponent("master.m3u8"), encoding: .utf8)
         #expect(master.components(separatedBy: "#EXT-X-I-FRAME-STREAM-INF").count - 1 == 5)
+        // video.js up to 7.7 walks each segment's mdat as the first track's NAL units to find caption
+        // SEIs and throws when the walk reads one outside every picture: it must stop at the end of
+        // the pictures in every segment with the sound muxed in.
+        var walked = 0
+        for v in variants where v.attributes.contains("RESOLUTION=") && v.attributes.contains("mp4a") {
+            let dir = pkg.appendingPathComponent(v.uri).deletingLastPathComponent()
+            for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) where name.hasSuffix(".m4s") {
+                let w = try Self.captionWalk([UInt8](Data(contentsOf: dir.appendingPathComponent(name))))
+                #expect(w.tracks >= 2, "\(v.uri) \(name): \(w.tracks) tracks")
+                #expect(w.seiOutsidePictures.isEmpty, "\(v.uri) \(name): the NAL walk reads SEI at \(w.seiOutsidePictures) past the pictures")
+                #expect(w.stoppedAtPicturesEnd, "\(v.uri) \(name): the NAL walk goes on past the pictures")
+                // Whatever the sound's bytes: the step after the pictures reads no byte of a sample.
+                #expect(w.soundStart >= w.pictures + 5, "\(v.uri) \(name): sound at \(w.soundStart), pictures end at \(w.pictures)")
+                walked += 1
+            }
+        }
+        #expect(walked >= 10)
         // The outside checker agrees.
         let check = try Support.run("python3", [Support.repoRoot.deletingLastPathComponent().appendingPathComponent("shared/tools/hls_check.py").path,
                                                 pkg.path, "--source", sample])
         #expect(check.status == 0, "hls_check: \(check.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") }) \(check.stderr.suffix(300))")
         #expect(check.stdout.contains(" passed, 0 failed"), "hls_check did not report: \(check.stdout.suffix(300))")
+    }
+
+    /// The walk mux.js 5.5.2's caption parser (video.js 7.5) makes over a media segment: the first
+    /// traf's mdat read from its start as 4-byte-length NAL units. Returns how many trafs the moof
+    /// has, the offsets (in the mdat) of SEI NAL headers the walk reads past the first traf's
+    /// samples, whether the walk's last step starts exactly where those samples end (`pictures`), and
+    /// where the next traf's samples start (offsets in the mdat's payload).
+    static func captionWalk(_ b: [UInt8]) throws -> (tracks: Int, seiOutsidePictures: [Int], stoppedAtPicturesEnd: Bool,
+                                                     pictures: Int, soundStart: Int) {
+        func be32(_ i: Int) -> Int { Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3]) }
+        func children(_ from: Int, _ to: Int) -> [(type: String, payload: Int, end: Int)] {
+            var out: [(String, Int, Int)] = [], i = from
+            while i + 8 <= to { let n = be32(i); guard n >= 8 else { break }
+                out.append((String(decoding: b[(i + 4)..<(i + 8)], as: UTF8.self), i + 8, i + n)); i += n }
+            return out
+        }
+        let top = children(0, b.count)
+        let moof = try #require(top.first { $0.type == "moof" }), mdat = try #require(top.first { $0.type == "mdat" })
+        let trafs = children(moof.payload, moof.end).filter { $0.type == "traf" }
+        let first = try #require(trafs.first)
+        let trun = try #require(children(first.payload, first.end).first { $0.type == "trun" })
+        let flags = be32(trun.payload) & 0xFFFFFF, count = be32(trun.payload + 4)
+        var q = trun.payload + 8 + (flags & 1 != 0 ? 4 : 0) + (flags & 4 != 0 ? 4 : 0)
+        let fields = [0x100, 0x200, 0x400, 0x800].filter { flags & $0 != 0 }.count
+        var pictures = 0
+        for _ in 0..<count { pictures += be32(q + (flags & 0x100 != 0 ? 4 : 0)); q += fields * 4 }
+        let data = Array(b[mdat.payload..<mdat.end])
+        var i = 0, sei: [Int] = [], lastStep = 0
+        while i + 4 < data.count {
+            lastStep = i
+            let length = Int(UInt32(data[i]) << 24 | UInt32(data[i + 1]) << 16 | UInt32(data[i + 2]) << 8 | UInt32(data[i + 3]))
+            i += 4
+            if length <= 0 { continue }
+            if i < data.count, data[i] & 0x1F == 6, i >= pictures { sei.append(i) }
+            i += length
+        }
+        var soundStart = Int.max
+        if trafs.count > 1, let run = children(trafs[1].payload, trafs[1].end).first(where: { $0.type == "trun" }), be32(run.payload) & 1 != 0 {
+            soundStart = moof.payload - 8 + Int(Int32(truncatingIfNeeded: be32(run.payload + 8))) - mdat.payload
+        }
+        return (trafs.count, sei, lastStep == pictures, pictures, soundStart)
     }
 
     @Test func rotatedPhoneVideoComesOutUpright() throws {

@@ -42,6 +42,42 @@ import FFmpeg
         #expect(throws: MP4Fragments.ParseError.self) { try MP4Fragments.fragments(of: Data(box)) }
     }
 
+    @Test func muxedSegmentsGetAFenceBetweenPicturesAndSound() throws {
+        func box(_ type: String, _ body: [UInt8]) -> [UInt8] {
+            let n = UInt32(body.count + 8)
+            return [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + Array(type.utf8) + body
+        }
+        func u32(_ v: Int) -> [UInt8] { [UInt8(v >> 24 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+        // Two trafs (pictures: samples of 3 and 4 bytes; sound: one of 5), data offsets from the moof.
+        func segment(audioOffsetShift: Int = 0, tracks: Int = 2) -> [UInt8] {
+            func traf(_ id: Int, _ sizes: [Int], _ offset: Int) -> [UInt8] {
+                box("traf", box("tfhd", u32(0x020000) + u32(id)) + box("trun", u32(0x000201) + u32(sizes.count) + u32(offset) + sizes.flatMap(u32)))
+            }
+            // moof = 8 + mfhd 16 + traf1 (8 + tfhd 16 + trun 8+12+8 = 52) + traf2 (8 + 16 + 8+12+4 = 48)
+            let moofSize = 8 + 16 + 52 + (tracks > 1 ? 48 : 0)
+            var moof = box("mfhd", u32(0) + u32(1)) + traf(1, [3, 4], moofSize + 8)
+            if tracks > 1 { moof += traf(2, [5], moofSize + 8 + 7 + audioOffsetShift) }
+            return box("moof", moof) + box("mdat", [0, 0, 0, 3, 0x65, 0, 0] + (tracks > 1 ? [0x21, 0x1B, 0x40, 0x05, 0x06] : []))
+        }
+        let before = segment()
+        let after = try #require(try MP4Fragments.fencingTrackData(Data(before)))
+        let b = [UInt8](after)
+        #expect(b.count == before.count + 5)
+        let mdat = before.count - 20  // the mdat box: 8 + 7 + 5 bytes
+        #expect(Array(b[(mdat + 8)..<(mdat + 15)]) == [0, 0, 0, 3, 0x65, 0, 0])
+        #expect(Array(b[(mdat + 15)..<(mdat + 20)]) == MP4Fragments.trackDataFence)
+        #expect(Array(b[(mdat + 20)...]) == [0x21, 0x1B, 0x40, 0x05, 0x06])
+        #expect(Array(b[mdat..<(mdat + 4)]) == u32(20 + 5))
+        // The sound's trun points at its bytes again; the pictures' is as it was.
+        let frags = try MP4Fragments.fragments(of: after)
+        #expect(frags.first?.firstSampleOffset == mdat + 8)
+        let soundOffsetField = mdat - 4 - 4  // the last trun: ..., data offset, one sample size
+        #expect(Array(b[soundOffsetField..<(soundOffsetField + 4)]) == u32(mdat + 8 + 7 + 5))
+        // Nothing to fence: one track, or the sound not right after the pictures.
+        #expect(try MP4Fragments.fencingTrackData(Data(segment(tracks: 1))) == nil)
+        #expect(try MP4Fragments.fencingTrackData(Data(segment(audioOffsetShift: -1))) == nil)
+    }
+
     @Test func peakFollowsRFC8216() {
         // Target 6: windows of 3 to 9 seconds. A 2 s segment alone is too short to count.
         let r = MeasuredRate(sizes: [60_000, 90_000, 10_000], durations: [6, 6, 2], target: 6)

@@ -27,6 +27,7 @@ The player and this script run inside the testbed's network namespace (Tests/bro
 """
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -62,6 +63,7 @@ VIDEOJS_PAGE = """<!doctype html><html><head><link href="video-js.min.css" rel="
 // video.js 7.5.5's VHS reads its options under `hls` (`vhs` from VHS 2); without overrideNative, Chromium's own HLS player plays.
 // `low=1` sets VHS's enableLowInitialPlaylist: start on the lowest variant instead of the highest under its 4-Mb/s guess.
 const low = new URLSearchParams(location.search).get('low') === '1';
+if (new URLSearchParams(location.search).get('debug') === '1') videojs.log.level('debug');
 const player = videojs('v', {html5: {hls: {overrideNative: true, enableLowInitialPlaylist: low}, nativeAudioTracks: false, nativeVideoTracks: false}});
 player.src({src: new URLSearchParams(location.search).get('src'), type: 'application/x-mpegURL'});
 player.play();
@@ -129,7 +131,7 @@ def chromium_driver():
     for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--mute-audio",
               "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage"]:
         opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     # Chromium's own trace of its HLS player: the "media" category's HLS::* events name each
     # playlist it loads and each variant it selects.
     opts.add_experimental_option("perfLoggingPrefs", {"enableNetwork": True, "enablePage": False,
@@ -183,7 +185,7 @@ def play_browser(kind, url, page_base, seconds, switch_every):
         except Exception:  # noqa: BLE001 - an older Chromium without the Media domain still plays
             pass
         page = "native.html" if kind == "chromium" else "videojs.html"
-        driver.get(f"{page_base}/{page}?src={url}" + ("&low=1" if kind == "videojs-low" else ""))
+        driver.get(f"{page_base}/{page}?src={url}" + ("&low=1" if kind == "videojs-low" else "") + ("&debug=1" if os.environ.get("PLAYER_CONSOLE") else ""))
         start = time.time()
         throttled = False
         while time.time() - start < seconds:
@@ -211,10 +213,11 @@ def play_browser(kind, url, page_base, seconds, switch_every):
                 if r[6] and r[6][0] and (not picks or picks[-1][0] != r[6][0]):
                     picks.append([r[6][0], r[6][1], round(r[0] / 1000, 2)])
             out["playlists"] = picks
-        else:
-            reqs, media = chromium_trace(driver.get_log("performance"))
-            out["requests"] = reqs
-            out["media_log"] = media[-80:]
+        reqs, media = chromium_trace(driver.get_log("performance"))
+        out["requests"] = reqs
+        out["media_log"] = media[-80:]
+        if os.environ.get("PLAYER_CONSOLE"):
+            out["console"] = [[e.get("timestamp"), e.get("message", "")[:400]] for e in driver.get_log("browser")]
         return out
     finally:
         driver.quit()

@@ -160,8 +160,9 @@ public enum MP4Fragments {
     /// the video track's NAL units stops there; the fifth byte is no SEI's NAL type. No `trun` points
     /// at them, and ISO/IEC 14496-12 lets a media data box hold bytes that no sample uses.
     ///
-    /// Why: video.js up to 7.7 (mux.js before 5.5.3, its issue 223) looks for caption SEI messages
-    /// by walking the first `traf`'s `mdat` from its start to its end as length-prefixed NAL units.
+    /// Why: video.js 7.5.5 (VHS 1.9.3), like every player whose mux.js predates the fix of mux.js
+    /// issue 223 (pull request 321, 2020), looks for caption SEI messages by walking the first
+    /// `traf`'s `mdat` from its start to its end as length-prefixed NAL units.
     /// In a segment with the sound muxed in, that walk runs past the last picture into the AAC
     /// frames; when the fifth byte of the first one reads as an SEI (one segment in 32, by chance)
     /// it throws, and playback stops for good at that segment's start (BENCHMARKS.md, 2026-12-07,

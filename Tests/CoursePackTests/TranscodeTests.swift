@@ -72,7 +72,7 @@ import Testing
         #expect(variants.contains { !$0.attributes.contains("RESOLUTION") && $0.attributes.contains("mp4a.40.2") })
         let master = try String(contentsOf: pkg.appendingPathComponent("master.m3u8"), encoding: .utf8)
         #expect(master.components(separatedBy: "#EXT-X-I-FRAME-STREAM-INF").count - 1 == 5)
-        // video.js up to 7.7 walks each segment's mdat as the first track's NAL units to find caption
+        // video.js 7.5 (mux.js before its issue 223 was fixed) walks each segment's mdat as the first track's NAL units to find caption
         // SEIs and throws when the walk reads one outside every picture: it must stop at the end of
         // the pictures in every segment with the sound muxed in.
         var walked = 0
@@ -96,7 +96,7 @@ import Testing
         #expect(check.stdout.contains(" passed, 0 failed"), "hls_check did not report: \(check.stdout.suffix(300))")
     }
 
-    /// The walk mux.js 5.5.2's caption parser (video.js 7.5) makes over a media segment: the first
+    /// The walk the caption parser of video.js 7.5.5 (VHS 1.9.3) makes over a media segment: the first
     /// traf's mdat read from its start as 4-byte-length NAL units. Returns how many trafs the moof
     /// has, the offsets (in the mdat) of SEI NAL headers the walk reads past the first traf's
     /// samples, whether the walk's last step starts exactly where those samples end (`pictures`), and

@@ -10,7 +10,9 @@ PLAYER is one of:
   adaptation and error messages (DevTools `Media` events, what chrome://media-internals shows).
 - `videojs`: video.js 7.5.5 with its HLS engine (VHS) on Media Source Extensions, from PyPI's
   `js.videojs`; its bandwidth estimate and chosen playlist are logged. `videojs-low`: the same with
-  VHS's `enableLowInitialPlaylist` set by the page (start on the lowest variant).
+  VHS's `enableLowInitialPlaylist` set by the page (start on the lowest variant). With the
+  environment variable PLAYER_CONSOLE set, VHS logs at its debug level and the browser console is
+  returned under `console` (VHS's own account of each append, sync point and stall).
 - `playbin3`, `playbin`: GStreamer's players (hlsdemux2 and the older hlsdemux) with clock-synced
   fake sinks; the position comes from the video sink's buffers as fakesink prints them.
   `playbin3-lw3`: playbin3 as an application runs it with hlsdemux2's `low-watermark-time` set to
@@ -19,10 +21,12 @@ PLAYER is one of:
 Reported: `first_frame` (seconds from the start of loading to the first media time past 0),
 `played` (media seconds reached), `rate_after_first` (media seconds per wall second after the first
 frame), `stalled` (wall seconds after the first frame in which the media time stood still),
-`sizes` (picture sizes in the order shown), `error`; for GStreamer also `first_picture` (seconds to
+`sizes` (picture sizes in the order shown; `audio` while only sound plays, which counts as
+stalled, since the picture stands still), `error`; for GStreamer also `first_picture` (seconds to
 the prerolled picture, shown still while the player buffers before its clock starts). With
-`--switch-every`, Chromium's link is switched between 20 kb/s and unthrottled every S seconds
-(DevTools emulation), so it changes variant at boundaries all along the lecture.
+`--switch-every`, the video element is resized between 192x108 and 1280x720 every S seconds
+(Chromium's player never picks a variant larger than its element), so it changes variant at
+boundaries all along the lecture.
 The player and this script run inside the testbed's network namespace (Tests/browser/testbed.py).
 """
 import argparse

@@ -82,7 +82,7 @@ run: deps
 	$(DEV_BIN) validate out/lecture
 	@echo "Done: open out/lecture/master.m3u8 in an HLS player (layout: README, 'Output layout')"
 
-# A run that passes takes 6-8 minutes on 2 cores; one that hangs is stopped after TEST_TIME_LIMIT
+# A run that passes takes 4-5 minutes on 2 cores once built; one that hangs is stopped after TEST_TIME_LIMIT
 # seconds with every process's threads printed (Tests/tools/watchdog.py).
 TEST_TIME_LIMIT ?= 2700
 

@@ -68,6 +68,7 @@ let package = Package(
             "LectureModel",
             "FFmpeg",
             "OCR",
+            "CLinux",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: layers),
         // Courses: course.json, the worker pool of child processes, manifest.json and index.html.

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -42,4 +43,10 @@ int cp_signal_received(void) { return atomic_load(&signal_seen); }
 int cp_die_with_parent(int parent_pid) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return 0;
     return getppid() == parent_pid;
+}
+
+int cp_malloc_tune(void) {
+    int arenas = mallopt(M_ARENA_MAX, 2);
+    int threshold = mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    return arenas && threshold;
 }

@@ -2,6 +2,7 @@ import Foundation
 import LectureModel
 import FFmpeg
 import Logging
+import CLinux
 
 /// Where the lecture's time zero lies in the source's clock: the first video picture's time, or the
 /// first audio frame's when there is no video. Audio decoded before the first picture waits for it
@@ -85,6 +86,9 @@ final class OnePass {
         var dataEnd = -Double.infinity
     }
 
+    /// The process's allocator set for the pass once, before its encoders and threads (`cp_malloc_tune`).
+    private static let allocatorTuned = cp_malloc_tune() != 0
+
     /// `chaptersOnly`: no renditions, poster or storyboard, only the chapters (`Transcoder.chapters`).
     init(source: OpenedSource, plan: LadderPlan, preset: Preset, limits: Limits, extras: Bool, titleLanguages: String?, directory: URL, logger: Logger,
          progress: (@Sendable (TranscodeProgress) -> Void)?, chaptersOnly: Bool = false, speech: (any SpeechRecognizer)? = nil) throws {
@@ -94,6 +98,7 @@ final class OnePass {
         outputFolder = directory
         self.limits = limits
         self.logger = logger
+        if !Self.allocatorTuned { logger.notice("the C library refused the pass's allocator settings (cp_malloc_tune)") }
         self.progress = progress
         keyframes = KeyframePlanner(segmentSeconds: plan.segmentSeconds, keyframeSeconds: plan.keyframeSeconds,
                                     minChange: plan.keyframeMinChange, lead: plan.leadSegmentSeconds)

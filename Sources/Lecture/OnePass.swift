@@ -184,11 +184,20 @@ final class OnePass {
 
     // MARK: - Phases
 
+    /// Decoder threads for a source of this many pixels a picture: one up to 720p, where the decode is
+    /// a small part of the pass and a second frame thread only added its own context (peak RSS on the
+    /// bench lecture 323 MB -> 316 MB, wall the same; BENCHMARKS.md, 2026-12-07, "the allocator");
+    /// two above it.
+    static func decoderThreads(pixels: Int) -> Int { pixels <= 1280 * 720 ? 1 : 2 }
+
     /// Opens a decoder for the video stream and one for the selected audio stream.
     private func openDecoders() throws -> Decoders {
         let info = source.info
         do {
-            return Decoders(video: try info.video.map { try Decoder(demuxer: source.demuxer, streamIndex: $0.index, threads: 2, maxPixels: limits.maxPixels) },
+            return Decoders(video: try info.video.map {
+                                try Decoder(demuxer: source.demuxer, streamIndex: $0.index, threads: Self.decoderThreads(pixels: $0.width * $0.height),
+                                            maxPixels: limits.maxPixels)
+                            },
                             audio: try info.selectedAudio.map { try Decoder(demuxer: source.demuxer, streamIndex: $0, threads: 1) })
         } catch let e as MediaError {
             throw CoursePackError(.badInput, path: info.path, e.description)

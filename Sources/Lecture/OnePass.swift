@@ -186,7 +186,7 @@ final class OnePass {
 
     /// Decoder threads for a source of this many pixels a picture: one up to 720p, where the decode is
     /// a small part of the pass and a second frame thread only added its own context (peak RSS on the
-    /// bench lecture 323 MB -> 316 MB, wall the same; BENCHMARKS.md, 2026-12-07, "the allocator");
+    /// bench lecture 7-10 MB less, wall and bytes the same; BENCHMARKS.md, 2026-12-07, "one decoder thread");
     /// two above it.
     static func decoderThreads(pixels: Int) -> Int { pixels <= 1280 * 720 ? 1 : 2 }
 

@@ -22,7 +22,7 @@ int cp_die_with_parent(int parent_pid);
 /// per core, one for each thread that allocates while the others hold theirs, each keeping what was
 /// freed in it; and blocks of 1 MB or more (a 720p picture) from mmap, returned when freed, at a fixed
 /// threshold (glibc's own rises to the largest mmapped block freed, up to 32 MB, and pictures then
-/// stay in the arenas). Peak RSS on the bench lecture 355 MB -> 319 MB (BENCHMARKS.md, 2026-12-07,
+/// stay in the arenas). Peak RSS on the bench lecture 355 MB -> 321 MB (BENCHMARKS.md, 2026-12-07,
 /// "the allocator"). Returns 0 when glibc refused a setting.
 int cp_malloc_tune(void);
 

@@ -118,7 +118,10 @@ bench-speech: bench-deps asr-models build
 
 # Delivery as learners meet it (bench/weaklink.py): nginx with its default headers and as a CDN would
 # configure it, links shaped to 150 kb/s / 300 ms and 64 kb/s / 500 ms in a network namespace, the
-# master and link-class masters in Chromium, video.js and GStreamer; medians of WEAKLINK_RUNS runs.
+# master and link-class masters in Chromium and GStreamer's playbin3 (as an app runs it, with a 1-s
+# low watermark), on the bench lecture and the dense deck; medians of 3 runs. Other players (videojs,
+# videojs-low, playbin3, playbin), sources and cells: WEAKLINK_ARGS="--players ... --sources ... --cells ...".
+# The whole grid takes about 50 minutes per source.
 bench-weaklink: bench-deps build
 	bench/make_sources.sh
 	python3 bench/weaklink.py $(WEAKLINK_ARGS)

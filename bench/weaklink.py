@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Delivery as learners meet it: packages served by nginx over shaped links, played by real players.
 
-Usage: weaklink.py [--sources lecture720,screencast1080] [--runs 3] [--seconds 50]
+Usage: weaklink.py [--sources lecture720,dense720] [--runs 3] [--seconds 50]
                    [--links 150:300,64:500] [--configs default,cacheable] [--masters master,lite,min]
-                   [--players chromium,playbin3] [--plan lecture720:chromium:3,...] [--append]
+                   [--players chromium,playbin3-lw1] [--plan lecture720:chromium:3,...] [--append]
 
 Each source (bench/make_sources.sh's, in ~/.cache/coursepack-bench) is packaged with the default
 preset by the built coursepack; then for every nginx configuration (`default`: nginx's own static
@@ -61,13 +61,13 @@ def median(runs, key):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sources", default="lecture720,screencast1080")
+    ap.add_argument("--sources", default="lecture720,dense720")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=50)
     ap.add_argument("--links", default="150:300,64:500")
     ap.add_argument("--configs", default="default,cacheable")
     ap.add_argument("--masters", default="master,lite,min")
-    ap.add_argument("--players", default="chromium,playbin3")
+    ap.add_argument("--players", default="chromium,playbin3-lw1")
     ap.add_argument("--plan", default="", help="SOURCE:PLAYER:RUNS,... overriding --runs")
     ap.add_argument("--cells", default="", help="MASTER@KBPS,... to measure only these master/link pairs")
     ap.add_argument("--preset", default="lecture", help="preset name or JSON file to package with")

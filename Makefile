@@ -121,7 +121,7 @@ bench-speech: bench-deps asr-models build
 # master and link-class masters in Chromium and GStreamer's playbin3 (as an app runs it, with a 1-s
 # low watermark), on the bench lecture and the dense deck; medians of 3 runs. Other players (videojs,
 # videojs-low, playbin3, playbin), sources and cells: WEAKLINK_ARGS="--players ... --sources ... --cells ...".
-# The whole grid takes about 50 minutes per source.
+# The whole grid takes about 65 minutes per source (72 plays of 50 s and their start-up).
 bench-weaklink: bench-deps build
 	bench/make_sources.sh
 	python3 bench/weaklink.py $(WEAKLINK_ARGS)

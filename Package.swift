@@ -31,10 +31,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
-        // FFmpeg's C headers and libraries, found with pkg-config.
+        // FFmpeg's C headers and libraries, found with pkg-config. libavfilter's headers come from the
+        // same folder; the library itself is loaded when a source needs a filter (CFFmpegShims'
+        // cp_avfilter), so it is not linked.
         .systemLibrary(
             name: "CFFmpeg",
-            pkgConfig: "libavformat libavcodec libavfilter libavutil libswscale libswresample",
+            pkgConfig: "libavformat libavcodec libavutil libswscale libswresample",
             providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavfilter-dev", "libavutil-dev",
                               "libswscale-dev", "libswresample-dev"])]
         ),

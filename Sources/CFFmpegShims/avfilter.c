@@ -1,0 +1,90 @@
+#include "cp_avfilter.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#define CP_STR2(x) #x
+#define CP_STR(x) CP_STR2(x)
+
+// The calls the wrappers below forward to, set once by load().
+static struct {
+    AVFilterGraph *(*graph_alloc)(void);
+    void (*graph_free)(AVFilterGraph **);
+    const AVFilter *(*get_by_name)(const char *);
+    int (*graph_create_filter)(AVFilterContext **, const AVFilter *, const char *, const char *, void *, AVFilterGraph *);
+    AVFilterInOut *(*inout_alloc)(void);
+    void (*inout_free)(AVFilterInOut **);
+    int (*graph_parse_ptr)(AVFilterGraph *, const char *, AVFilterInOut **, AVFilterInOut **, void *);
+    int (*graph_config)(AVFilterGraph *, void *);
+    AVRational (*buffersink_get_time_base)(const AVFilterContext *);
+    int (*buffersrc_add_frame_flags)(AVFilterContext *, AVFrame *, int);
+    int (*buffersink_get_frame)(AVFilterContext *, AVFrame *);
+} api;
+static int loaded;
+static char load_error[512];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void load(void) {
+    const char *name = "libavfilter.so." CP_STR(LIBAVFILTER_VERSION_MAJOR);
+    void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        snprintf(load_error, sizeof load_error, "cannot load %s: %s", name, dlerror());
+        return;
+    }
+    unsigned (*version)(void) = (unsigned (*)(void))dlsym(lib, "avfilter_version");
+    if (!version || version() >> 16 != LIBAVFILTER_VERSION_MAJOR) {
+        snprintf(load_error, sizeof load_error, "%s is not libavfilter %d", name, LIBAVFILTER_VERSION_MAJOR);
+        dlclose(lib);
+        return;
+    }
+#define CP_LOAD(field, symbol)                                                      \
+    if (!(*(void **)&api.field = dlsym(lib, #symbol))) {                            \
+        snprintf(load_error, sizeof load_error, "%s has no %s", name, #symbol);     \
+        dlclose(lib);                                                               \
+        return;                                                                     \
+    }
+    CP_LOAD(graph_alloc, avfilter_graph_alloc)
+    CP_LOAD(graph_free, avfilter_graph_free)
+    CP_LOAD(get_by_name, avfilter_get_by_name)
+    CP_LOAD(graph_create_filter, avfilter_graph_create_filter)
+    CP_LOAD(inout_alloc, avfilter_inout_alloc)
+    CP_LOAD(inout_free, avfilter_inout_free)
+    CP_LOAD(graph_parse_ptr, avfilter_graph_parse_ptr)
+    CP_LOAD(graph_config, avfilter_graph_config)
+    CP_LOAD(buffersink_get_time_base, av_buffersink_get_time_base)
+    CP_LOAD(buffersrc_add_frame_flags, av_buffersrc_add_frame_flags)
+    CP_LOAD(buffersink_get_frame, av_buffersink_get_frame)
+#undef CP_LOAD
+    loaded = 1;
+}
+
+int cp_avfilter_load(void) {
+    pthread_once(&once, load);
+    return loaded;
+}
+
+const char *cp_avfilter_error(void) {
+    pthread_once(&once, load);
+    return load_error;
+}
+
+AVFilterGraph *cp_avfilter_graph_alloc(void) { return api.graph_alloc(); }
+void cp_avfilter_graph_free(AVFilterGraph **graph) { api.graph_free(graph); }
+const AVFilter *cp_avfilter_get_by_name(const char *name) { return api.get_by_name(name); }
+int cp_avfilter_graph_create_filter(AVFilterContext **filt_ctx, const AVFilter *filt, const char *name,
+                                    const char *args, void *opaque, AVFilterGraph *graph_ctx) {
+    return api.graph_create_filter(filt_ctx, filt, name, args, opaque, graph_ctx);
+}
+AVFilterInOut *cp_avfilter_inout_alloc(void) { return api.inout_alloc(); }
+void cp_avfilter_inout_free(AVFilterInOut **inout) { api.inout_free(inout); }
+int cp_avfilter_graph_parse_ptr(AVFilterGraph *graph, const char *filters, AVFilterInOut **inputs,
+                                AVFilterInOut **outputs, void *log_ctx) {
+    return api.graph_parse_ptr(graph, filters, inputs, outputs, log_ctx);
+}
+int cp_avfilter_graph_config(AVFilterGraph *graphctx, void *log_ctx) { return api.graph_config(graphctx, log_ctx); }
+AVRational cp_av_buffersink_get_time_base(const AVFilterContext *ctx) { return api.buffersink_get_time_base(ctx); }
+int cp_av_buffersrc_add_frame_flags(AVFilterContext *buffer_src, AVFrame *frame, int flags) {
+    return api.buffersrc_add_frame_flags(buffer_src, frame, flags);
+}
+int cp_av_buffersink_get_frame(AVFilterContext *ctx, AVFrame *frame) { return api.buffersink_get_frame(ctx, frame); }

@@ -23,7 +23,9 @@ final class BranchRunner: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     let name: String
 
-    init(_ branch: Branch, capacity: Int = 6) {
+    /// Four frames a branch: on the bench lecture 4-6 MB less peak memory than six, the same wall time
+    /// in six alternating runs each; three cost 0.8 s (BENCHMARKS.md, 2026-12-07, "branch queues").
+    init(_ branch: Branch, capacity: Int = 4) {
         self.branch = branch
         self.name = branch.name
         queue = BoundedQueue(capacity: capacity)

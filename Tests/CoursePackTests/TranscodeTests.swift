@@ -261,6 +261,35 @@ import Testing
         #expect((s["field_order"] as? String ?? "progressive") == "progressive")
     }
 
+    /// libavfilter and its dependencies are not linked (11 MB of resident memory in every run); the
+    /// pass loads the library for a source that needs a filter graph, and only then. The dynamic
+    /// loader's own log (`LD_DEBUG=files`) says which libraries each run loaded.
+    @Test func libavfilterIsLoadedOnlyForASourceThatNeedsIt() throws {
+        let ldd = try Support.run("/usr/bin/ldd", [Support.binary])
+        #expect(ldd.status == 0, ldd.stderr)
+        #expect(!ldd.stdout.contains("libavfilter"), "coursepack links libavfilter:\n\(ldd.stdout)")
+        let progressive = try Support.fixture("progressive-short.mp4", [
+            "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=3", "-f", "lavfi", "-i", "sine=d=3",
+            "-c:v", "libx264", "-c:a", "aac", "-shortest"])
+        let interlaced = try Support.fixture("interlaced-short.ts", [
+            "-f", "lavfi", "-i", "testsrc2=s=320x240:r=50:d=3", "-f", "lavfi", "-i", "sine=d=3",
+            "-vf", "tinterlace=interleave_top,setfield=tff", "-flags", "+ildct+ilme", "-c:v", "libx264", "-c:a", "mp2", "-shortest"])
+        for (source, needsFilter) in [(progressive, false), (interlaced, true)] {
+            let dir = try Support.scratch()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let log = dir.appendingPathComponent("ld")
+            let r = try Support.run(Support.binary, ["transcode", source, "-o", dir.appendingPathComponent("pkg").path,
+                                                     "--preset", try Support.testPreset(), "--renditions-only"],
+                                    environment: ["LD_DEBUG": "files", "LD_DEBUG_OUTPUT": log.path])
+            #expect(r.status == 0, "transcode \(source): \(r.stderr)")
+            let logs = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("ld.") }
+            #expect(!logs.isEmpty, "the dynamic loader wrote no log for \(source)")
+            let loaded = try logs.map { try String(contentsOf: dir.appendingPathComponent($0), encoding: .utf8) }.joined()
+            #expect(loaded.contains("file=libavfilter.so") == needsFilter,
+                    "\(source): libavfilter \(needsFilter ? "not loaded" : "loaded") for a source that \(needsFilter ? "needs" : "needs no") filter")
+        }
+    }
+
     @Test func tenBitVideoBecomesEightBit420() throws {
         let src = try Support.fixture("tenbit.mkv", [
             "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=7", "-f", "lavfi", "-i", "sine=d=7",

@@ -266,7 +266,7 @@ import Testing
     /// loader's own log (`LD_DEBUG=files`) says which libraries each run loaded.
     @Test func libavfilterIsLoadedOnlyForASourceThatNeedsIt() throws {
         let ldd = try Support.run("/usr/bin/ldd", [Support.binary])
-        #expect(ldd.status == 0, ldd.stderr)
+        #expect(ldd.status == 0, "ldd: \(ldd.stderr)")
         #expect(!ldd.stdout.contains("libavfilter"), "coursepack links libavfilter:\n\(ldd.stdout)")
         let progressive = try Support.fixture("progressive-short.mp4", [
             "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=3", "-f", "lavfi", "-i", "sine=d=3",

@@ -4,6 +4,10 @@
 
 #include <stdint.h>
 
+// libavfilter, loaded on first use (declared in its own header; included here so that the module's
+// one umbrella header names it and a build that has this module cached sees the change).
+#include "cp_avfilter.h"
+
 struct AVFormatContext;
 
 // Log sink: receives one formatted line per av_log call at or below the level set.

@@ -184,11 +184,12 @@ final class OnePass {
 
     // MARK: - Phases
 
-    /// Decoder threads for a source of this many pixels a picture: one up to 720p, where the decode is
-    /// a small part of the pass and a second frame thread only added its own context (peak RSS on the
-    /// bench lecture 7-10 MB less, wall and bytes the same; BENCHMARKS.md, 2026-12-07, "one decoder thread");
-    /// two above it.
-    static func decoderThreads(pixels: Int) -> Int { pixels <= 1280 * 720 ? 1 : 2 }
+    /// Decoder threads for a source of this many pixels a picture: one up to 1080p, where a second frame
+    /// thread only added its own context and pictures (peak RSS 7-10 MB less on the 720p bench lecture
+    /// and camera talk, 10-14 MB less on the 1080p screencast and a 1080p camera shot, wall the same or
+    /// lower, the same bytes; BENCHMARKS.md, 2026-12-07, "one decoder thread" and "... up to 1080p");
+    /// two above it, where the decode alone could hold back the pass.
+    static func decoderThreads(pixels: Int) -> Int { pixels <= 1920 * 1080 ? 1 : 2 }
 
     /// Opens a decoder for the video stream and one for the selected audio stream.
     private func openDecoders() throws -> Decoders {

@@ -29,7 +29,8 @@ static void load(void) {
     const char *name = "libavfilter.so." CP_STR(LIBAVFILTER_VERSION_MAJOR);
     void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
-        snprintf(load_error, sizeof load_error, "cannot load %s: %s", name, dlerror());
+        const char *why = dlerror();
+        snprintf(load_error, sizeof load_error, "cannot load %s: %s", name, why ? why : "no reason given");
         return;
     }
     unsigned (*version)(void) = (unsigned (*)(void))dlsym(lib, "avfilter_version");
@@ -70,7 +71,9 @@ const char *cp_avfilter_error(void) {
 }
 
 AVFilterGraph *cp_avfilter_graph_alloc(void) { return api.graph_alloc(); }
-void cp_avfilter_graph_free(AVFilterGraph **graph) { api.graph_free(graph); }
+void cp_avfilter_graph_free(AVFilterGraph **graph) {
+    if (loaded) api.graph_free(graph);
+}
 const AVFilter *cp_avfilter_get_by_name(const char *name) { return api.get_by_name(name); }
 int cp_avfilter_graph_create_filter(AVFilterContext **filt_ctx, const AVFilter *filt, const char *name,
                                     const char *args, void *opaque, AVFilterGraph *graph_ctx) {

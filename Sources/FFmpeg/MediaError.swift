@@ -13,6 +13,9 @@ public struct MediaError: Error, CustomStringConvertible, Sendable {
         case unsupported
         /// An encoder refused an option the caller gave it (a preset's x264 options).
         case refusedOption
+        /// A library loaded on demand (libavfilter) is missing or not the version the headers name: the
+        /// machine's fault, not the input's.
+        case unavailable
         /// Anything else FFmpeg reported.
         case other
     }

@@ -16,7 +16,7 @@ public final class VideoFilter {
     public init(_ description: String, input first: Frame, threads: Int = 1) throws {
         self.description = description
         guard cp_avfilter_load() != 0 else {
-            throw MediaError(kind: .unsupported, operation: "loading libavfilter", message: String(cString: cp_avfilter_error()))
+            throw MediaError(kind: .unavailable, operation: "loading libavfilter", message: String(cString: cp_avfilter_error()))
         }
         guard let g = cp_avfilter_graph_alloc() else { fatalError("avfilter_graph_alloc: out of memory") }
         graph = g
@@ -44,7 +44,8 @@ public final class VideoFilter {
         try check(cp_avfilter_graph_config(g, nil), "configuring filter graph \"\(description)\"")
     }
 
-    deinit { cp_avfilter_graph_free(&graph) }
+    // A graph exists only once the library loaded (an init that failed to load it leaves none to free).
+    deinit { if graph != nil { cp_avfilter_graph_free(&graph) } }
 
     /// Time base of the frames that come out.
     public var outputTimeBase: Rational { Rational(cp_av_buffersink_get_time_base(sink)) }

@@ -382,7 +382,12 @@ final class OnePass {
         }
         guard !filters.isEmpty else { return nil }
         logger.debug("normalising with \(filters.joined(separator: ","))")
-        return try VideoFilter(filters.joined(separator: ","), input: frame, threads: 1)
+        do {
+            return try VideoFilter(filters.joined(separator: ","), input: frame, threads: 1)
+        } catch let e as MediaError where e.kind == .unavailable {
+            // The machine lacks the library, not the source anything: another worker can run it.
+            throw CoursePackError(.internal, path: source.info.path, "the source needs \(filters.joined(separator: ",")), and \(e.description)")
+        }
     }
 
     private func distributeVideo(_ frame: Frame) throws {

@@ -290,6 +290,37 @@ import Testing
         }
     }
 
+    /// A machine without libavfilter: a source that needs a filter graph fails with one line that says
+    /// so, not a crash. `dlopen` of the library is made to fail by a preloaded stand-in.
+    @Test func aMissingLibavfilterIsAnErrorNotACrash() throws {
+        let dir = try Support.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let stub = dir.appendingPathComponent("nodl.c"), lib = dir.appendingPathComponent("nodl.so")
+        try """
+        #define _GNU_SOURCE
+        #include <dlfcn.h>
+        #include <string.h>
+        void *dlopen(const char *name, int flags) {
+            static void *(*real)(const char *, int);
+            if (!real) real = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
+            if (name && strstr(name, "libavfilter")) return NULL;
+            return real(name, flags);
+        }
+        """.write(to: stub, atomically: true, encoding: .utf8)
+        let cc = try Support.run("/usr/bin/env", ["clang", "-shared", "-fPIC", stub.path, "-o", lib.path, "-ldl"])
+        try #require(cc.status == 0, "building the stand-in: \(cc.stderr)")
+        let interlaced = try Support.fixture("interlaced-short.ts", [
+            "-f", "lavfi", "-i", "testsrc2=s=320x240:r=50:d=3", "-f", "lavfi", "-i", "sine=d=3",
+            "-vf", "tinterlace=interleave_top,setfield=tff", "-flags", "+ildct+ilme", "-c:v", "libx264", "-c:a", "mp2", "-shortest"])
+        let out = dir.appendingPathComponent("pkg")
+        let r = try Support.run(Support.binary, ["transcode", interlaced, "-o", out.path, "--preset", try Support.testPreset(),
+                                                 "--renditions-only"], environment: ["LD_PRELOAD": lib.path])
+        #expect(r.status > 0 && r.status < 128, "exit \(r.status)")
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].contains("loading libavfilter") && lines[0].contains("libavfilter.so"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out.path), "a package was left behind")
+    }
+
     @Test func tenBitVideoBecomesEightBit420() throws {
         let src = try Support.fixture("tenbit.mkv", [
             "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=7", "-f", "lavfi", "-i", "sine=d=7",

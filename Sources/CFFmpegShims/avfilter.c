@@ -7,19 +7,21 @@
 #define CP_STR2(x) #x
 #define CP_STR(x) CP_STR2(x)
 
-// The calls the wrappers below forward to, set once by load().
+// The calls the wrappers below forward to, set once by load(); each typed as libavfilter's header
+// declares it, so a table entry cannot disagree with the function it holds.
 static struct {
-    AVFilterGraph *(*graph_alloc)(void);
-    void (*graph_free)(AVFilterGraph **);
-    const AVFilter *(*get_by_name)(const char *);
-    int (*graph_create_filter)(AVFilterContext **, const AVFilter *, const char *, const char *, void *, AVFilterGraph *);
-    AVFilterInOut *(*inout_alloc)(void);
-    void (*inout_free)(AVFilterInOut **);
-    int (*graph_parse_ptr)(AVFilterGraph *, const char *, AVFilterInOut **, AVFilterInOut **, void *);
-    int (*graph_config)(AVFilterGraph *, void *);
-    AVRational (*buffersink_get_time_base)(const AVFilterContext *);
-    int (*buffersrc_add_frame_flags)(AVFilterContext *, AVFrame *, int);
-    int (*buffersink_get_frame)(AVFilterContext *, AVFrame *);
+    __typeof__(&avfilter_graph_alloc) graph_alloc;
+    __typeof__(&avfilter_graph_free) graph_free;
+    __typeof__(&avfilter_get_by_name) get_by_name;
+    __typeof__(&avfilter_graph_create_filter) graph_create_filter;
+    __typeof__(&avfilter_inout_alloc) inout_alloc;
+    __typeof__(&avfilter_inout_free) inout_free;
+    __typeof__(&avfilter_graph_parse_ptr) graph_parse_ptr;
+    __typeof__(&avfilter_graph_config) graph_config;
+    __typeof__(&av_buffersink_get_time_base) buffersink_get_time_base;
+    __typeof__(&av_buffersrc_add_frame_flags) buffersrc_add_frame_flags;
+    __typeof__(&av_buffersink_get_frame) buffersink_get_frame;
+    __typeof__(&avfilter_version) version;
 } api;
 static int loaded;
 static char load_error[512];
@@ -33,17 +35,17 @@ static void load(void) {
         snprintf(load_error, sizeof load_error, "cannot load %s: %s", name, why ? why : "no reason given");
         return;
     }
-    unsigned (*version)(void) = (unsigned (*)(void))dlsym(lib, "avfilter_version");
-    if (!version || version() >> 16 != LIBAVFILTER_VERSION_MAJOR) {
-        snprintf(load_error, sizeof load_error, "%s is not libavfilter %d", name, LIBAVFILTER_VERSION_MAJOR);
-        dlclose(lib);
-        return;
-    }
 #define CP_LOAD(field, symbol)                                                      \
     if (!(*(void **)&api.field = dlsym(lib, #symbol))) {                            \
         snprintf(load_error, sizeof load_error, "%s has no %s", name, #symbol);     \
         dlclose(lib);                                                               \
         return;                                                                     \
+    }
+    CP_LOAD(version, avfilter_version)
+    if (api.version() >> 16 != LIBAVFILTER_VERSION_MAJOR) {
+        snprintf(load_error, sizeof load_error, "%s is not libavfilter %d", name, LIBAVFILTER_VERSION_MAJOR);
+        dlclose(lib);
+        return;
     }
     CP_LOAD(graph_alloc, avfilter_graph_alloc)
     CP_LOAD(graph_free, avfilter_graph_free)

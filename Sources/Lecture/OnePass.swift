@@ -381,12 +381,13 @@ final class OnePass {
         default: break
         }
         guard !filters.isEmpty else { return nil }
-        logger.debug("normalising with \(filters.joined(separator: ","))")
+        let graph = filters.joined(separator: ",")
+        logger.debug("normalising with \(graph)")
         do {
-            return try VideoFilter(filters.joined(separator: ","), input: frame, threads: 1)
+            return try VideoFilter(graph, input: frame, threads: 1)
         } catch let e as MediaError where e.kind == .unavailable {
-            // The machine lacks the library, not the source anything: another worker can run it.
-            throw CoursePackError(.internal, path: source.info.path, "the source needs \(filters.joined(separator: ",")), and \(e.description)")
+            // The machine lacks the library and the source is not at fault: another worker can run it.
+            throw CoursePackError(.internal, path: source.info.path, "the source needs \(graph), and \(e.description)")
         }
     }
 

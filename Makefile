@@ -1,8 +1,8 @@
 # CoursePack: make run (transcode the bundled sample), make test (build and run the tests).
 SHELL := /bin/bash
 SWIFT ?= swift
-PKGS := libavformat libavcodec libavfilter libavutil libswscale libswresample sqlite3 tesseract
-APT_BUILD := libavformat-dev libavcodec-dev libavfilter-dev libavutil-dev libswscale-dev libswresample-dev libsqlite3-dev pkg-config \
+PKGS := libavformat libavcodec libavfilter libavutil libswscale libswresample zimg sqlite3 tesseract
+APT_BUILD := libavformat-dev libavcodec-dev libavfilter-dev libavutil-dev libswscale-dev libswresample-dev libzimg-dev libsqlite3-dev pkg-config \
   libtesseract-dev tesseract-ocr-eng tesseract-ocr-chi-sim
 TESSDATA := /usr/share/tesseract-ocr/5/tessdata
 PIP_TEST := m3u8 selenium jsonschema schemathesis numpy Pillow js.videojs==7.5.5
@@ -12,7 +12,7 @@ BIN := .build/release/coursepack
 .PHONY: deps test-deps asr-deps asr-models bench-deps build run test bench bench-speech bench-weaklink bench-lowband bench-batch bench-chapters fuzz validate clean
 
 # Debian packages for building, installed only when pkg-config cannot find FFmpeg's or Tesseract's
-# libraries, or Tesseract's English and Simplified Chinese data (chapter titles) are missing.
+# libraries (and zimg's), or Tesseract's English and Simplified Chinese data (chapter titles) are missing.
 deps:
 	@if ! pkg-config --exists $(PKGS) 2>/dev/null || [ ! -f $(TESSDATA)/eng.traineddata ] || [ ! -f $(TESSDATA)/chi_sim.traineddata ]; then \
 	  echo "Installing FFmpeg and Tesseract development packages"; \

@@ -43,6 +43,12 @@ let package = Package(
         // C that must be compiled: the av_log and interrupt callback trampolines (which honour
         // CLinux's signal flag).
         .target(name: "CFFmpegShims", dependencies: ["CFFmpeg", "CLinux"]),
+        // zimg (libzimg-dev): the Lanczos resize of the rung scalers, for a third of libswscale's CPU.
+        .systemLibrary(
+            name: "CZimg",
+            pkgConfig: "zimg",
+            providers: [.apt(["libzimg-dev"])]
+        ),
         // Tesseract's C API (libtesseract-dev), for reading slide text.
         .systemLibrary(
             name: "CTesseract",
@@ -56,7 +62,7 @@ let package = Package(
         .target(name: "OCR", dependencies: ["CTesseract"], swiftSettings: layers),
         // Safe Swift wrappers over FFmpeg; no policy, no C types in the public API (the C modules are
         // imported `internal`, so the compiler refuses any that leaks).
-        .target(name: "FFmpeg", dependencies: ["CFFmpeg", "CFFmpegShims"], swiftSettings: layers),
+        .target(name: "FFmpeg", dependencies: ["CFFmpeg", "CFFmpegShims", "CZimg"], swiftSettings: layers),
         // The package model, free of FFmpeg: presets, plans, playlists, fragments, manifests, captions,
         // the slide-change detector, the worker protocol, errors, signals, how files are written and
         // published. What Course and Server know of a lecture.

@@ -373,7 +373,10 @@ final class VideoBranch: Branch {
             scaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
                                 width: plan.width, height: plan.height)
         }
+        let byZimg = scaler!.zimgScales
         let picture = try scaler!.scale(frame)
+        stats.scaled += 1
+        if scaler!.zimgScales > byZimg { stats.scaledByZimg += 1 }
         picture.pictureID = frame.pictureID
         lastScaled = picture.reference()
         return picture

@@ -253,6 +253,8 @@ final class OnePass {
         logger.debug("keyframes: \(keyframes.placed) placed, \(keyframes.skipped) left out where the picture had not changed")
         let reused = videoBranches.map { "\($0.name) \($0.stats.scalesReused)" }.joined(separator: ", ")
         logger.debug("pictures: \(pictureCount) different of \(videoFrames); scaled pictures reused: \(reused)")
+        let scaled = videoBranches.filter { $0.stats.scaled > 0 }.map { "\($0.name) \($0.stats.scaledByZimg) of \($0.stats.scaled)" }
+        logger.debug("pictures resized by zimg: \(scaled.joined(separator: ", "))")
         try throwIfABranchFailed()
     }
 

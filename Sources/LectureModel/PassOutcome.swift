@@ -24,6 +24,9 @@ package struct BranchStats: Sendable {
     package var framesEncoded = 0
     /// Pictures taken from the last scaled one because the source picture repeated it.
     package var scalesReused = 0
+    /// Pictures scaled, and of them those zimg resized (the rest went through libswscale).
+    package var scaled = 0
+    package var scaledByZimg = 0
     package var bytes = 0
     package var extradata: [UInt8] = []
 

@@ -239,6 +239,8 @@ final class VideoBranch: Branch {
     private let keyframeSeconds: Double
     private let lead: Double?
     private var lastPTS: Int64 = .min
+    /// Source time of the last picture kept (frame-rate-capped rungs).
+    private var lastKeptTime: Double?
     private var lastInputTime: Double?
     private var lastInputInterval: Double?
     private let frameDuration: Int64
@@ -320,7 +322,13 @@ final class VideoBranch: Branch {
         // its time, and two pictures 33 ms apart in a 10-fps rung fall on one tick of its frame rate
         // (FFmpeg's CLI refused such a rendition as non-monotonic).
         let crowded = minInterval.map { !atKeyframe && nextKeyframeTime(after: t) - t < 0.75 * $0 } ?? false
-        let dropped = (minInterval.map { !atKeyframe && t < nextDue - 0.25 * $0 } ?? false) || crowded || pts <= lastPTS
+        // Nor does a picture come within 0.9 of the cap's interval of the last one kept: after a gap or
+        // a late picture the pacing below would let the next source picture through 33 ms later (seen
+        // on a variable-rate source after a 0.8-s gap, at 15 fps: FFmpeg's CLI put both on one tick and
+        // refused the rendition), and a 25-fps source capped at 15 gets an even 12.5 instead of
+        // alternating 80- and 40-ms steps.
+        let tooClose = minInterval.map { m in !atKeyframe && lastKeptTime.map { t - $0 < 0.9 * m } == true } ?? false
+        let dropped = (minInterval.map { !atKeyframe && t < nextDue - 0.25 * $0 } ?? false) || crowded || tooClose || pts <= lastPTS
         if dropped && downstream.isEmpty { return }
         let picture = try picture(of: frame)
         for runner in downstream where !runner.put(picture.reference()) {
@@ -338,6 +346,7 @@ final class VideoBranch: Branch {
             nextDue = (t - nextDue > minInterval) ? t + minInterval : nextDue + minInterval
         }
         lastPTS = pts
+        lastKeptTime = t
         sentTimes.append(pts)
         try encoder.send(picture)
         stats.framesEncoded += 1

@@ -82,6 +82,24 @@ import Testing
         for (r, s) in starts {
             #expect(s.count == ref.count && zip(s, ref).allSatisfy { abs($0 - $1) <= 0.001 }, "\(name) \(r): \(s) vs v216 \(ref)")
         }
+        // A rung with a frame-rate cap (FRAME-RATE below the source's) never shows two pictures less
+        // than three quarters of its interval apart, after a gap in the source either.
+        let master = try String(contentsOf: pkg.appendingPathComponent("master.m3u8"), encoding: .utf8).split(separator: "\n")
+        for (i, line) in master.enumerated() where line.hasPrefix("#EXT-X-STREAM-INF:") && line.contains("RESOLUTION=") && i + 1 < master.count {
+            guard let fps = line.split(separator: ",").first(where: { $0.hasPrefix("FRAME-RATE=") }).flatMap({ Double($0.dropFirst(11)) }),
+                  fps < 20 else { continue }
+            let rendition = pkg.appendingPathComponent(String(master[i + 1])).deletingLastPathComponent()
+            let joined = try Support.scratch("odd-\(index)-pts").appendingPathComponent("\(rendition.lastPathComponent).mp4")
+            var data = try Data(contentsOf: rendition.appendingPathComponent("init.mp4"))
+            for s in try FileManager.default.contentsOfDirectory(atPath: rendition.path).filter({ $0.hasSuffix(".m4s") }).sorted() {
+                data += try Data(contentsOf: rendition.appendingPathComponent(s))
+            }
+            try data.write(to: joined)
+            let j = try Support.ffprobe(["-select_streams", "v:0", "-show_entries", "packet=pts_time", joined.path])
+            let times = ((j["packets"] as? [[String: Any]]) ?? []).compactMap { ($0["pts_time"] as? String).flatMap(Double.init) }.sorted()
+            let closest = zip(times, times.dropFirst()).map { $1 - $0 }.min() ?? .infinity
+            #expect(times.count > 10 && closest >= 0.75 / fps - 0.001, "\(name) \(rendition.lastPathComponent) at \(fps) fps: pictures \(closest) s apart")
+        }
         // validate checks the same by tfdt, and EXTINF; the outside checker agrees.
         let v = try Support.coursepack("validate", pkg.path)
         #expect(v.status == 0, "\(v.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL") })")

@@ -56,6 +56,11 @@ import Testing
                                      width: 640, height: 360, pixelFormat: .yuvj420p)
         _ = try toJPEGRange.scale(first)
         #expect(toJPEGRange.zimgScales == 0 && toJPEGRange.swscaleScales == 1)
+        // An odd-sized source (zimg wants even sizes for 4:2:0) is scaled by libswscale, not refused.
+        let odd = try Frame.picture(width: 641, height: 361, format: .yuv420p, luma: 90)
+        let fromOdd = try Scaler(sourceWidth: 641, sourceHeight: 361, sourceFormat: .yuv420p, width: 426, height: 240)
+        let scaled = try fromOdd.scale(odd)
+        #expect(fromOdd.swscaleScales == 1 && scaled.width == 426 && scaled.height == 240)
     }
 
     /// Peak signal-to-noise ratio of one plane of two 4:2:0 pictures of the same size, in dB.

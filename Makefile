@@ -15,7 +15,7 @@ BIN := .build/release/coursepack
 # libraries (and zimg's), or Tesseract's English and Simplified Chinese data (chapter titles) are missing.
 deps:
 	@if ! pkg-config --exists $(PKGS) 2>/dev/null || [ ! -f $(TESSDATA)/eng.traineddata ] || [ ! -f $(TESSDATA)/chi_sim.traineddata ]; then \
-	  echo "Installing FFmpeg and Tesseract development packages"; \
+	  echo "Installing FFmpeg, zimg and Tesseract development packages"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_BUILD); \
 	fi
 

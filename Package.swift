@@ -43,7 +43,7 @@ let package = Package(
         // C that must be compiled: the av_log and interrupt callback trampolines (which honour
         // CLinux's signal flag).
         .target(name: "CFFmpegShims", dependencies: ["CFFmpeg", "CLinux"]),
-        // zimg (libzimg-dev): the Lanczos resize of the rung scalers, for a third of libswscale's CPU.
+        // zimg (libzimg-dev): the Lanczos resize of the rung scalers, for a half to a fifth of libswscale's CPU.
         .systemLibrary(
             name: "CZimg",
             pkgConfig: "zimg",

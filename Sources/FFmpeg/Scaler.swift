@@ -2,7 +2,7 @@ internal import CFFmpeg
 internal import CZimg
 
 /// Converts pictures between sizes and pixel formats with libswscale; a Lanczos resize of an 8-bit
-/// 4:2:0 picture to the same format (every rung below the top one, and the top one of most sources)
+/// 4:2:0 picture to the same format (a rung scaled from another rung's picture, or from an 8-bit 4:2:0 source)
 /// runs on zimg, the same three-lobe filter for a half to a fifth of the CPU.
 /// Not Sendable: an SwsContext is confined to one thread.
 public final class Scaler {

@@ -28,21 +28,12 @@ import Testing
     }
 
     /// Presentation time of the first video packet of each of the first `count` segments of a
-    /// rendition, read by ffprobe from the init segment and the segment joined (an outside view of
-    /// where each segment starts).
+    /// rendition (an outside view of where each segment starts).
     static func segmentStarts(_ rendition: URL, count: Int) throws -> [Double] {
-        let playlist = try String(contentsOf: rendition.appendingPathComponent("index.m3u8"), encoding: .utf8)
-        let segments = playlist.split(separator: "\n").filter { $0.hasSuffix(".m4s") }.prefix(count)
-        let initData = try Data(contentsOf: rendition.appendingPathComponent("init.mp4"))
-        let joined = try Support.scratch("starts-\(rendition.lastPathComponent)").appendingPathComponent("joined.mp4")
-        var starts: [Double] = []
-        for s in segments {
-            try (initData + Data(contentsOf: rendition.appendingPathComponent(String(s)))).write(to: joined)
-            let j = try Support.ffprobe(["-select_streams", "v:0", "-show_entries", "packet=pts_time", "-read_intervals", "%+#1", joined.path])
-            let pts = ((j["packets"] as? [[String: Any]])?.first?["pts_time"] as? String).flatMap(Double.init)
-            starts.append(try #require(pts, "no video packet in \(s)"))
+        let probe = PackageProbe(dir: rendition)
+        return try (0..<min(count, probe.segments("index.m3u8").entries.count)).map { i in
+            try #require(probe.videoPacketTimes("index.m3u8", i, firstOnly: true).first, "no video packet in segment \(i) of \(rendition.lastPathComponent)")
         }
-        return starts
     }
 
     /// Sources whose frame timing used to split the rungs' segment boundaries apart: 10-bit HEVC at
@@ -84,21 +75,13 @@ import Testing
         }
         // A rung with a frame-rate cap (FRAME-RATE below the source's) never shows two pictures less
         // than three quarters of its interval apart, after a gap in the source either.
-        let master = try String(contentsOf: pkg.appendingPathComponent("master.m3u8"), encoding: .utf8).split(separator: "\n")
-        for (i, line) in master.enumerated() where line.hasPrefix("#EXT-X-STREAM-INF:") && line.contains("RESOLUTION=") && i + 1 < master.count {
-            guard let fps = line.split(separator: ",").first(where: { $0.hasPrefix("FRAME-RATE=") }).flatMap({ Double($0.dropFirst(11)) }),
+        for (uri, attributes) in try PackageProbe(dir: pkg).variants() where attributes.contains("RESOLUTION=") {
+            guard let fps = attributes.split(separator: ",").first(where: { $0.hasPrefix("FRAME-RATE=") }).flatMap({ Double($0.dropFirst(11)) }),
                   fps < 20 else { continue }
-            let rendition = pkg.appendingPathComponent(String(master[i + 1])).deletingLastPathComponent()
-            let joined = try Support.scratch("odd-\(index)-pts").appendingPathComponent("\(rendition.lastPathComponent).mp4")
-            var data = try Data(contentsOf: rendition.appendingPathComponent("init.mp4"))
-            for s in try FileManager.default.contentsOfDirectory(atPath: rendition.path).filter({ $0.hasSuffix(".m4s") }).sorted() {
-                data += try Data(contentsOf: rendition.appendingPathComponent(s))
-            }
-            try data.write(to: joined)
-            let j = try Support.ffprobe(["-select_streams", "v:0", "-show_entries", "packet=pts_time", joined.path])
-            let times = ((j["packets"] as? [[String: Any]]) ?? []).compactMap { ($0["pts_time"] as? String).flatMap(Double.init) }.sorted()
+            let probe = PackageProbe(dir: pkg)
+            let times = try (0..<probe.segments(uri).entries.count).flatMap { try probe.videoPacketTimes(uri, $0) }.sorted()
             let closest = zip(times, times.dropFirst()).map { $1 - $0 }.min() ?? .infinity
-            #expect(times.count > 10 && closest >= 0.75 / fps - 0.001, "\(name) \(rendition.lastPathComponent) at \(fps) fps: pictures \(closest) s apart")
+            #expect(times.count > 10 && closest >= 0.75 / fps - 0.001, "\(name) \(uri) at \(fps) fps: pictures \(closest) s apart")
         }
         // validate checks the same by tfdt, and EXTINF; the outside checker agrees.
         let v = try Support.coursepack("validate", pkg.path)

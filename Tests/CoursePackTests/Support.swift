@@ -158,6 +158,16 @@ struct PackageProbe {
         return (packets.first?["flags"] as? String ?? "", streams.first ?? [:])
     }
 
+    /// Presentation times of the video packets of segment `index` of a rendition (init segment and
+    /// segment joined, as a player reads them); with `firstOnly`, only the first packet's.
+    func videoPacketTimes(_ playlist: String, _ index: Int, firstOnly: Bool = false) throws -> [Double] {
+        let tmp = try joinedSegment(playlist, index)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let j = try Support.ffprobe(["-select_streams", "v:0", "-show_entries", "packet=pts_time"]
+                                    + (firstOnly ? ["-read_intervals", "%+#1"] : []) + [tmp.path])
+        return ((j["packets"] as? [[String: Any]]) ?? []).compactMap { ($0["pts_time"] as? String).flatMap(Double.init) }
+    }
+
     /// The earliest presentation time of each stream kind ("video", "audio") in segment `index` of
     /// a rendition (init segment and segment joined, as a player reads them).
     func segmentStarts(_ playlist: String, _ index: Int) throws -> [String: Double] {

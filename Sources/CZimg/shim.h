@@ -11,9 +11,10 @@
 
 // A graph that resamples an 8-bit Y'CbCr 4:2:0 picture of sw x sh to dw x dh with a Lanczos filter of
 // `taps` lobes on every plane, keeping range and chroma siting (no colour conversion, no dithering).
-// NULL when zimg refuses; zimg_get_last_error says why.
+// `wide` lets zimg use 512-bit instructions where the CPU has them (ZIMG_CPU_AUTO_64B), which needs
+// planes aligned to 64 bytes (cp_zimg_alignment). NULL when zimg refuses; zimg_get_last_error says why.
 static inline zimg_filter_graph *cp_zimg_lanczos_420(unsigned sw, unsigned sh, unsigned dw, unsigned dh,
-                                                     int full_range, int chroma_location, double taps) {
+                                                     int full_range, int chroma_location, double taps, int wide) {
     zimg_image_format src, dst;
     zimg_image_format_default(&src, ZIMG_API_VERSION);
     src.width = sw;
@@ -35,12 +36,13 @@ static inline zimg_filter_graph *cp_zimg_lanczos_420(unsigned sw, unsigned sh, u
     params.resample_filter_uv = ZIMG_RESIZE_LANCZOS;
     params.filter_param_a_uv = taps;
     params.dither_type = ZIMG_DITHER_NONE;
-    params.cpu_type = ZIMG_CPU_AUTO;
+    params.cpu_type = wide ? ZIMG_CPU_AUTO_64B : ZIMG_CPU_AUTO;
     return zimg_filter_graph_build(&src, &dst, &params);
 }
 
-// The alignment zimg needs of every plane's address and stride with ZIMG_CPU_AUTO on x86-64.
-static inline size_t cp_zimg_alignment(void) { return 32; }
+// The alignment zimg needs of every plane's address and stride on x86-64: 32 bytes with
+// ZIMG_CPU_AUTO, 64 with ZIMG_CPU_AUTO_64B.
+static inline size_t cp_zimg_alignment(int wide) { return wide ? 64 : 32; }
 
 // Runs `graph` on three whole planes. `tmp` must hold zimg_filter_graph_get_tmp_size bytes, aligned.
 static inline zimg_error_code_e cp_zimg_process(const zimg_filter_graph *graph, void *tmp,

@@ -142,8 +142,13 @@ extension Scaler {
 /// pictures to 480p: 0.3-0.7 CPU s a minute against libswscale's 1.5-1.7 s, VMAF of the picture scaled
 /// back 87.95 against 88.03 (BENCHMARKS.md, 2026-12-07, "the rung scalers on zimg").
 final class ZimgResampler {
+    /// 512-bit vectors where libavutil aligns its pictures for them (`av_cpu_max_align`: 64 bytes on a
+    /// CPU with AVX-512), so that decoded pictures meet zimg's wider alignment. On a Xeon with AVX-512,
+    /// 720p -> 480p took 0.60-0.64 ms a picture against 0.88-1.22 ms with 256-bit vectors
+    /// (BENCHMARKS.md, 2026-12-07, "zimg's 512-bit mode").
+    static let wide = av_cpu_max_align() >= 64
     /// What zimg needs of every plane's address and row stride.
-    static let alignment = Int(cp_zimg_alignment())
+    static let alignment = Int(cp_zimg_alignment(wide ? 1 : 0))
     private let graph: OpaquePointer
     private let tmp: UnsafeMutableRawPointer
     private let width: Int
@@ -151,7 +156,7 @@ final class ZimgResampler {
 
     init(sourceWidth: Int, sourceHeight: Int, width: Int, height: Int, fullRange: Bool) throws {
         guard let g = cp_zimg_lanczos_420(UInt32(sourceWidth), UInt32(sourceHeight), UInt32(width), UInt32(height),
-                                          fullRange ? 1 : 0, Int32(ZIMG_CHROMA_LEFT.rawValue), 3) else {
+                                          fullRange ? 1 : 0, Int32(ZIMG_CHROMA_LEFT.rawValue), 3, Self.wide ? 1 : 0) else {
             throw MediaError(kind: .unsupported, operation: "creating scaler",
                              message: "zimg cannot resize \(sourceWidth)x\(sourceHeight) to \(width)x\(height): \(Self.lastError())")
         }

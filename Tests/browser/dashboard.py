@@ -78,9 +78,12 @@ try:
     wait(lambda: d.find_elements(By.ID, "jobs"), "the jobs page")
 
     # The failure comes first, with its reason; markup in a title is text.
-    first = wait(lambda: d.find_elements(By.CSS_SELECTOR, "#jobs tr.job")[0], "a job row")
-    seen["first"] = {"id": first.get_attribute("data-id"), "state": first.get_attribute("data-state"), "text": first.text}
-    seen["titleAsText"] = "<script>alert(1)</script>" in d.find_element(By.ID, "jobs").text
+    # Each read is one wait(): the live fragment may replace a row between finding and reading it.
+    def first_row():
+        r = d.find_elements(By.CSS_SELECTOR, "#jobs tr.job")[0]
+        return {"id": r.get_attribute("data-id"), "state": r.get_attribute("data-state"), "text": r.text}
+    seen["first"] = wait(first_row, "a job row")
+    seen["titleAsText"] = wait(lambda: ["<script>alert(1)</script>" in d.find_element(By.ID, "jobs").text], "the jobs table")[0]
     try:
         d.switch_to.alert
         seen["alert"] = True
@@ -147,7 +150,8 @@ try:
         wait(lambda: worker_row("w2") is not None, "w2 on the page")
         shot("workers")
         done = wait(lambda: (j := api("GET", "/v1/jobs/" + stuck2))["state"] in ("succeeded", "failed") and j, "the job to run again", 120)
-        seen["kill"] = {"w1": worker_row("w1").text, "state": done["state"], "attempts": done["attempts"]}
+        # Read through wait(): the live fragment may replace the row between finding and reading it.
+        seen["kill"] = {"w1": wait(lambda: worker_row("w1").text, "w1's row"), "state": done["state"], "attempts": done["attempts"]}
 finally:
     if second is not None:
         second.send_signal(signal.SIGTERM)

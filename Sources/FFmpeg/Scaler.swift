@@ -145,7 +145,7 @@ final class ZimgResampler {
     /// 512-bit vectors where libavutil aligns its pictures for them (`av_cpu_max_align`: 64 bytes on a
     /// CPU with AVX-512), so that decoded pictures meet zimg's wider alignment. On a Xeon with AVX-512,
     /// 720p -> 480p took 0.60-0.64 ms a picture against 0.88-1.22 ms with 256-bit vectors
-    /// (BENCHMARKS.md, 2026-12-07, "zimg's 512-bit mode").
+    /// (BENCHMARKS.md, 2026-12-07 19:18-20:40, "a new machine: ... zimg's 512-bit mode").
     static let wide = av_cpu_max_align() >= 64
     /// What zimg needs of every plane's address and row stride.
     static let alignment = Int(cp_zimg_alignment(wide ? 1 : 0))

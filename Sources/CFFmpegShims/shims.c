@@ -97,3 +97,101 @@ void cp_interrupt_attach(AVFormatContext *ctx, cp_interrupt *state) {
     ctx->interrupt_callback.callback = interrupt_trampoline;
     ctx->interrupt_callback.opaque = state;
 }
+
+// MARK: - Where two pictures differ
+
+// First index in [from, to) where rows p and q differ, or `to`. memcmp over the whole span first:
+// most rows of a still stretch are equal there, and glibc's memcmp runs at memory speed.
+static int first_difference(const uint8_t *p, const uint8_t *q, int from, int to) {
+    if (from >= to || memcmp(p + from, q + from, (size_t)(to - from)) == 0) return to;
+    int i = from;
+    while (to - i >= 64 && memcmp(p + i, q + i, 64) == 0) i += 64;
+    while (i < to && p[i] == q[i]) i++;
+    return i;
+}
+
+// Last index in [from, to) where rows p and q differ, plus one; `from` when none does.
+static int last_difference(const uint8_t *p, const uint8_t *q, int from, int to) {
+    if (from >= to || memcmp(p + from, q + from, (size_t)(to - from)) == 0) return from;
+    int i = to;
+    while (i - from >= 64 && memcmp(p + i - 64, q + i - 64, 64) == 0) i -= 64;
+    while (i > from && p[i - 1] == q[i - 1]) i--;
+    return i;
+}
+
+// The box of differing bytes of one plane of w x h bytes; 0 when none differ.
+static int plane_box(const uint8_t *a, ptrdiff_t as, const uint8_t *b, ptrdiff_t bs, int w, int h, int box[4]) {
+    if (a == b && as == bs) return 0;
+    int top = 0;
+    while (top < h && memcmp(a + top * as, b + top * bs, (size_t)w) == 0) top++;
+    if (top == h) return 0;
+    int bottom = h;
+    while (bottom > top + 1 && memcmp(a + (bottom - 1) * as, b + (bottom - 1) * bs, (size_t)w) == 0) bottom--;
+    // Columns: each row of the band need only be searched left of the box found so far and right of it.
+    int left = w, right = 0;
+    for (int r = top; r < bottom; r++) {
+        const uint8_t *p = a + r * as, *q = b + r * bs;
+        int l = first_difference(p, q, 0, left);
+        if (l < left) left = l;
+        int from = right > left ? right : left;
+        int e = last_difference(p, q, from, w);
+        if (e > right) right = e;
+    }
+    box[0] = left;
+    box[1] = top;
+    box[2] = right;
+    box[3] = bottom;
+    return 1;
+}
+
+int cp_frame_changed_box(const AVFrame *a, const AVFrame *b, int box[4]) {
+    if (a->width != b->width || a->height != b->height || a->format != b->format) return -1;
+    if (a->format != AV_PIX_FMT_YUV420P && a->format != AV_PIX_FMT_YUVJ420P) return -1;
+    int w = a->width, h = a->height;
+    if (w <= 0 || h <= 0 || (w & 1) || (h & 1)) return -1;
+    for (int i = 0; i < 3; i++) {
+        if (!a->data[i] || !b->data[i] || a->linesize[i] <= 0 || b->linesize[i] <= 0) return -1;
+    }
+    int any = 0;
+    int out[4] = { w, h, 0, 0 };
+    for (int i = 0; i < 3; i++) {
+        int k = i == 0 ? 1 : 2;
+        int pb[4];
+        if (!plane_box(a->data[i], a->linesize[i], b->data[i], b->linesize[i], w / k, h / k, pb)) continue;
+        any = 1;
+        for (int j = 0; j < 4; j++) pb[j] *= k;
+        if (pb[0] < out[0]) out[0] = pb[0];
+        if (pb[1] < out[1]) out[1] = pb[1];
+        if (pb[2] > out[2]) out[2] = pb[2];
+        if (pb[3] > out[3]) out[3] = pb[3];
+    }
+    if (!any) return 0;
+    box[0] = out[0] & ~1;
+    box[1] = out[1] & ~1;
+    box[2] = (out[2] + 1) & ~1;
+    box[3] = (out[3] + 1) & ~1;
+    return 1;
+}
+
+int cp_frame_copy_outside(AVFrame *dst, const AVFrame *src, int x0, int y0, int x1, int y1) {
+    if (dst->width != src->width || dst->height != src->height || dst->format != src->format) return -1;
+    if (src->format != AV_PIX_FMT_YUV420P && src->format != AV_PIX_FMT_YUVJ420P) return -1;
+    int w = src->width, h = src->height;
+    if ((w & 1) || (h & 1) || (x0 & 1) || (y0 & 1) || (x1 & 1) || (y1 & 1)) return -1;
+    if (x0 < 0 || y0 < 0 || x1 > w || y1 > h || x0 > x1 || y0 > y1) return -1;
+    for (int i = 0; i < 3; i++) {
+        int k = i == 0 ? 1 : 2;
+        int pw = w / k, ph = h / k, l = x0 / k, t = y0 / k, r = x1 / k, b = y1 / k;
+        for (int y = 0; y < ph; y++) {
+            uint8_t *d = dst->data[i] + (ptrdiff_t)y * dst->linesize[i];
+            const uint8_t *s = src->data[i] + (ptrdiff_t)y * src->linesize[i];
+            if (y < t || y >= b) {
+                memcpy(d, s, (size_t)pw);
+            } else {
+                memcpy(d, s, (size_t)l);
+                memcpy(d + r, s + r, (size_t)(pw - r));
+            }
+        }
+    }
+    return 0;
+}

@@ -13,8 +13,14 @@
 // `taps` lobes on every plane, keeping range and chroma siting (no colour conversion, no dithering).
 // `wide` lets zimg use 512-bit instructions where the CPU has them (ZIMG_CPU_AUTO_64B), which needs
 // planes aligned to 64 bytes (cp_zimg_alignment). NULL when zimg refuses; zimg_get_last_error says why.
-static inline zimg_filter_graph *cp_zimg_lanczos_420(unsigned sw, unsigned sh, unsigned dw, unsigned dh,
-                                                     int full_range, int chroma_location, double taps, int wide) {
+//
+// With `tile` set, the graph makes only the dw x dh tile whose top-left corner is luma pixel (tx, ty) of
+// a picture of pw x ph: zimg reads the whole source picture and filters the tile's own part of it, as
+// the whole picture's graph does (the same taps, the same edges), so that tiles written into a copy of
+// the picture scaled before give it byte for byte.
+static inline zimg_filter_graph *cp_zimg_lanczos_420_tile(unsigned sw, unsigned sh, unsigned pw, unsigned ph,
+                                                          int tile, unsigned tx, unsigned ty, unsigned dw, unsigned dh,
+                                                          int full_range, int chroma_location, double taps, int wide) {
     zimg_image_format src, dst;
     zimg_image_format_default(&src, ZIMG_API_VERSION);
     src.width = sw;
@@ -29,6 +35,13 @@ static inline zimg_filter_graph *cp_zimg_lanczos_420(unsigned sw, unsigned sh, u
     dst = src;
     dst.width = dw;
     dst.height = dh;
+    if (tile) {
+        double x = (double)sw / pw, y = (double)sh / ph;
+        src.active_region.left = tx * x;
+        src.active_region.top = ty * y;
+        src.active_region.width = dw * x;
+        src.active_region.height = dh * y;
+    }
     zimg_graph_builder_params params;
     zimg_graph_builder_params_default(&params, ZIMG_API_VERSION);
     params.resample_filter = ZIMG_RESIZE_LANCZOS;
@@ -38,6 +51,12 @@ static inline zimg_filter_graph *cp_zimg_lanczos_420(unsigned sw, unsigned sh, u
     params.dither_type = ZIMG_DITHER_NONE;
     params.cpu_type = wide ? ZIMG_CPU_AUTO_64B : ZIMG_CPU_AUTO;
     return zimg_filter_graph_build(&src, &dst, &params);
+}
+
+// The whole picture: sw x sh to dw x dh.
+static inline zimg_filter_graph *cp_zimg_lanczos_420(unsigned sw, unsigned sh, unsigned dw, unsigned dh,
+                                                     int full_range, int chroma_location, double taps, int wide) {
+    return cp_zimg_lanczos_420_tile(sw, sh, dw, dh, 0, 0, 0, dw, dh, full_range, chroma_location, taps, wide);
 }
 
 // The alignment zimg needs of every plane's address and stride on x86-64: 32 bytes with

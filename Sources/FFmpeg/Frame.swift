@@ -1,4 +1,5 @@
 internal import CFFmpeg
+internal import CFFmpegShims
 
 /// A decoded video or audio frame. Owns its AVFrame; the picture or sample buffers are reference
 /// counted, so `reference()` shares them instead of copying.
@@ -24,6 +25,7 @@ public final class Frame {
         let f = Frame(timeBase: timeBase)
         if av_frame_ref(f.pointer, pointer) < 0 { fatalError("av_frame_ref: out of memory") }
         f.pictureID = pictureID
+        f.changed = changed
         return f
     }
 
@@ -34,6 +36,24 @@ public final class Frame {
 
     /// Whether `other` holds the same picture: size, format and every visible byte of every plane.
     public func hasSamePicture(as other: Frame) -> Bool { cp_frame_same_picture(pointer, other.pointer) != 0 }
+
+    /// Where this picture differs from the picture handed on before it in the same stream of pictures
+    /// (decoded, or one rendition's): nil when that is not known, so all of it counts as changed; an
+    /// empty region when it is the same. Whoever derived a picture from the earlier one need only
+    /// derive again what this region reaches. Carried by `reference()`.
+    public var changed: PictureRegion?
+
+    /// Where this picture differs from `earlier`: `.same`, a region of luma pixels, or nil where the two
+    /// cannot be compared that way (only 8-bit 4:2:0 pictures of even size are; `hasSamePicture` takes
+    /// the others).
+    public func change(since earlier: Frame) -> PictureRegion? {
+        var box: [Int32] = [0, 0, 0, 0]
+        switch cp_frame_changed_box(pointer, earlier.pointer, &box) {
+        case 0: return .same
+        case 1: return PictureRegion(left: Int(box[0]), top: Int(box[1]), right: Int(box[2]), bottom: Int(box[3]))
+        default: return nil
+        }
+    }
 
     /// Takes `source`'s timestamp, time base and picture type (a keyframe mark), as a picture made
     /// from it carries them.
@@ -63,13 +83,14 @@ public final class Frame {
     public var sampleRate: Int { Int(pointer.pointee.sample_rate) }
     public var channelCount: Int { Int(pointer.pointee.ch_layout.nb_channels) }
 
-    /// A new picture with its own buffers, every byte of plane 0 set to `luma` and chroma neutral.
-    public static func picture(width: Int, height: Int, format: PixelFormat, luma: UInt8 = 0) throws -> Frame {
+    /// A new picture with its own buffers, every byte of plane 0 set to `luma` and chroma neutral; rows
+    /// aligned to `alignment` bytes (0: libavutil's own choice).
+    public static func picture(width: Int, height: Int, format: PixelFormat, luma: UInt8 = 0, alignment: Int = 0) throws -> Frame {
         let f = Frame()
         f.pointer.pointee.width = Int32(width)
         f.pointer.pointee.height = Int32(height)
         f.pointer.pointee.format = format.raw
-        try check(av_frame_get_buffer(f.pointer, 0), "allocating \(width)x\(height) picture")
+        try check(av_frame_get_buffer(f.pointer, Int32(alignment)), "allocating \(width)x\(height) picture")
         let planes = format == .gray ? 1 : 3
         for i in 0..<planes {
             let h = i == 0 ? height : (height + 1) / 2
@@ -117,4 +138,35 @@ public final class Frame {
 public struct Transfer<Value>: @unchecked Sendable {
     public let value: Value
     public init(_ value: Value) { self.value = value }
+}
+
+/// A rectangle of a picture in luma pixels: `left` and `top` included, `right` and `bottom` not.
+public struct PictureRegion: Sendable, Equatable, CustomStringConvertible {
+    public var left: Int
+    public var top: Int
+    public var right: Int
+    public var bottom: Int
+
+    public init(left: Int, top: Int, right: Int, bottom: Int) {
+        self.left = left
+        self.top = top
+        self.right = right
+        self.bottom = bottom
+    }
+
+    /// No pixel: a picture the same as the one before it.
+    public static let same = PictureRegion(left: 0, top: 0, right: 0, bottom: 0)
+
+    public var isEmpty: Bool { right <= left || bottom <= top }
+    public var area: Int { isEmpty ? 0 : (right - left) * (bottom - top) }
+
+    /// The smallest region holding both.
+    public func union(_ other: PictureRegion) -> PictureRegion {
+        if isEmpty { return other }
+        if other.isEmpty { return self }
+        return PictureRegion(left: min(left, other.left), top: min(top, other.top),
+                             right: max(right, other.right), bottom: max(bottom, other.bottom))
+    }
+
+    public var description: String { isEmpty ? "none" : "\(left),\(top)-\(right),\(bottom)" }
 }

@@ -1,4 +1,5 @@
 internal import CFFmpeg
+internal import CFFmpegShims
 internal import CZimg
 
 /// Converts pictures between sizes and pixel formats with libswscale; a Lanczos resize of an 8-bit
@@ -79,6 +80,8 @@ public final class Scaler {
     /// they are aligned goes to libswscale, which gives the same filter).
     public private(set) var zimgScales = 0
     public private(set) var swscaleScales = 0
+    /// Of `zimgScales`, the pictures scaled only where they changed (`scale(_:from:changed:)`).
+    public private(set) var partialScales = 0
 
     /// A new frame at the target size, with the source frame's timestamp and square pixels.
     public func scale(_ source: Frame) throws -> Frame {
@@ -107,6 +110,38 @@ public final class Scaler {
 }
 
 extension Scaler {
+    /// Scales `source` by scaling again only what changed since `previous`'s source: `changed` holds every
+    /// luma pixel where `source` differs from the picture `previous` (this scaler's output) was scaled
+    /// from. The result is a copy of `previous` with the tiles of the picture that `changed` reaches
+    /// scaled anew, byte for byte what `scale(source)` gives, and the region of it that can differ from
+    /// `previous` (what the filter reaches from `changed`; the rest of each tile comes out the same). Nil when
+    /// that is not cheaper than scaling all of it (the tiles cover two thirds of the picture or more), or when
+    /// zimg cannot take the planes: the caller scales all of it. On a slide lecture whose speaker inset
+    /// moves, 720p -> 480p took 0.15-0.2 ms a picture against 0.6 ms for the whole picture
+    /// (BENCHMARKS.md, 2026-12-07, "scaling only what changed").
+    public func scale(_ source: Frame, from previous: Frame, changed: PictureRegion) throws -> (picture: Frame, changed: PictureRegion)? {
+        guard let resampler, sourceMatches(source), previous.width == width, previous.height == height,
+              previous.pixelFormat == pixelFormat else { return nil }
+        let (reach, tiles) = resampler.reach(of: changed)
+        guard tiles.area * 3 < width * height * 2 else { return nil }
+        let out = Frame(timeBase: source.timeBase)
+        out.pointer.pointee.width = Int32(width)
+        out.pointer.pointee.height = Int32(height)
+        out.pointer.pointee.format = pixelFormat.raw
+        try check(av_frame_get_buffer(out.pointer, Int32(ZimgResampler.alignment)), "allocating scaled picture")
+        // What the tiles do not cover comes from `previous`; the tiles are written whole below.
+        try check(cp_frame_copy_outside(out.pointer, previous.pointer, Int32(tiles.left), Int32(tiles.top), Int32(tiles.right), Int32(tiles.bottom)),
+                  "copying scaled picture")
+        guard try resampler.resample(source, into: out, tiles: tiles) else { return nil }
+        zimgScales += 1
+        partialScales += 1
+        out.pointer.pointee.pts = source.pts ?? cp_nopts()
+        out.pointer.pointee.pict_type = source.pointer.pointee.pict_type
+        out.pointer.pointee.key_frame = source.pointer.pointee.key_frame
+        out.pointer.pointee.sample_aspect_ratio = AVRational(num: 1, den: 1)
+        return (out, reach)
+    }
+
     /// Scales `source` into the rectangle at (`x`, `y`) of `canvas`, a picture in this scaler's output
     /// format at least as large; `x` and `y` must be even for 4:2:0 formats.
     public func scale(_ source: Frame, into canvas: Frame, x: Int, y: Int) throws {
@@ -150,9 +185,23 @@ final class ZimgResampler {
     /// What zimg needs of every plane's address and row stride.
     static let alignment = Int(cp_zimg_alignment(wide ? 1 : 0))
     private let graph: OpaquePointer
-    private let tmp: UnsafeMutableRawPointer
+    private var tmp: UnsafeMutableRawPointer
+    private var tmpSize: Int
+    private let sourceWidth: Int
+    private let sourceHeight: Int
     private let width: Int
     private let height: Int
+    private let fullRange: Bool
+    /// Tile graphs (`cp_zimg_lanczos_420_tile`), row by row, each made the first time it is needed.
+    private var tiles: [OpaquePointer?]
+    private let columns: Int
+    /// Tiles of 256 x 64 output pixels: a multiple of 128 wide, so that every tile's chroma starts on a
+    /// 64-byte boundary as zimg needs. Smaller tiles fit a change more closely, but each reads its
+    /// filter's margin again and each graph holds 20-40 KB: scaling every tile of a 720p -> 480p picture
+    /// took 1.37x the whole picture's time with these, 1.43x with 256 x 32 and 1.8x with 128 x 32, and
+    /// 256 x 32 tiles raised lecture720's peak by 10-14 MB against 4 with these.
+    static let tileWidth = 256
+    static let tileHeight = 64
 
     init(sourceWidth: Int, sourceHeight: Int, width: Int, height: Int, fullRange: Bool) throws {
         guard let g = cp_zimg_lanczos_420(UInt32(sourceWidth), UInt32(sourceHeight), UInt32(width), UInt32(height),
@@ -166,34 +215,112 @@ final class ZimgResampler {
             throw MediaError(kind: .other, operation: "creating scaler", message: "zimg: \(Self.lastError())")
         }
         graph = g
-        tmp = UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 64)
+        tmpSize = max(size, 1)
+        tmp = UnsafeMutableRawPointer.allocate(byteCount: tmpSize, alignment: 64)
+        self.sourceWidth = sourceWidth
+        self.sourceHeight = sourceHeight
         self.width = width
         self.height = height
+        self.fullRange = fullRange
+        columns = (width + Self.tileWidth - 1) / Self.tileWidth
+        tiles = Array(repeating: nil, count: columns * ((height + Self.tileHeight - 1) / Self.tileHeight))
     }
 
     deinit {
         zimg_filter_graph_free(graph)
+        for t in tiles { if let t { zimg_filter_graph_free(t) } }
         tmp.deallocate()
     }
 
-    /// Resamples `source` into `out` (both 4:2:0, `out` allocated at the target size). False, with
-    /// nothing written, when a plane of either is not aligned as zimg needs.
-    func resample(_ source: Frame, into out: Frame) throws -> Bool {
-        guard out.width == width, out.height == height else { return false }
+    /// The output pixels that read a pixel of `changed` (a region of the source, luma pixels): the
+    /// union of what the luma and the chroma filters reach, each three lobes of the filter at the scale
+    /// factor (`max(1, factor)` source pixels a lobe) and one pixel more; and that region widened to
+    /// whole tiles.
+    func reach(of changed: PictureRegion) -> (reach: PictureRegion, tiles: PictureRegion) {
+        if changed.isEmpty { return (.same, .same) }
+        func axis(_ lo: Int, _ hi: Int, source: Int, output: Int, tile: Int) -> (Int, Int, Int, Int) {
+            let s = Double(source) / Double(output)
+            let r = 3 * max(1, s) + 1
+            // Output pixel j is centred on source position (j + 0.5) s - 0.5 and reads what lies within r.
+            func first(_ lo: Double, _ s: Double) -> Int { Int(((lo - r + 0.5) / s - 0.5).rounded(.down)) - 1 }
+            func end(_ hi: Double, _ s: Double) -> Int { Int(((hi + r + 0.5) / s - 0.5).rounded(.up)) + 2 }
+            // Luma, then chroma in its own half-size pixels (its siting moves it less than one of them,
+            // inside the extra pixel), back in luma pixels.
+            let a = min(first(Double(lo), s), 2 * first(Double(lo / 2) - 1, s))
+            let b = max(end(Double(hi), s), 2 * end(Double((hi + 1) / 2) + 1, s))
+            let from = min(output, max(0, a)), to = max(from, min(output, b))
+            return (from, to, from / tile * tile, min(output, (to + tile - 1) / tile * tile))
+        }
+        let x = axis(changed.left, changed.right, source: sourceWidth, output: width, tile: Self.tileWidth)
+        let y = axis(changed.top, changed.bottom, source: sourceHeight, output: height, tile: Self.tileHeight)
+        return (PictureRegion(left: x.0, top: y.0, right: x.1, bottom: y.1),
+                PictureRegion(left: x.2, top: y.2, right: x.3, bottom: y.3))
+    }
+
+    /// Scales the tiles of `region` (whole tiles, from `reach(of:)`) of `source` into `out`. False, with
+    /// nothing written, when a plane is not aligned as zimg needs.
+    func resample(_ source: Frame, into out: Frame, tiles region: PictureRegion) throws -> Bool {
+        guard let (src, srcStride, dst, dstStride) = planes(source, out) else { return false }
+        let tw = Self.tileWidth, th = Self.tileHeight
+        for ty in stride(from: region.top, to: region.bottom, by: th) {
+            for tx in stride(from: region.left, to: region.right, by: tw) {
+                let w = min(tw, width - tx), h = min(th, height - ty)
+                let graph = try tile(index: ty / th * columns + tx / tw, x: tx, y: ty, width: w, height: h)
+                let d: [UnsafeMutablePointer<UInt8>?] = (0..<3).map { i in dst[i]! + (i == 0 ? ty * dstStride[i] + tx : ty / 2 * dstStride[i] + tx / 2) }
+                let rc = cp_zimg_process(graph, tmp, src, srcStride, d, dstStride)
+                guard rc == ZIMG_ERROR_SUCCESS else {
+                    throw MediaError(kind: .other, operation: "scaling", message: "zimg: \(Self.lastError())")
+                }
+            }
+        }
+        return true
+    }
+
+    private func tile(index: Int, x: Int, y: Int, width w: Int, height h: Int) throws -> OpaquePointer {
+        if let t = tiles[index] { return t }
+        guard let g = cp_zimg_lanczos_420_tile(UInt32(sourceWidth), UInt32(sourceHeight), UInt32(width), UInt32(height), 1,
+                                               UInt32(x), UInt32(y), UInt32(w), UInt32(h), fullRange ? 1 : 0,
+                                               Int32(ZIMG_CHROMA_LEFT.rawValue), 3, Self.wide ? 1 : 0) else {
+            throw MediaError(kind: .other, operation: "scaling", message: "zimg cannot make a tile graph: \(Self.lastError())")
+        }
+        var size = 0
+        guard zimg_filter_graph_get_tmp_size(g, &size) == ZIMG_ERROR_SUCCESS else {
+            zimg_filter_graph_free(g)
+            throw MediaError(kind: .other, operation: "scaling", message: "zimg: \(Self.lastError())")
+        }
+        if size > tmpSize {
+            tmp.deallocate()
+            tmpSize = size
+            tmp = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        }
+        tiles[index] = g
+        return g
+    }
+
+    /// The three planes of `source` and `out` with their strides; nil when one is missing or not aligned
+    /// as zimg needs.
+    private func planes(_ source: Frame, _ out: Frame) -> ([UnsafePointer<UInt8>?], [Int], [UnsafeMutablePointer<UInt8>?], [Int])? {
         let a = Self.alignment
         var src: [UnsafePointer<UInt8>?] = []
         var dst: [UnsafeMutablePointer<UInt8>?] = []
         var srcStride: [Int] = []
         var dstStride: [Int] = []
         for i in 0..<3 {
-            guard let s = source.plane(i), let d = out.plane(i) else { return false }
+            guard let s = source.plane(i), let d = out.plane(i) else { return nil }
             let ss = source.lineSize(i), ds = out.lineSize(i)
-            guard Int(bitPattern: s) % a == 0, Int(bitPattern: d) % a == 0, ss % a == 0, ds % a == 0 else { return false }
+            guard Int(bitPattern: s) % a == 0, Int(bitPattern: d) % a == 0, ss % a == 0, ds % a == 0 else { return nil }
             src.append(UnsafePointer(s))
             dst.append(d)
             srcStride.append(ss)
             dstStride.append(ds)
         }
+        return (src, srcStride, dst, dstStride)
+    }
+
+    /// Resamples `source` into `out` (both 4:2:0, `out` allocated at the target size). False, with
+    /// nothing written, when a plane of either is not aligned as zimg needs.
+    func resample(_ source: Frame, into out: Frame) throws -> Bool {
+        guard out.width == width, out.height == height, let (src, srcStride, dst, dstStride) = planes(source, out) else { return false }
         let rc = cp_zimg_process(graph, tmp, src, srcStride, dst, dstStride)
         guard rc == ZIMG_ERROR_SUCCESS else {
             throw MediaError(kind: .other, operation: "scaling", message: "zimg: \(Self.lastError())")

@@ -232,6 +232,9 @@ final class VideoBranch: Branch {
     private var scaler: Scaler?
     /// The last picture this branch scaled, for a frame with the same picture (`Frame.pictureID`).
     private var lastScaled: Frame?
+    /// Where the pictures that came in since this branch last made one changed (`Frame.changed`, joined);
+    /// nil when not known.
+    private var pending: PictureRegion? = .same
     private let timeBase = Rational(1, 90_000)
     private var keyframeOwed = false
     private var nextDue = -Double.infinity
@@ -306,6 +309,9 @@ final class VideoBranch: Branch {
 
     func consume(_ frame: Frame) throws {
         stats.framesIn += 1
+        // Every picture that comes in counts, also those dropped below: the next picture made differs
+        // from the last one made wherever any of them changed.
+        if let p = pending, let c = frame.changed { pending = p.union(c) } else { pending = nil }
         guard let t = frame.time else { return }
         if let p = lastInputTime, t > p { lastInputInterval = t - p }
         lastInputTime = t
@@ -369,21 +375,42 @@ final class VideoBranch: Branch {
     /// frame itself when it already fits (this branch's own reference, no copy), else scaled. A frame
     /// with the picture of the last one scaled (a still screen: the same `Frame.pictureID`) gets a
     /// reference to that scaled picture instead: the same pixels without the scaler's work.
+    ///
+    /// The picture made carries where it differs from the one made before it (`Frame.changed`), for the
+    /// renditions scaled from it: a scaled picture is made again only where its source changed
+    /// (`Scaler.scale(_:from:changed:)`) when that is the smaller part.
     private func picture(of frame: Frame) throws -> Frame {
-        if frame.width == plan.width, frame.height == plan.height, frame.pixelFormat == .yuv420p { return frame }
+        let change = pending
+        pending = .same
+        if frame.width == plan.width, frame.height == plan.height, frame.pixelFormat == .yuv420p {
+            frame.changed = change
+            return frame
+        }
         if frame.pictureID != 0, let last = lastScaled, last.pictureID == frame.pictureID {
             let picture = last.reference()
             picture.takeTiming(of: frame)
+            picture.changed = .same
             stats.scalesReused += 1
             return picture
         }
-        if let s = scaler, s.sourceMatches(frame) == false { scaler = nil }
+        if let s = scaler, s.sourceMatches(frame) == false {
+            scaler = nil
+            lastScaled = nil
+        }
         if scaler == nil {
             scaler = try Scaler(sourceWidth: frame.width, sourceHeight: frame.height, sourceFormat: frame.pixelFormat,
                                 width: plan.width, height: plan.height)
         }
         let byZimg = scaler!.zimgScales
-        let picture = try scaler!.scale(frame)
+        let picture: Frame
+        if let last = lastScaled, let change, let part = try scaler!.scale(frame, from: last, changed: change) {
+            picture = part.picture
+            picture.changed = part.changed
+            stats.scaledPartly += 1
+        } else {
+            picture = try scaler!.scale(frame)
+            picture.changed = nil
+        }
         stats.scaled += 1
         if scaler!.zimgScales > byZimg { stats.scaledByZimg += 1 }
         picture.pictureID = frame.pictureID

@@ -253,7 +253,8 @@ final class OnePass {
         logger.debug("keyframes: \(keyframes.placed) placed, \(keyframes.skipped) left out where the picture had not changed")
         let reused = videoBranches.map { "\($0.name) \($0.stats.scalesReused)" }.joined(separator: ", ")
         logger.debug("pictures: \(pictureCount) different of \(videoFrames); scaled pictures reused: \(reused)")
-        let scaled = videoBranches.filter { $0.stats.scaled > 0 }.map { "\($0.name) \($0.stats.scaledByZimg) of \($0.stats.scaled)" }
+        let scaled = videoBranches.filter { $0.stats.scaled > 0 }
+            .map { "\($0.name) \($0.stats.scaledByZimg) of \($0.stats.scaled) (\($0.stats.scaledPartly) only where they changed)" }
         logger.debug("pictures resized by zimg: \(scaled.joined(separator: ", "))")
         try throwIfABranchFailed()
     }
@@ -401,8 +402,12 @@ final class OnePass {
         try keyframes.mark(frame, at: lectureTime)
         videoFrames += 1
         // A picture equal to the last one (a still screen: 71 % of the bench screencast's) keeps its
-        // id, so the renditions reuse what they scaled from it.
-        if let last = lastPicture, frame.hasSamePicture(as: last) {
+        // id, so the renditions reuse what they scaled from it; one that differs carries where, so they
+        // scale again only what that reaches (a slide's speaker inset).
+        if let last = lastPicture {
+            frame.changed = frame.change(since: last) ?? (frame.hasSamePicture(as: last) ? .same : nil)
+        }
+        if let last = lastPicture, frame.changed?.isEmpty == true {
             frame.pictureID = last.pictureID
         } else {
             pictureCount += 1

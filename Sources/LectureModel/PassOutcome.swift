@@ -27,6 +27,8 @@ package struct BranchStats: Sendable {
     /// Pictures scaled, and of them those zimg resized (the rest went through libswscale).
     package var scaled = 0
     package var scaledByZimg = 0
+    /// Of `scaledByZimg`, the pictures scaled again only where they changed (`Scaler.scale(_:from:changed:)`).
+    package var scaledPartly = 0
     package var bytes = 0
     package var extradata: [UInt8] = []
 

@@ -63,6 +63,117 @@ import Testing
         #expect(fromOdd.swscaleScales == 1 && scaled.width == 426 && scaled.height == 240)
     }
 
+    /// A picture of noise (every byte of every plane from `random`), so that any byte a scaler gets
+    /// wrong shows.
+    static func noise(width: Int, height: Int, format: PixelFormat = .yuv420p, _ random: inout SplitMix) throws -> Frame {
+        let f = try Frame.picture(width: width, height: height, format: format, alignment: ZimgResampler.alignment)
+        for i in 0..<3 {
+            let (w, h) = i == 0 ? (width, height) : ((width + 1) / 2, (height + 1) / 2)
+            let p = try #require(f.plane(i))
+            for y in 0..<h { for x in 0..<w { p[y * f.lineSize(i) + x] = UInt8(truncatingIfNeeded: random.next()) } }
+        }
+        return f
+    }
+
+    /// A copy of `frame` (its own buffers).
+    static func copy(_ frame: Frame) throws -> Frame {
+        let f = try Frame.picture(width: frame.width, height: frame.height, format: frame.pixelFormat, alignment: ZimgResampler.alignment)
+        for i in 0..<3 {
+            let h = i == 0 ? frame.height : (frame.height + 1) / 2
+            let (d, s) = (try #require(f.plane(i)), try #require(frame.plane(i)))
+            for y in 0..<h { (d + y * f.lineSize(i)).update(from: s + y * frame.lineSize(i), count: min(f.lineSize(i), frame.lineSize(i))) }
+        }
+        return f
+    }
+
+    /// Whether every visible byte of every plane of two 4:2:0 pictures is the same; where not, the
+    /// smallest region of luma pixels holding every differing luma byte and every pixel a differing
+    /// chroma byte covers.
+    static func difference(_ a: Frame, _ b: Frame) -> PictureRegion {
+        var r = PictureRegion.same
+        for i in 0..<3 {
+            let k = i == 0 ? 1 : 2
+            let (w, h) = i == 0 ? (a.width, a.height) : ((a.width + 1) / 2, (a.height + 1) / 2)
+            let (pa, pb) = (a.plane(i)!, b.plane(i)!)
+            for y in 0..<h {
+                for x in 0..<w where pa[y * a.lineSize(i) + x] != pb[y * b.lineSize(i) + x] {
+                    r = r.union(PictureRegion(left: x * k, top: y * k, right: (x + 1) * k, bottom: (y + 1) * k))
+                }
+            }
+        }
+        return r
+    }
+
+    /// Where a picture changed is the smallest even-cornered rectangle holding every changed byte of
+    /// every plane (chroma counted at the luma pixels it covers), found whichever plane and corner a
+    /// change is in; a change in the padding past the width is none; other formats are not boxed.
+    @Test func changeIsTheBoxOfEveryDifferingByte() throws {
+        var random = SplitMix(seed: 26)
+        let a = try Self.noise(width: 330, height: 186, &random)
+        #expect(try Self.copy(a).change(since: a) == .same)
+        for trial in 0..<60 {
+            let b = try Self.copy(a)
+            for _ in 0..<(1 + trial % 3) {
+                let plane = Int(random.next() % 3)
+                let (w, h) = plane == 0 ? (330, 186) : (165, 93)
+                let (x, y) = (Int(random.next() % UInt64(w)), Int(random.next() % UInt64(h)))
+                try #require(b.plane(plane))[y * b.lineSize(plane) + x] &+= 1
+            }
+            var want = Self.difference(a, b)
+            want = PictureRegion(left: want.left & ~1, top: want.top & ~1, right: (want.right + 1) & ~1, bottom: (want.bottom + 1) & ~1)
+            #expect(b.change(since: a) == want, "trial \(trial)")
+        }
+        let padded = try Self.copy(a)
+        if padded.lineSize(0) > 330 {
+            try #require(padded.plane(0))[padded.lineSize(0) - 1] &+= 1
+            #expect(padded.change(since: a) == .same)
+        }
+        #expect(try Frame.picture(width: 330, height: 186, format: .gray).change(since: try Frame.picture(width: 330, height: 186, format: .gray)) == nil)
+        #expect(try Frame.picture(width: 331, height: 186, format: .yuv420p).change(since: try Frame.picture(width: 331, height: 186, format: .yuv420p)) == nil)
+    }
+
+    /// A picture scaled again only where its source changed is byte for byte the picture scaled whole,
+    /// for every rung step of the ladders, portrait and full range included; the region it reports
+    /// holds every byte that differs from the picture before; a change over most of the picture is
+    /// left to the whole scale.
+    @Test func scalingOnlyWhatChangedGivesTheWholeScale() throws {
+        var random = SplitMix(seed: 11)
+        let steps: [(Int, Int, Int, Int, PixelFormat)] = [
+            (1280, 720, 854, 480, .yuv420p), (854, 480, 640, 360, .yuv420p), (640, 360, 426, 240, .yuv420p),
+            (426, 240, 384, 216, .yuv420p), (1920, 1080, 1280, 720, .yuv420p), (720, 1280, 480, 854, .yuv420p),
+            (1280, 720, 854, 480, .yuvj420p)]
+        for (sw, sh, dw, dh, format) in steps {
+            let scaler = try Scaler(sourceWidth: sw, sourceHeight: sh, sourceFormat: format, width: dw, height: dh, pixelFormat: format)
+            let a = try Self.noise(width: sw, height: sh, format: format, &random)
+            let before = try scaler.scale(a)
+            var partly = 0
+            for trial in 0..<8 {
+                let b = try Self.copy(a)
+                // A rectangle of new bytes somewhere, corners and edges included, up to a fifth of each side.
+                let (w, h) = (1 + Int(random.next() % UInt64(sw / 5)), 1 + Int(random.next() % UInt64(sh / 5)))
+                let x = trial == 0 ? 0 : trial == 1 ? sw - w : Int(random.next() % UInt64(sw - w))
+                let y = trial == 0 ? 0 : trial == 1 ? sh - h : Int(random.next() % UInt64(sh - h))
+                for i in 0..<3 {
+                    let k = i == 0 ? 1 : 2
+                    let p = try #require(b.plane(i))
+                    for yy in (y / k)..<((y + h + k - 1) / k) { for xx in (x / k)..<((x + w + k - 1) / k) { p[yy * b.lineSize(i) + xx] = UInt8(truncatingIfNeeded: random.next()) } }
+                }
+                let changed = try #require(b.change(since: a))
+                let whole = try scaler.scale(b)
+                guard let part = try scaler.scale(b, from: before, changed: changed) else { continue }
+                partly += 1
+                let wrong = Self.difference(part.picture, whole)
+                #expect(wrong.isEmpty, "\(sw)x\(sh) -> \(dw)x\(dh) \(format), change \(changed): differs at \(wrong)")
+                let moved = Self.difference(before, whole)
+                #expect(moved.union(part.changed) == part.changed, "\(sw)x\(sh) -> \(dw)x\(dh): reported \(part.changed), changed \(moved)")
+            }
+            #expect(partly >= 6, "\(sw)x\(sh) -> \(dw)x\(dh): \(partly) of 8 scaled in part")
+            #expect(scaler.partialScales == partly && scaler.swscaleScales == 0)
+            let most = PictureRegion(left: 0, top: 0, right: sw, bottom: sh * 3 / 4)
+            #expect(try scaler.scale(a, from: before, changed: most) == nil)
+        }
+    }
+
     /// Peak signal-to-noise ratio of one plane of two 4:2:0 pictures of the same size, in dB.
     static func psnr(_ a: Frame, _ b: Frame, plane: Int) -> Double {
         let (w, h) = plane == 0 ? (a.width, a.height) : ((a.width + 1) / 2, (a.height + 1) / 2)
@@ -164,5 +275,54 @@ import Testing
             #expect(throws: MediaError.self) { _ = try Decoder(demuxer: demuxer, streamIndex: index) }
             #expect(throws: MediaError.self) { _ = try muxer.addStream(copying: index, of: demuxer) }
         }
+    }
+}
+
+extension FFmpegWrapperTests {
+    /// Every picture of the first video stream of a file, with its time in seconds.
+    static func pictures(_ path: String) throws -> [(time: Double, frame: Frame)] {
+        let demuxer = try Demuxer(path: path)
+        let video = try #require(demuxer.streams.first { $0.kind == .video })
+        let decoder = try Decoder(demuxer: demuxer, streamIndex: video.index, threads: 1)
+        var out: [(time: Double, frame: Frame)] = []
+        func take() throws {
+            while case .value(let f) = try decoder.receive() { if let t = f.time { out.append((t, f)) } }
+        }
+        while let p = try demuxer.read() {
+            guard p.streamIndex == video.index else { continue }
+            try decoder.send(p)
+            try take()
+        }
+        try decoder.send(nil)
+        try take()
+        return out
+    }
+
+    /// The luma PSNR of each picture of `rendition` (a video file) against the picture of `source` at
+    /// the same time (each counted from its first picture), scaled whole by libswscale's Lanczos to
+    /// the rendition's size; nil for a picture without a source picture within 5 ms of its time.
+    static func psnrAgainstSource(rendition: String, source: String) throws -> [Double?] {
+        let rung = try pictures(rendition), src = try pictures(source)
+        guard let r0 = rung.first, let s0 = src.first else { return [] }
+        let scaler = try Scaler(sourceWidth: s0.frame.width, sourceHeight: s0.frame.height, sourceFormat: s0.frame.pixelFormat,
+                                width: r0.frame.width, height: r0.frame.height, pixelFormat: .yuv420p, kernel: .lanczos, zimg: false)
+        return try rung.map { r in
+            let t = r.time - r0.time + s0.time
+            guard let near = src.min(by: { abs($0.time - t) < abs($1.time - t) }), abs(near.time - t) < 0.005 else { return nil }
+            return psnr(r.frame, try scaler.scale(near.frame), plane: 0)
+        }
+    }
+}
+
+/// A small seeded generator (SplitMix64), so that a failing picture can be made again.
+struct SplitMix {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

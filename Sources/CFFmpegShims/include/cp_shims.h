@@ -9,6 +9,7 @@
 #include "cp_avfilter.h"
 
 struct AVFormatContext;
+struct AVFrame;
 
 // Log sink: receives one formatted line per av_log call at or below the level set.
 typedef void (*cp_log_sink)(int level, const char *line);
@@ -29,5 +30,17 @@ void cp_interrupt_cancel(cp_interrupt *state);
 int cp_interrupt_reason(const cp_interrupt *state);    // 0 none, 1 cancelled, 2 deadline, 3 signal
 void cp_interrupt_attach(struct AVFormatContext *ctx, cp_interrupt *state);
 int64_t cp_now_us(void);
+
+// Where picture `a` differs from picture `b`, both 8-bit Y'CbCr 4:2:0 (yuv420p or yuvj420p) of one even
+// width and height: 0 when every visible byte of every plane is the same; 1 with box[0..3] = left, top,
+// right, bottom (exclusive) of the smallest rectangle of luma pixels, on even coordinates, that holds
+// every differing luma pixel and every luma pixel a differing chroma sample covers; -1 for any other
+// pair of frames (the caller compares them another way).
+int cp_frame_changed_box(const struct AVFrame *a, const struct AVFrame *b, int box[4]);
+
+// Copies every visible byte of 4:2:0 picture `src` outside the rectangle of luma pixels [x0, x1) x
+// [y0, y1) (even corners) into `dst`, a picture of the same size and format. -1 when they are not
+// two such pictures.
+int cp_frame_copy_outside(struct AVFrame *dst, const struct AVFrame *src, int x0, int y0, int x1, int y1);
 
 #endif

@@ -195,3 +195,53 @@ int cp_frame_copy_outside(AVFrame *dst, const AVFrame *src, int x0, int y0, int 
     }
     return 0;
 }
+
+// MARK: - Pooled picture buffers
+
+struct cp_picture_pool {
+    AVBufferPool *buffers;
+    int width, height, format;
+    int linesize[4];
+    ptrdiff_t offset[4];
+    int planes;
+};
+
+cp_picture_pool *cp_picture_pool_new(const AVFrame *layout) {
+    if (!layout->buf[0] || layout->buf[1] || !layout->data[0]) return NULL;
+    cp_picture_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->width = layout->width;
+    p->height = layout->height;
+    p->format = layout->format;
+    for (int i = 0; i < 4 && layout->data[i]; i++) {
+        p->linesize[i] = layout->linesize[i];
+        p->offset[i] = layout->data[i] - layout->buf[0]->data;
+        p->planes = i + 1;
+    }
+    p->buffers = av_buffer_pool_init(layout->buf[0]->size, NULL);
+    if (!p->buffers) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void cp_picture_pool_free(cp_picture_pool *pool) {
+    if (!pool) return;
+    av_buffer_pool_uninit(&pool->buffers);
+    free(pool);
+}
+
+int cp_picture_pool_get(cp_picture_pool *pool, AVFrame *frame) {
+    if (frame->width != pool->width || frame->height != pool->height || frame->format != pool->format || frame->buf[0])
+        return AVERROR(EINVAL);
+    AVBufferRef *buf = av_buffer_pool_get(pool->buffers);
+    if (!buf) return AVERROR(ENOMEM);
+    frame->buf[0] = buf;
+    for (int i = 0; i < pool->planes; i++) {
+        frame->data[i] = buf->data + pool->offset[i];
+        frame->linesize[i] = pool->linesize[i];
+    }
+    frame->extended_data = frame->data;
+    return 0;
+}

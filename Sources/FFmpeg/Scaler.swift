@@ -74,7 +74,31 @@ public final class Scaler {
         return made
     }
 
-    deinit { sws_freeContext(context) }
+    deinit {
+        sws_freeContext(context)
+        cp_picture_pool_free(pool)
+    }
+
+    /// Output pictures come from a pool of buffers, laid out as `av_frame_get_buffer` lays out the first
+    /// (rows aligned as zimg needs them when it may write the picture; else libavutil's own choice):
+    /// a rung makes a picture for every source picture, and reusing their buffers keeps the allocator
+    /// from spreading them over its arenas.
+    private var pool: OpaquePointer?
+
+    private func allocate(_ out: Frame) throws {
+        if pool == nil {
+            let layout = Frame()
+            layout.pointer.pointee.width = Int32(width)
+            layout.pointer.pointee.height = Int32(height)
+            layout.pointer.pointee.format = pixelFormat.raw
+            try check(av_frame_get_buffer(layout.pointer, resampler == nil ? 0 : Int32(ZimgResampler.alignment)), "allocating scaled picture")
+            guard let made = cp_picture_pool_new(layout.pointer) else {
+                throw MediaError(kind: .other, operation: "scaling", message: "cannot make a pool of \(width)x\(height) pictures")
+            }
+            pool = made
+        }
+        try check(cp_picture_pool_get(pool, out.pointer), "allocating scaled picture")
+    }
 
     /// Pictures scaled by zimg and by libswscale (a source picture whose planes zimg cannot take as
     /// they are aligned goes to libswscale, which gives the same filter).
@@ -94,7 +118,7 @@ public final class Scaler {
         out.pointer.pointee.height = Int32(height)
         out.pointer.pointee.format = pixelFormat.raw
         // Rows aligned as zimg needs them when it may write the picture (0: libavutil's own choice).
-        try check(av_frame_get_buffer(out.pointer, resampler == nil ? 0 : Int32(ZimgResampler.alignment)), "allocating scaled picture")
+        try allocate(out)
         if let resampler, try resampler.resample(source, into: out) {
             zimgScales += 1
         } else {
@@ -128,7 +152,7 @@ extension Scaler {
         out.pointer.pointee.width = Int32(width)
         out.pointer.pointee.height = Int32(height)
         out.pointer.pointee.format = pixelFormat.raw
-        try check(av_frame_get_buffer(out.pointer, Int32(ZimgResampler.alignment)), "allocating scaled picture")
+        try allocate(out)
         // What the tiles do not cover comes from `previous`; the tiles are written whole below.
         try check(cp_frame_copy_outside(out.pointer, previous.pointer, Int32(tiles.left), Int32(tiles.top), Int32(tiles.right), Int32(tiles.bottom)),
                   "copying scaled picture")

@@ -404,9 +404,7 @@ final class OnePass {
         // A picture equal to the last one (a still screen: 71 % of the bench screencast's) keeps its
         // id, so the renditions reuse what they scaled from it; one that differs carries where, so they
         // scale again only what that reaches (a slide's speaker inset).
-        if let last = lastPicture {
-            frame.changed = frame.change(since: last) ?? (frame.hasSamePicture(as: last) ? .same : nil)
-        }
+        frame.changed = lastPicture.flatMap { last in frame.change(since: last) ?? (frame.hasSamePicture(as: last) ? .same : nil) }
         if let last = lastPicture, frame.changed?.isEmpty == true {
             frame.pictureID = last.pictureID
         } else {

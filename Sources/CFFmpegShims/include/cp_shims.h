@@ -41,6 +41,16 @@ int cp_frame_changed_box(const struct AVFrame *a, const struct AVFrame *b, int b
 // Copies every visible byte of 4:2:0 picture `src` outside the rectangle of luma pixels [x0, x1) x
 // [y0, y1) (even corners) into `dst`, a picture of the same size and format. -1 when they are not
 // two such pictures.
+// Picture buffers of one size and format from a pool, laid out as av_frame_get_buffer lays out
+// `layout` (a picture of that size and format it allocated): the same strides and plane offsets, one
+// buffer a picture. A picture given back (its last reference dropped) is reused by the next one, so a
+// stream of pictures takes no new memory once the pool holds as many as are alive at once.
+typedef struct cp_picture_pool cp_picture_pool;
+cp_picture_pool *cp_picture_pool_new(const struct AVFrame *layout);
+void cp_picture_pool_free(cp_picture_pool *pool);
+// Gives `frame` (width, height and format set, no buffers) a buffer from the pool. 0 or an AVERROR.
+int cp_picture_pool_get(cp_picture_pool *pool, struct AVFrame *frame);
+
 int cp_frame_copy_outside(struct AVFrame *dst, const struct AVFrame *src, int x0, int y0, int x1, int y1);
 
 #endif

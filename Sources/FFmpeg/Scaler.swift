@@ -113,18 +113,24 @@ public final class Scaler {
             throw MediaError(kind: .other, operation: "scaling",
                              message: "picture changed to \(source.width)x\(source.height) \(source.pixelFormat) mid-stream")
         }
-        let out = Frame(timeBase: source.timeBase)
-        out.pointer.pointee.width = Int32(width)
-        out.pointer.pointee.height = Int32(height)
-        out.pointer.pointee.format = pixelFormat.raw
-        // Rows aligned as zimg needs them when it may write the picture (0: libavutil's own choice).
-        try allocate(out)
+        let out = try picture(for: source)
         if let resampler, try resampler.resample(source, into: out) {
             zimgScales += 1
         } else {
             try check(sws_scale_frame(try swscale(), out.pointer, source.pointer), "scaling")
             swscaleScales += 1
         }
+        return out
+    }
+
+    /// A picture at the target size with a buffer from the pool, carrying `source`'s timestamp, time
+    /// base and picture type, with square pixels.
+    private func picture(for source: Frame) throws -> Frame {
+        let out = Frame(timeBase: source.timeBase)
+        out.pointer.pointee.width = Int32(width)
+        out.pointer.pointee.height = Int32(height)
+        out.pointer.pointee.format = pixelFormat.raw
+        try allocate(out)
         out.pointer.pointee.pts = source.pts ?? cp_nopts()
         out.pointer.pointee.pict_type = source.pointer.pointee.pict_type
         out.pointer.pointee.key_frame = source.pointer.pointee.key_frame
@@ -148,21 +154,13 @@ extension Scaler {
               previous.pixelFormat == pixelFormat else { return nil }
         let (reach, tiles) = resampler.reach(of: changed)
         guard tiles.area * 3 < width * height * 2 else { return nil }
-        let out = Frame(timeBase: source.timeBase)
-        out.pointer.pointee.width = Int32(width)
-        out.pointer.pointee.height = Int32(height)
-        out.pointer.pointee.format = pixelFormat.raw
-        try allocate(out)
+        let out = try picture(for: source)
         // What the tiles do not cover comes from `previous`; the tiles are written whole below.
         try check(cp_frame_copy_outside(out.pointer, previous.pointer, Int32(tiles.left), Int32(tiles.top), Int32(tiles.right), Int32(tiles.bottom)),
                   "copying scaled picture")
         guard try resampler.resample(source, into: out, tiles: tiles) else { return nil }
         zimgScales += 1
         partialScales += 1
-        out.pointer.pointee.pts = source.pts ?? cp_nopts()
-        out.pointer.pointee.pict_type = source.pointer.pointee.pict_type
-        out.pointer.pointee.key_frame = source.pointer.pointee.key_frame
-        out.pointer.pointee.sample_aspect_ratio = AVRational(num: 1, den: 1)
         return (out, reach)
     }
 

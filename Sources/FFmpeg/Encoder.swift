@@ -155,6 +155,15 @@ public final class Encoder {
 
     deinit { avcodec_free_context(&context) }
 
+    /// Frees the codec and what it holds (x264's lookahead and reference pictures) once the encoder
+    /// has been flushed, before the object goes. Sending to or pulling from a closed encoder throws;
+    /// its properties are not to be read after.
+    public func close() { avcodec_free_context(&context) }
+
+    private func checkOpen() throws {
+        if context == nil { throw MediaError(kind: .other, operation: "encoding", message: "the encoder is closed") }
+    }
+
     /// Samples per audio frame the encoder expects (1024 for AAC); 0 for video.
     public var frameSize: Int { Int(context!.pointee.frame_size) }
     /// Pictures the encoder may hold back for reordering (B-frames): its packets' decoding times run
@@ -170,6 +179,7 @@ public final class Encoder {
 
     /// Sends a frame, or nil to flush. The frame's pts must be in the encoder's time base.
     public func send(_ frame: Frame?) throws {
+        try checkOpen()
         let rc = avcodec_send_frame(context, frame?.pointer)
         if rc == cp_averror_eof() { return }
         try check(rc, "encoding")
@@ -177,6 +187,7 @@ public final class Encoder {
 
     /// The next packet, `.needsInput` when the encoder wants more frames, `.endOfStream` once flushed.
     public func receive() throws -> Pull<Packet> {
+        try checkOpen()
         let packet = Packet(timeBase: timeBase)
         return try Pull(code: avcodec_receive_packet(context, packet.pointer), value: packet, operation: "encoding")
     }

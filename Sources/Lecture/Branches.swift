@@ -252,7 +252,7 @@ final class VideoBranch: Branch {
     /// its frame rate (0.2 s at 10 fps, 0.067 s at 30), x264's own lag, kept so that players' and
     /// demuxers' timestamp checks see what they expect (FFmpeg 5.1's HLS reader took a lag of 0.4 s
     /// at 25 fps for a discontinuity). `RenditionOutput.timestampOffset` is the ladder's largest.
-    var decodeLag: Double { Double(encoder.reorderFrames) / plan.frameRate }
+    let decodeLag: Double
     /// Presentation times of the pictures sent to the encoder and not yet out of it, in order.
     private var sentTimes: [Int64] = []
     private var sentHead = 0
@@ -301,6 +301,7 @@ final class VideoBranch: Branch {
         config.options = options
         encoder = try Encoder(video: config)
         stats.extradata = encoder.extradata
+        decodeLag = Double(encoder.reorderFrames) / plan.frameRate
         let encoders = [encoder] + (audio.map { [$0] } ?? [])
         output = try RenditionOutput(directory: directory, encoders: encoders,
                                      orderingLead: [Double(encoder.reorderFrames) / plan.frameRate] + (audio.map { _ in [0] } ?? []),
@@ -426,6 +427,11 @@ final class VideoBranch: Branch {
         let sourceEnd = lastInputTime.map { timeBase.timestamp($0 + (lastInputInterval ?? 1 / plan.frameRate)) }
         try writeGOP(next: nil, sourceEnd: sourceEnd)
         try output.finish(stream: 0)
+        // What the rung holds (x264's pictures, the scaler's graphs and pool) goes now, not with the
+        // pass: the chapter titles are read after the rungs end, in the memory they leave.
+        encoder.close()
+        scaler = nil
+        lastScaled = nil
     }
 
     /// The packets of the GOP being encoded, in decoding order, each with its rule time

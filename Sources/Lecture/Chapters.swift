@@ -3,7 +3,8 @@ import LectureModel
 import FFmpeg
 
 /// Runs the slide-change detector on the decoded frames, keeps one full-resolution still per chapter
-/// (retaken when the slide builds up) and hands each chapter's final still to the OCR thread.
+/// (retaken when the slide builds up) and hands each chapter's final still to the slide reader, which
+/// reads them all once the rungs have ended.
 final class ChapterBranch: Branch {
     let name = "chapters"
     private let directory: URL
@@ -18,10 +19,10 @@ final class ChapterBranch: Branch {
     private let sampleInterval = 0.2
     /// Still file of each chapter so far.
     private var stills: [String] = []
-    /// The current chapter's still as a grey picture at most 1280x720, not yet read by OCR, and when
-    /// it was taken. It is read once it has stood for `readAfter` seconds (a later build retakes it and
-    /// it is read again), or when the chapter or the lecture ends, so that OCR mostly runs while the
-    /// encoders still work instead of after them.
+    /// The current chapter's still as a grey picture at most 1280x720, not yet handed to the reader,
+    /// and when it was taken. It is handed on (made ready for OCR with the detector's busy cells of
+    /// that moment) once it has stood for `readAfter` seconds (a later build retakes it and hands it
+    /// on again), or when the chapter or the lecture ends.
     private var pendingText: Frame?
     private var pendingSince = 0.0
     static let readAfter = 5.0
@@ -39,7 +40,7 @@ final class ChapterBranch: Branch {
         lightSize = ChapterBranch.lightSize(of: stillSize)
         ocrSize = ChapterBranch.ocrSize(of: stillSize)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        reader = try languages.map { try SlideReader(languages: $0) }
+        reader = try languages.map { try SlideReader(languages: $0, spool: directory.appendingPathComponent(".slide-text")) }
     }
 
     deinit { reader?.abandon() }
@@ -50,7 +51,7 @@ final class ChapterBranch: Branch {
         guard let picture = try analysisPicture(frame) else { return }
         switch detector.add(picture, at: t) {
         case .newChapter?:
-            sendPendingText()
+            try sendPendingText()
             try writeStill(frame, chapter: stills.count)
         case .retract?:
             // The chapter's still files are rewritten by the next chapter, or removed at the end.
@@ -65,7 +66,7 @@ final class ChapterBranch: Branch {
                 try writeStill(frame, chapter: 0)
             }
         }
-        if pendingText != nil && t - pendingSince >= Self.readAfter { sendPendingText() }
+        if pendingText != nil && t - pendingSince >= Self.readAfter { try sendPendingText() }
     }
 
     /// The detector's grey copy of the picture.
@@ -205,10 +206,10 @@ final class ChapterBranch: Branch {
         return (x0, x1, y0, y1)
     }
 
-    private func sendPendingText() {
+    private func sendPendingText() throws {
         guard let frame = pendingText, let reader, !stills.isEmpty,
               let p = frame.withLuma({ pictureForOCR($0, stride: $1, width: frame.width, height: frame.height) }) else { return }
-        reader.read(chapter: stills.count - 1, pixels: p.pixels, width: p.width, height: p.height)
+        try reader.read(chapter: stills.count - 1, pixels: p.pixels, width: p.width, height: p.height)
         pendingText = nil
     }
 
@@ -229,7 +230,7 @@ final class ChapterBranch: Branch {
     }
 
     func finish() throws {
-        sendPendingText()
+        try sendPendingText()
         // A still left by a withdrawn last chapter.
         let stale = String(format: "chapter-%03d.jpg", stills.count + 1)
         for name in [stale, Self.lightName(stale)] { try? FileManager.default.removeItem(at: directory.appendingPathComponent(name)) }

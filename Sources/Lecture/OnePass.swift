@@ -53,8 +53,10 @@ final class OnePass {
     private let thumbnailBranch: ThumbnailBranch?
     private let chapterBranch: ChapterBranch?
     private let speechBranch: SpeechBranch?
-    /// Every video runner, in the order they are finished.
+    /// Every video runner: the rungs' in ladder order, then the extras'.
     private let videoRunners: [BranchRunner]
+    /// The poster and storyboard's and the chapters' runners, finished after every other.
+    private let extraRunners: [BranchRunner]
     /// The video runners that take decoded pictures; the others are fed by the branch they scale from.
     private let decodedRunners: [BranchRunner]
     private let audioRunners: [BranchRunner]
@@ -152,6 +154,7 @@ final class OnePass {
             videoBranches.first { $0.name == from }?.downstream.append(runner)
         }
         let extraRunners = extras.map { BranchRunner($0) }
+        self.extraRunners = extraRunners
         videoRunners = branchRunners + extraRunners
         decodedRunners = zip(videoBranches, branchRunners).filter { $0.0.plan.scaledFrom == nil }.map(\.1) + extraRunners
         // The speech recognizer takes the sound beside the audio renditions.
@@ -160,12 +163,12 @@ final class OnePass {
     }
 
     func run() throws -> PassOutcome {
-        let decoders = try openDecoders()
+        var decoders: Decoders? = try openDecoders()
         runners.forEach { $0.start() }
         var state = ReadState()
         do {
-            try readLoop(decoders, &state)
-            try flushDecoders(decoders)
+            try readLoop(decoders!, &state)
+            try flushDecoders(decoders!)
             try checkComplete(dataEnd: state.dataEnd)
             try checkDecodedSomething()
         } catch {
@@ -173,6 +176,8 @@ final class OnePass {
             if let e = error as? MediaError { throw CoursePackError.input(source.info.path, e) }
             throw error
         }
+        // The decoders' picture pools go before the branches end (see `finishBranches`).
+        decoders = nil
         try finishBranches()
         progress?(TranscodeProgress(position: max(state.position, source.info.duration), duration: source.info.duration,
                                     elapsed: Date().timeIntervalSince(state.started)))
@@ -248,8 +253,12 @@ final class OnePass {
     }
 
     /// Ends every branch's input; each flushes its encoder and closes its outputs on its own thread.
+    /// The rungs and the sound end first, each letting go of its encoder as it ends; the extras end
+    /// last, so the chapters' slide text is read (`SlideReader`) in the memory the encoders leave and
+    /// Tesseract's never adds to theirs.
     private func finishBranches() throws {
-        runners.forEach { $0.finishAndWait() }
+        runners.filter { r in !extraRunners.contains { $0 === r } }.forEach { $0.finishAndWait() }
+        extraRunners.forEach { $0.finishAndWait() }
         logger.debug("keyframes: \(keyframes.placed) placed, \(keyframes.skipped) left out where the picture had not changed")
         let reused = videoBranches.map { "\($0.name) \($0.stats.scalesReused)" }.joined(separator: ", ")
         logger.debug("pictures: \(pictureCount) different of \(videoFrames); scaled pictures reused: \(reused)")

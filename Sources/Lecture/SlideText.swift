@@ -90,11 +90,15 @@ public struct SlideText: Sendable, Codable, Equatable {
     }
 }
 
-/// Reads chapter stills on a thread of its own, one at a time, so that OCR never holds up the decode
-/// loop or the chapter detector. Pictures wait in a small bounded queue.
+/// Reads the chapters' stills once the rungs have ended. During the pass each chapter's grey picture
+/// waits in a file of `spool` (a later still of the same chapter replaces it); `finish`, called after
+/// every rung has let go of its encoder (`OnePass.finishBranches`), loads Tesseract and reads them in
+/// chapter order. Its model and working memory (about 30 MB for English, 80 MB for Chinese with
+/// English) are then never held beside the encoders' (BENCHMARKS.md, "the slide text read after the
+/// rungs").
 final class SlideReader: @unchecked Sendable {
-    // @unchecked Sendable: `reader` and `results` are touched only by the reading thread until `finish`
-    // has waited for it; the queue is thread-safe.
+    // @unchecked Sendable: during `finish` the reading threads only read `languages`, `spool` and
+    // `rereadsHeadings` (constants) and the shares of `waiting` handed to them.
     struct Job {
         var chapter: Int
         var pixels: [UInt8]
@@ -109,44 +113,139 @@ final class SlideReader: @unchecked Sendable {
     /// A heading read alone replaces the slide's reading of it when Tesseract is at least this sure of it.
     static let headingConfidence = 40.0
 
-    private let queue = BoundedQueue<Job>(capacity: 4)
-    private let done = DispatchSemaphore(value: 0)
-    private var reader: TextReader?
+    private let languages: String
+    private let spool: URL
+    /// The size of each chapter's waiting picture.
+    private var waiting: [Int: (width: Int, height: Int)] = [:]
     /// Whether headings are read again on their own (the languages name a CJK model).
     private let rereadsHeadings: Bool
-    private var results: [Int: SlideText] = [:]
-    private var failure: Error?
-    private var joined = false
 
-    /// Fails at once when Tesseract has no data for one of the languages.
-    init(languages: String) throws {
+    /// Fails at once when Tesseract has no data for one of the languages: the model is loaded here to
+    /// find out, and let go.
+    init(languages: String, spool: URL) throws {
+        _ = try Self.textReader(languages)
+        self.languages = languages
+        self.spool = spool
+        rereadsHeadings = languages.split(separator: "+").contains { Self.isCJKModel(String($0)) }
+        try FileManager.default.createDirectory(at: spool, withIntermediateDirectories: true)
+    }
+
+    private static func textReader(_ languages: String) throws -> TextReader {
         do {
-            reader = try TextReader(languages: languages)
+            return try TextReader(languages: languages)
         } catch let e as TextReaderError {
             throw CoursePackError(.usage, path: "OCR languages \"\(languages)\"", e.description)
         }
-        rereadsHeadings = languages.split(separator: "+").contains { Self.isCJKModel(String($0)) }
-        let thread = Thread { [self] in
-            defer { done.signal() }
-            while let job = queue.take() {
-                do {
-                    let lines = try job.pixels.withUnsafeBufferPointer {
-                        try reader!.read($0.baseAddress!, width: job.width, height: job.height, stride: job.width)
-                    }
-                    var slide = SlideText(lines: lines, height: job.height)
-                    // A heading that cannot be read again keeps the slide's own reading of it.
-                    if rereadsHeadings, let heading = (try? Self.heading(of: job, lines: lines, with: reader!)) ?? nil {
-                        slide.title = heading
-                    }
-                    results[job.chapter] = slide
-                } catch {
-                    failure = error
-                }
-            }
-            reader = nil
+    }
+
+    private func file(_ chapter: Int) -> URL { spool.appendingPathComponent("chapter-\(chapter).grey") }
+
+    /// Keeps a chapter's still (a grey picture) for reading; a later still of the same chapter replaces it.
+    func read(chapter: Int, pixels: [UInt8], width: Int, height: Int) throws {
+        try OutputFile.write(pixels, to: file(chapter))
+        waiting[chapter] = (width, height)
+    }
+
+    /// Readers working at once in `finish`, each with its own Tesseract: the pass is over and its
+    /// threads are idle, so two readers take the slides of a long lecture in about half the time.
+    static let readers = 2
+
+    /// Reads every chapter's last still; returns what was read, by chapter index.
+    func finish() throws -> [Int: SlideText] {
+        defer { abandon() }
+        let chapters = try waiting.keys.sorted().map(load)
+        guard !chapters.isEmpty else { return [:] }
+        // A lecture of one slide (a screencast, a camera talk) would keep one reader idle: its page is
+        // read in two bands at once, cut across a blank gap between its lines (`cut`). Not for CJK
+        // models, whose headings are read again on the whole page.
+        if chapters.count == 1, Self.readers > 1, !rereadsHeadings, let job = chapters.first, let cut = Self.cut(job) {
+            let threads = [0..<cut, cut..<job.height].map { rows in ReadingThread { try self.read(job, rows: rows) } }
+            var lines: [TextLine] = []
+            for t in threads { lines += try t.wait().get() }
+            return [job.chapter: SlideText(lines: lines, height: job.height)]
         }
-        thread.name = "coursepack-ocr"
-        thread.start()
+        // Each reader takes the next chapter waiting, on a thread of its own (Tesseract's stack, as before).
+        let next = Counter()
+        let threads = (0..<min(Self.readers, chapters.count)).map { _ in
+            ReadingThread { () throws -> [Int: SlideText] in
+                let reader = try Self.textReader(self.languages)
+                var results: [Int: SlideText] = [:]
+                while let i = next.take(below: chapters.count) {
+                    results[chapters[i].chapter] = try self.read(chapters[i], with: reader)
+                }
+                return results
+            }
+        }
+        var results: [Int: SlideText] = [:]
+        for outcome in threads.map({ $0.wait() }) {
+            results.merge(try outcome.get()) { a, _ in a }
+        }
+        return results
+    }
+
+    /// A chapter's waiting picture.
+    private func load(_ chapter: Int) throws -> Job {
+        let url = file(chapter), size = waiting[chapter]!
+        let pixels: [UInt8]
+        do { pixels = [UInt8](try Data(contentsOf: url)) } catch {
+            throw CoursePackError(.output, path: url.path, "cannot read the slide picture back: \(error.localizedDescription)")
+        }
+        guard pixels.count == size.width * size.height else {
+            throw CoursePackError(.output, path: url.path, "the slide picture is \(pixels.count) bytes, not \(size.width * size.height)")
+        }
+        return Job(chapter: chapter, pixels: pixels, width: size.width, height: size.height)
+    }
+
+    private func read(_ job: Job, with reader: TextReader) throws -> SlideText {
+        let lines = try job.pixels.withUnsafeBufferPointer {
+            try reader.read($0.baseAddress!, width: job.width, height: job.height, stride: job.width)
+        }
+        var slide = SlideText(lines: lines, height: job.height)
+        // A heading that cannot be read again keeps the slide's own reading of it.
+        if rereadsHeadings, let heading = (try? Self.heading(of: job, lines: lines, with: reader)) ?? nil {
+            slide.title = heading
+        }
+        return slide
+    }
+
+    /// The lines of the band `rows` of a picture, read with a Tesseract of its own, in the picture's
+    /// coordinates.
+    private func read(_ job: Job, rows: Range<Int>) throws -> [TextLine] {
+        let reader = try Self.textReader(languages)
+        let lines = try job.pixels.withUnsafeBufferPointer {
+            try reader.read($0.baseAddress! + rows.lowerBound * job.width, width: job.width, height: rows.count, stride: job.width)
+        }
+        let down = { (b: TextBox) in TextBox(x: b.x, y: b.y + rows.lowerBound, width: b.width, height: b.height) }
+        return lines.map { line in
+            TextLine(words: line.words.map { TextWord(text: $0.text, confidence: $0.confidence, box: down($0.box)) }, box: down(line.box))
+        }
+    }
+
+    /// Where a picture (dark text on light) can be cut in two bands read apart: the middle of the
+    /// longest run of blank rows (no pixel darker than 160) between 40 % and 60 % of its height, so no
+    /// line of text is cut and the heading band (`SlideText.headingBand`) stays whole in the top one;
+    /// nil when the middle has no blank row of a few pixels.
+    static func cut(_ job: Job) -> Int? {
+        let (w, h) = (job.width, job.height)
+        let blank: (Int) -> Bool = { y in !job.pixels[(y * w)..<(y * w + w)].contains { $0 < 160 } }
+        let lo = Int(Double(h) * SlideText.headingBand), hi = Int(Double(h) * 0.6)
+        var best: Range<Int>?
+        var y = lo
+        while y < hi {
+            guard blank(y) else { y += 1; continue }
+            var end = y
+            while end < h, blank(end) { end += 1 }
+            if end - y > (best?.count ?? 0) { best = y..<end }
+            y = end
+        }
+        guard let best, best.count >= max(3, h / 200) else { return nil }
+        return (best.lowerBound + best.upperBound) / 2
+    }
+
+    /// Removes the waiting pictures.
+    func abandon() {
+        waiting = [:]
+        try? FileManager.default.removeItem(at: spool)
     }
 
     static func isCJKModel(_ name: String) -> Bool {
@@ -269,26 +368,41 @@ final class SlideReader: @unchecked Sendable {
         }
         return (out, w, h)
     }
+}
 
-    /// Queues a chapter's still (a grey picture) for reading; a later still of the same chapter replaces it.
-    func read(chapter: Int, pixels: [UInt8], width: Int, height: Int) {
-        _ = queue.put(Job(chapter: chapter, pixels: pixels, width: width, height: height))
+/// The next index of a list shared by the slide readers of `SlideReader.finish`.
+private final class Counter: @unchecked Sendable {
+    // @unchecked Sendable: `value` is touched only under `lock`.
+    private let lock = NSLock()
+    private var value = 0
+
+    func take(below end: Int) -> Int? {
+        lock.withLock {
+            guard value < end else { return nil }
+            defer { value += 1 }
+            return value
+        }
+    }
+}
+
+/// Work on a thread of its own whose result is waited for: one of the slide readers of
+/// `SlideReader.finish`.
+private final class ReadingThread<Value: Sendable>: @unchecked Sendable {
+    // @unchecked Sendable: `result` is written by the thread before it signals and read after `wait`.
+    private var result: Result<Value, any Error> = .failure(CancellationError())
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ work: @escaping @Sendable () throws -> Value) {
+        let thread = Thread { [self] in
+            result = Result { try work() }
+            done.signal()
+        }
+        thread.name = "coursepack-ocr"
+        thread.start()
     }
 
-    /// Waits for every queued still; returns what was read, by chapter index.
-    func finish() throws -> [Int: SlideText] {
-        queue.finish()
+    func wait() -> Result<Value, any Error> {
         done.wait()
-        joined = true
-        if let failure { throw failure }
-        return results
-    }
-
-    /// Drops what is queued and waits for the thread.
-    func abandon() {
-        guard !joined else { return }
-        queue.abandon()
-        done.wait()
-        joined = true
+        return result
     }
 }

@@ -88,6 +88,9 @@ import OCR
         #expect(chapters.allSatisfy { $0["titleSource"] as? String == "slide" })
         let vtt = try String(contentsOf: out.appendingPathComponent("chapters/chapters.vtt"), encoding: .utf8)
         #expect(titles.allSatisfy { vtt.contains("\n\($0)\n") }, "chapters.vtt carries the titles")
+        // The slide pictures kept for reading after the pass are gone from the package.
+        let left = try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("chapters").path).filter { $0.hasPrefix(".") }
+        #expect(left.isEmpty, "\(name): \(left)")
     }
 
     /// The Chinese title set's decks in two CJK fonts (WenQuanYi Zen Hei, AR PL UKai): headings of 32,
@@ -125,6 +128,25 @@ import OCR
             TextWord(text: t, confidence: 90, box: TextBox(x: i * 30, y: 0, width: 25, height: 20))
         }
         #expect(SlideText.clean(words) == "第2讲HTTP协议and TCP")
+    }
+
+    /// A one-slide lecture's page is read in two bands, cut in the middle of the widest blank gap
+    /// between 40 % and 60 % of its height; never through ink, and not at all without such a gap.
+    @Test func aPageIsCutOnlyAcrossABlankGapInItsMiddle() {
+        let (pw, ph) = (400, 300)
+        func page(_ lines: [(Int, Int)]) -> SlideReader.Job {
+            var p = [UInt8](repeating: 250, count: pw * ph)
+            for (y0, y1) in lines { for y in y0..<y1 { for x in 20..<380 where x % 7 < 4 { p[y * pw + x] = 30 } } }
+            return SlideReader.Job(chapter: 0, pixels: p, width: pw, height: ph)
+        }
+        // Lines every 20 px with 6-px gaps, and one 12-px gap at 158-170.
+        let lines = stride(from: 10, to: 290, by: 20).map { y in (y, y + 14) }.filter { $0.0 != 150 } + [(144, 158)]
+        let cut = SlideReader.cut(page(lines))
+        #expect(cut == 164)
+        // Text straight through the middle fifth: no cut.
+        #expect(SlideReader.cut(page([(100, 200)])) == nil)
+        // A gap only in the heading band (above 40 %) is not taken.
+        #expect(SlideReader.cut(page([(0, 60), (90, 300)])) == nil)
     }
 
     // The detector on drawn analysis pictures (320x180 grey), five a second.

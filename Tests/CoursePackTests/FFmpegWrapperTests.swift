@@ -222,6 +222,25 @@ import Testing
         }
     }
 
+    /// A rung lets go of its encoder as it ends (`Encoder.close`): the encoder refuses work after,
+    /// with an error, not a crash.
+    @Test func aClosedEncoderRefusesWork() throws {
+        var config = VideoEncoderConfig(width: 64, height: 64, timeBase: Rational(1, 25), frameRate: Rational(25, 1), gopSize: 25)
+        config.options = ["preset": "ultrafast"]
+        let encoder = try Encoder(video: config)
+        let picture = try Frame.picture(width: 64, height: 64, format: .yuv420p)
+        picture.pts = 0
+        try encoder.send(picture)
+        try encoder.send(nil)
+        var packets = 0
+        while case .value = try encoder.receive() { packets += 1 }
+        #expect(packets == 1)
+        encoder.close()
+        #expect(throws: MediaError.self) { try encoder.send(picture) }
+        #expect(throws: MediaError.self) { try encoder.receive() }
+        encoder.close()
+    }
+
     @Test func aFullDecoderIsNotCorruptInput() throws {
         let demuxer = try Demuxer(path: Self.sample)
         let video = try #require(demuxer.streams.first { $0.kind == .video })

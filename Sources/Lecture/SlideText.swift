@@ -92,13 +92,13 @@ public struct SlideText: Sendable, Codable, Equatable {
 
 /// Reads the chapters' stills once the rungs have ended. During the pass each chapter's grey picture
 /// waits in a file of `spool` (a later still of the same chapter replaces it); `finish`, called after
-/// every rung has let go of its encoder (`OnePass.finishBranches`), loads Tesseract and reads them in
-/// chapter order. Its model and working memory (about 30 MB for English, 80 MB for Chinese with
-/// English) are then never held beside the encoders' (BENCHMARKS.md, "the slide text read after the
-/// rungs").
+/// every rung has let go of its encoder (`OnePass.finishBranches`), reads them with Tesseract, one
+/// picture in memory per reader. Tesseract's model and working memory (about 30 MB for English, 80 MB
+/// for Chinese with English) are then never held beside the encoders' (BENCHMARKS.md, "the slide
+/// text read after the rungs").
 final class SlideReader: @unchecked Sendable {
-    // @unchecked Sendable: during `finish` the reading threads only read `languages`, `spool` and
-    // `rereadsHeadings` (constants) and the shares of `waiting` handed to them.
+    // @unchecked Sendable: `waiting` changes only on the chapter branch's thread, before `finish`;
+    // the reading threads of `finish` read it and the constants, and change nothing.
     struct Job {
         var chapter: Int
         var pixels: [UInt8]
@@ -153,12 +153,12 @@ final class SlideReader: @unchecked Sendable {
     /// Reads every chapter's last still; returns what was read, by chapter index.
     func finish() throws -> [Int: SlideText] {
         defer { abandon() }
-        let chapters = try waiting.keys.sorted().map(load)
+        let chapters = waiting.keys.sorted()
         guard !chapters.isEmpty else { return [:] }
         // A lecture of one slide (a screencast, a camera talk) would keep one reader idle: its page is
         // read in two bands at once, cut across a blank gap between its lines (`cut`). Not for CJK
         // models, whose headings are read again on the whole page.
-        if chapters.count == 1, Self.readers > 1, !rereadsHeadings, let job = chapters.first, let cut = Self.cut(job) {
+        if chapters.count == 1, Self.readers > 1, !rereadsHeadings, case let job = try load(chapters[0]), let cut = Self.cut(job) {
             let threads = [0..<cut, cut..<job.height].map { rows in ReadingThread { try self.read(job, rows: rows) } }
             var lines: [TextLine] = []
             for t in threads { lines += try t.wait().get() }
@@ -171,7 +171,7 @@ final class SlideReader: @unchecked Sendable {
                 let reader = try Self.textReader(self.languages)
                 var results: [Int: SlideText] = [:]
                 while let i = next.take(below: chapters.count) {
-                    results[chapters[i].chapter] = try self.read(chapters[i], with: reader)
+                    results[chapters[i]] = try self.read(try self.load(chapters[i]), with: reader)
                 }
                 return results
             }
@@ -222,7 +222,7 @@ final class SlideReader: @unchecked Sendable {
     }
 
     /// Where a picture (dark text on light) can be cut in two bands read apart: the middle of the
-    /// longest run of blank rows (no pixel darker than 160) between 40 % and 60 % of its height, so no
+    /// longest run of blank rows (no pixel darker than 160) starting between 40 % and 60 % of its height, so no
     /// line of text is cut and the heading band (`SlideText.headingBand`) stays whole in the top one;
     /// nil when the middle has no blank row of a few pixels.
     static func cut(_ job: Job) -> Int? {

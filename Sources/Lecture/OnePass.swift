@@ -258,7 +258,9 @@ final class OnePass {
     /// Tesseract's never adds to theirs.
     private func finishBranches() throws {
         runners.filter { r in !extraRunners.contains { $0 === r } }.forEach { $0.finishAndWait() }
+        let rungsEnded = Date()
         extraRunners.forEach { $0.finishAndWait() }
+        logger.debug("thumbnails and chapters (their slide text read) ended \(String(format: "%.2f", Date().timeIntervalSince(rungsEnded))) s after the rungs")
         logger.debug("keyframes: \(keyframes.placed) placed, \(keyframes.skipped) left out where the picture had not changed")
         let reused = videoBranches.map { "\($0.name) \($0.stats.scalesReused)" }.joined(separator: ", ")
         logger.debug("pictures: \(pictureCount) different of \(videoFrames); scaled pictures reused: \(reused)")

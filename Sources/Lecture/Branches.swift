@@ -304,7 +304,7 @@ final class VideoBranch: Branch {
         decodeLag = Double(encoder.reorderFrames) / plan.frameRate
         let encoders = [encoder] + (audio.map { [$0] } ?? [])
         output = try RenditionOutput(directory: directory, encoders: encoders,
-                                     orderingLead: [Double(encoder.reorderFrames) / plan.frameRate] + (audio.map { _ in [0] } ?? []),
+                                     orderingLead: [decodeLag] + (audio.map { _ in [0] } ?? []),
                                      segmentSeconds: segmentSeconds, lead: lead, independentSegments: true)
     }
 

@@ -161,7 +161,7 @@ final class SlideReader: @unchecked Sendable {
         if chapters.count == 1, Self.readers > 1, !rereadsHeadings, case let job = try load(chapters[0]), let cut = Self.cut(job) {
             let threads = [0..<cut, cut..<job.height].map { rows in ReadingThread { try self.read(job, rows: rows) } }
             var lines: [TextLine] = []
-            for t in threads { lines += try t.wait().get() }
+            for outcome in threads.map({ $0.wait() }) { lines += try outcome.get() }
             return [job.chapter: SlideText(lines: lines, height: job.height)]
         }
         // Each reader takes the next chapter waiting, on a thread of its own (Tesseract's stack, as before).

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LectureModel
 import OCR
 
@@ -371,13 +372,11 @@ final class SlideReader: @unchecked Sendable {
 }
 
 /// The next index of a list shared by the slide readers of `SlideReader.finish`.
-private final class Counter: @unchecked Sendable {
-    // @unchecked Sendable: `value` is touched only under `lock`.
-    private let lock = NSLock()
-    private var value = 0
+private final class Counter: Sendable {
+    private let value = Mutex(0)
 
     func take(below end: Int) -> Int? {
-        lock.withLock {
+        value.withLock { value in
             guard value < end else { return nil }
             defer { value += 1 }
             return value
